@@ -1,0 +1,1 @@
+"""Atom connectors: read and write the stores a company already has, as pandas DataFrames."""

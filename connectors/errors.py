@@ -1,0 +1,103 @@
+"""Root of Atom's one error hierarchy; every package adds its subtree under `AtomError`.
+
+```
+AtomError                                   # root; picklable, crosses Ray and process boundaries
+├─ Transient (retry_after)                  # worth retrying later
+├─ Permanent                                # retrying will not help
+│   └─ ConfigError                          # a bad spec, setting or argument
+└─ ConnectorError                           # connectors/ (this module)
+    ├─ UnknownConnector(Permanent)          # connectType not in the registry
+    ├─ ConnectorNotInstalled(Permanent)     # the SDK behind a connector is missing
+    ├─ SourceUnavailable(Transient)         # store unreachable, connection dropped
+    ├─ AuthenticationFailed(Permanent)      # wrong account or password
+    ├─ PermissionDenied(Permanent)          # authenticated, but may not read/write that
+    ├─ TargetNotFound(Permanent)            # table, key, object or file missing
+    └─ BatchDecodeError(Permanent)          # data that cannot be turned into a DataFrame
+control/errors.py:       ControlError subtree (NotFound, Conflict, InvalidTransition, ...)
+runtime_agent/errors.py: OperatorError subtree (OperatorLoadError, OperatorFailed, ...)
+```
+
+Every message is one line that names the thing and says what to do; secrets never
+appear in it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AtomError(Exception):
+    """Root of every error Atom raises on purpose."""
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context = context
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.message, self.context))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _rebuild(cls: type[AtomError], message: str, context: dict[str, Any]) -> AtomError:
+    err = cls.__new__(cls)
+    AtomError.__init__(err, message, **context)
+    for key, value in context.items():
+        setattr(err, key, value)
+    return err
+
+
+class Transient(AtomError):
+    """A failure that may pass: retry after `retry_after` seconds (None: caller's backoff)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **context: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **context)
+        self.retry_after = retry_after
+
+
+class Permanent(AtomError):
+    """A failure that retrying will not fix."""
+
+
+class ConfigError(Permanent):
+    """A bad spec, setting or argument given by the user."""
+
+
+class ConnectorError(AtomError):
+    """Base of every error raised by a connector."""
+
+
+class UnknownConnector(ConnectorError, Permanent):
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(
+            f"unknown connectType {name!r}: valid values are {', '.join(sorted(known))}",
+            name=name,
+            known=known,
+        )
+
+
+class ConnectorNotInstalled(ConnectorError, Permanent):
+    def __init__(self, name: str, hint: str) -> None:
+        super().__init__(f"connector {name!r} needs a package that is not installed: {hint}", name=name)
+
+
+class SourceUnavailable(ConnectorError, Transient):
+    """The store cannot be reached (refused, timed out, dropped mid-read)."""
+
+
+class AuthenticationFailed(ConnectorError, Permanent):
+    """The store refused the account or password."""
+
+
+class PermissionDenied(ConnectorError, Permanent):
+    """The account may not read or write the target."""
+
+
+class TargetNotFound(ConnectorError, Permanent):
+    """The table, key, object or file does not exist."""
+
+
+class BatchDecodeError(ConnectorError, Permanent):
+    """Data that cannot be decoded into a DataFrame in the declared format."""

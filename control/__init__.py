@@ -1,0 +1,1 @@
+"""Atom control: the HTTP API, the store, the dispatcher and the reconcile loop."""

@@ -1,0 +1,235 @@
+"""`AsyncControlClient`: every call the CLI, TUI and runtime agent make to control, over httpx.
+
+Imports only `control.schemas` and `control.errors`: no SQLAlchemy, no FastAPI.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+
+from control.errors import ControlAPIError, ControlUnreachable
+from control.schemas import (
+    FinishResult,
+    Heartbeat,
+    LogChunk,
+    MetricPoint,
+    MetricReport,
+    ModelVersionAssigned,
+    ModelVersionReport,
+    NodeRelationIn,
+    NodeRelationOut,
+    RunOut,
+    RunPage,
+    ServeSpec,
+    ServiceOut,
+    StartResult,
+    StateReport,
+    TaskEvent,
+    TaskSpec,
+)
+
+T = TypeVar("T")
+
+LAMP = "/lamp/atom/service/operator"
+API = "/api/v1"
+
+#: resource kinds under /api/v1/spaces/{space}/..., and the body field that names each
+KINDS: dict[str, str] = {
+    "connections": "connectName",
+    "sources": "sourceName",
+    "operators": "operatorName",
+    "models": "modelName",
+    "service-infos": "siName",
+    "experiments": "experimentName",
+    "exams": "examName",
+    "nodes": "nodeName",
+}
+
+
+class AsyncControlClient:
+    """Talks to one control server.
+
+    Args:
+        base_url: e.g. `http://127.0.0.1:8470`.
+        token: a user token, or a run token for the agent's calls.
+        transport: an httpx transport (tests pass `httpx.ASGITransport(app=...)`).
+        timeout: seconds per request.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, headers=headers, transport=transport, timeout=timeout
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncControlClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    async def request(
+        self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
+    ) -> Any:
+        """Send one request; return the decoded JSON body or raise `ControlAPIError`."""
+        if isinstance(json, BaseModel):
+            json = json.model_dump(mode="json", by_alias=True, exclude_unset=True)
+        if params:
+            params = {k: v for k, v in params.items() if v is not None}
+        try:
+            resp = await self._http.request(method, path, json=json, params=params)
+        except httpx.TransportError as exc:
+            raise ControlUnreachable(self.base_url, type(exc).__name__) from exc
+        if resp.status_code >= 400:
+            try:
+                msg = resp.json().get("msg") or resp.text
+            except ValueError:
+                msg = resp.text or resp.reason_phrase
+            raise ControlAPIError(str(msg), status_code=resp.status_code, path=path)
+        if not resp.content:
+            return None
+        return resp.json()
+
+    async def _get(self, path: str, model: type[T] | Any, **params: Any) -> T:
+        return TypeAdapter(model).validate_python(await self.request("GET", path, params=params))
+
+    async def _post(self, path: str, model: type[T] | Any, body: Any = None) -> T:
+        return TypeAdapter(model).validate_python(await self.request("POST", path, json=body))
+
+    # -- health and resources ---------------------------------------------------------------
+
+    async def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("GET", "/healthz")
+        return result
+
+    async def list_spaces(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = await self.request("GET", f"{API}/spaces")
+        return result
+
+    async def ensure_space(self, space: str) -> dict[str, Any]:
+        """Create the space if it does not exist; return it."""
+        result: dict[str, Any] = await self.request("PUT", f"{API}/spaces/{space}", json={"spaceName": space})
+        return result
+
+    async def list(self, space: str, kind: str, **params: Any) -> list[dict[str, Any]]:
+        """List one kind of resource (see `KINDS`) in a space."""
+        result: list[dict[str, Any]] = await self.request("GET", f"{API}/spaces/{space}/{kind}", params=params)
+        return result
+
+    async def get(self, space: str, kind: str, name: str | int) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("GET", f"{API}/spaces/{space}/{kind}/{name}")
+        return result
+
+    async def create(self, space: str, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("POST", f"{API}/spaces/{space}/{kind}", json=body)
+        return result
+
+    async def put(self, space: str, kind: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create or replace `name` (idempotent; what `atom apply` uses)."""
+        result: dict[str, Any] = await self.request("PUT", f"{API}/spaces/{space}/{kind}/{name}", json=body)
+        return result
+
+    async def patch(self, space: str, kind: str, name: str | int, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = await self.request("PATCH", f"{API}/spaces/{space}/{kind}/{name}", json=body)
+        return result
+
+    async def delete(self, space: str, kind: str, name: str | int) -> None:
+        await self.request("DELETE", f"{API}/spaces/{space}/{kind}/{name}")
+
+    async def test_connection(self, space: str, name: str) -> dict[str, Any]:
+        """Ask control to open the connection: `{"ok": bool, "msg": str}`."""
+        result: dict[str, Any] = await self.request("POST", f"{API}/spaces/{space}/connections/{name}/test")
+        return result
+
+    # -- seed paths -------------------------------------------------------------------------
+
+    async def create_node_relation(self, relation: NodeRelationIn) -> NodeRelationOut:
+        return await self._post(f"{LAMP}/node/createNodeRelation", NodeRelationOut, relation)
+
+    async def start_node_task(self, event: TaskEvent) -> StartResult:
+        return await self._post(f"{LAMP}/taskEvent/startNodeTask", StartResult, event)
+
+    async def running_auto_finish(self, event: TaskEvent) -> FinishResult:
+        return await self._post(f"{LAMP}/taskEvent/runningAutoFinish", FinishResult, event)
+
+    async def create_operators(self, payload: dict[str, Any]) -> StartResult:
+        return await self._post("/operator/create_operators", StartResult, payload)
+
+    # -- runs -------------------------------------------------------------------------------
+
+    async def list_runs(
+        self,
+        *,
+        space: str | None = None,
+        node: str | None = None,
+        state: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> RunPage:
+        return await self._get(
+            f"{API}/runs", RunPage, space=space, node=node, state=state, limit=limit, offset=offset
+        )
+
+    async def get_run(self, run_id: int) -> RunOut:
+        return await self._get(f"{API}/runs/{run_id}", RunOut)
+
+    async def stop_run(self, run_id: int, reason: str = "stopped by user") -> RunOut:
+        return await self._post(f"{API}/runs/{run_id}/stop", RunOut, {"reason": reason})
+
+    async def run_logs(self, run_id: int, *, offset: int = 0, limit: int = 65536) -> LogChunk:
+        return await self._get(f"{API}/runs/{run_id}/logs", LogChunk, offset=offset, limit=limit)
+
+    async def run_metrics(self, run_id: int) -> list[MetricPoint]:
+        return await self._get(f"{API}/runs/{run_id}/metrics", list[MetricPoint])
+
+    # -- services ---------------------------------------------------------------------------
+
+    async def list_services(self, *, space: str | None = None) -> list[ServiceOut]:
+        return await self._get(f"{API}/services", list[ServiceOut], space=space)
+
+    async def get_service(self, service_id: int) -> ServiceOut:
+        return await self._get(f"{API}/services/{service_id}", ServiceOut)
+
+    async def stop_service(self, service_id: int) -> ServiceOut:
+        return await self._post(f"{API}/services/{service_id}/stop", ServiceOut)
+
+    async def approve_service(self, service_id: int) -> ServiceOut:
+        return await self._post(f"{API}/services/{service_id}/approve", ServiceOut)
+
+    # -- the runtime agent's calls (run token) ----------------------------------------------
+
+    async def task_spec(self, run_id: int) -> TaskSpec:
+        return await self._get(f"{API}/agent/runs/{run_id}/spec", TaskSpec)
+
+    async def report_state(self, run_id: int, report: StateReport) -> RunOut:
+        return await self._post(f"{API}/agent/runs/{run_id}/state", RunOut, report)
+
+    async def heartbeat(self, run_id: int, beat: Heartbeat) -> dict[str, Any]:
+        """Returns `{"stop": bool}`: true once a user asked the run to stop."""
+        result: dict[str, Any] = await self.request("POST", f"{API}/agent/runs/{run_id}/heartbeat", json=beat)
+        return result
+
+    async def report_metrics(self, run_id: int, report: MetricReport) -> None:
+        await self.request("POST", f"{API}/agent/runs/{run_id}/metrics", json=report)
+
+    async def register_model_version(self, run_id: int, report: ModelVersionReport) -> ModelVersionAssigned:
+        return await self._post(f"{API}/agent/runs/{run_id}/model-version", ModelVersionAssigned, report)
+
+    async def serve_spec(self, service_id: int) -> ServeSpec:
+        return await self._get(f"{API}/agent/services/{service_id}/spec", ServeSpec)

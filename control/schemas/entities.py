@@ -1,0 +1,354 @@
+"""Static entities on the wire (seed 000 §3.2 field names): create bodies, patches and views.
+
+`XxxIn` is a create/replace body, `XxxPatch` an update (every field optional) and
+`XxxOut` what the API returns. Secrets go in, never out: views carry `hasPassword`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from pydantic import AliasChoices, Field, field_validator
+
+from control.schemas._base import (
+    ColonyType,
+    ConnectType,
+    DeployType,
+    ModelCreateType,
+    ModelTechnologyType,
+    ModelType,
+    NodeStatus,
+    OperatorModel,
+    OperatorResult,
+    OperatorRuntimeType,
+    OperatorSourceType,
+    RuntimePattern,
+    SourceRole,
+    Wire,
+)
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+NAME = Field(min_length=1, max_length=128)
+
+
+def check_dns1123(name: str) -> str:
+    """Refuse a node name Kubernetes would refuse as a pod name (RFC 1123 label)."""
+    if not DNS1123_LABEL.match(name):
+        raise ValueError(
+            f"{name!r} is not a valid Kubernetes name: use at most 63 lower-case letters, digits "
+            "and '-', starting and ending with a letter or digit"
+        )
+    return name
+
+
+class Stamped(Wire):
+    id: int
+    space_id: int
+    create_time: datetime | None = None
+    update_time: datetime | None = None
+
+
+# -- space / experiment / exam ---------------------------------------------------------------
+
+
+class SpaceIn(Wire):
+    space_name: str = Field(min_length=1, max_length=63)
+    description: str = ""
+
+    _name = field_validator("space_name")(check_dns1123)
+
+
+class SpaceOut(Wire):
+    id: int
+    space_name: str
+    description: str
+    create_time: datetime | None = None
+
+
+class ExperimentIn(Wire):
+    experiment_name: str = NAME
+    description: str = ""
+
+
+class ExperimentOut(ExperimentIn):
+    id: int
+    space_id: int
+
+
+class ExamIn(Wire):
+    exam_name: str = NAME
+    experiment_id: int
+    description: str = ""
+
+
+class ExamOut(ExamIn):
+    id: int
+    space_id: int
+
+
+# -- connection ------------------------------------------------------------------------------
+
+
+class ConnectionFields(Wire):
+    operation_type: str = ""
+    connect_type: ConnectType = ConnectType.FILE
+    connect_addr: str = ""
+    connect_port: int | None = Field(
+        default=None, ge=1, le=65535, validation_alias=AliasChoices("connectPort", "connect_port")
+    )
+    connect_account: str = ""
+    connect_space: str = ""
+    mode: str = ""
+    colony_type: ColonyType = ColonyType.SINGLE
+    source_conf: dict[str, Any] = Field(default_factory=dict)
+    source_route: str = ""
+    source_size: str = ""
+    source_count: int = 0
+
+
+class ConnectionIn(ConnectionFields):
+    connect_name: str = NAME
+    connect_password: str | None = Field(default=None, repr=False)
+
+
+class ConnectionPatch(Wire):
+    connect_addr: str | None = None
+    connect_port: int | None = Field(default=None, ge=1, le=65535)
+    connect_account: str | None = None
+    connect_password: str | None = Field(default=None, repr=False)
+    connect_space: str | None = None
+    colony_type: ColonyType | None = None
+    source_conf: dict[str, Any] | None = None
+
+
+class ConnectionOut(ConnectionFields, Stamped):
+    connect_name: str
+    has_password: bool = False
+
+
+# -- data source -----------------------------------------------------------------------------
+
+HOOKS = (
+    "task_init_execute",
+    "operate_execute_before",
+    "data_execute_before",
+    "operate_execute",
+    "data_execute_after",
+    "operate_execute_after",
+)
+
+
+class DataSourceFields(Wire):
+    source_type: SourceRole = SourceRole.SOURCE
+    source_space: str = ""
+    source_conf: dict[str, Any] = Field(default_factory=dict)
+    task_init_execute: str = ""
+    operate_execute_before: str = ""
+    data_execute_before: str = ""
+    operate_execute: str = ""
+    data_execute_after: str = ""
+    operate_execute_after: str = ""
+    data_format: str = ""
+    operator_read_num: int = Field(default=0, ge=0)
+    connect_read_num: int = Field(default=0, ge=0)
+    paginate_read_num: int = Field(default=0, ge=0)
+    disposable: bool = False
+    async_load: bool = True
+    order: int = 0
+
+
+class DataSourceIn(DataSourceFields):
+    source_name: str = NAME
+    connection_id: int | None = None
+    connection_name: str | None = None
+    """Either connectionId or connectionName names the connection."""
+
+
+class DataSourceOut(DataSourceFields, Stamped):
+    source_name: str
+    connection_id: int
+    connection_name: str
+
+
+# -- operator --------------------------------------------------------------------------------
+
+
+class OperatorFields(Wire):
+    operator_template_id: int | None = None
+    operator_source_id: int | None = None
+    operator_source_type: OperatorSourceType = OperatorSourceType.CUSTOM
+    operator_runtime_type: OperatorRuntimeType = OperatorRuntimeType.TRAIN
+    operator_model: OperatorModel = OperatorModel.OFFLINE
+    level: int = 1
+    resources_account_id: int | None = None
+    code_mode: str = "MODULE"
+    code_address: str = ""
+    code_version: str = ""
+    module_name: str = Field(min_length=1, max_length=255)
+    execute_object: str = Field(min_length=1, max_length=128)
+    operator_conf: dict[str, Any] = Field(default_factory=dict)
+    environment_conf: dict[str, Any] = Field(default_factory=dict)
+    model_conf: dict[str, Any] = Field(default_factory=dict)
+    operator_epoch: int = Field(default=1, ge=1)
+    operator_plan_runtimes: str = ""
+    operator_priority: int = 0
+    deploy_type: DeployType = DeployType.NOT_DEPLOY
+
+    @field_validator("operator_conf", "environment_conf", "model_conf", mode="before")
+    @classmethod
+    def _json_text(cls, value: Any) -> Any:
+        # the seed sends these as strings ("" or JSON text)
+        if isinstance(value, str):
+            import json
+
+            if not value.strip():
+                return {}
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not JSON: {exc.msg}") from None
+        return value
+
+
+class OperatorIn(OperatorFields):
+    operator_name: str = NAME
+
+
+class OperatorOut(OperatorFields, Stamped):
+    operator_name: str
+
+
+# -- model -----------------------------------------------------------------------------------
+
+
+class ModelFields(Wire):
+    node_id: int | None = None
+    runtime_id: int | None = None
+    operator_id: int | None = None
+    model_create_type: ModelCreateType = ModelCreateType.TRAIN
+    model_version: str = ""
+    model_score: float = 0
+    model_type: ModelType = ModelType.USER
+    model_technology_type: ModelTechnologyType = ModelTechnologyType.MULTI_MODE
+    model_address: str = ""
+    model_status: str = ""
+    connect_id: int | None = None
+    connection_name: str | None = None
+    connect_status: str = ""
+    operator_result: OperatorResult = OperatorResult.NOT_CONTAIN_OPTIMAL
+    resource_type: str = ""
+    resource_value: str = ""
+    resource_size: str = ""
+    produce_way: str = ""
+
+
+class ModelIn(ModelFields):
+    model_name: str = NAME
+
+
+class ModelVersionOut(Wire):
+    id: int
+    model_version: str
+    model_score: float
+    model_address: str
+    runtime_id: int | None
+    operator_result: OperatorResult
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    create_time: datetime | None = None
+
+
+class ModelOut(ModelFields, Stamped):
+    model_name: str
+    versions: list[ModelVersionOut] = Field(default_factory=list)
+
+
+# -- service info ----------------------------------------------------------------------------
+
+
+class ServiceInfoFields(Wire):
+    si_type: str = ""
+    si_runtime_pattern: RuntimePattern = RuntimePattern.COMMAND
+    si_node_num: int = Field(default=1, ge=0)
+    si_image_name: str = ""
+    si_cpu: int = Field(default=1, ge=0)
+    si_gpu: int = Field(default=0, ge=0)
+    si_memory: int = Field(default=1024, ge=0)
+    si_display_memory: int = Field(default=0, ge=0)
+    si_label: str = ""
+
+
+class ServiceInfoIn(ServiceInfoFields):
+    si_name: str = NAME
+
+
+class ServiceInfoOut(ServiceInfoFields, Stamped):
+    si_name: str
+
+
+# -- node and relation -----------------------------------------------------------------------
+
+
+class NodeFields(Wire):
+    node_template_id: int | None = None
+    exam_id: int | None = None
+    operator_source_type: OperatorSourceType = OperatorSourceType.CUSTOM
+    operator_runtime_type: OperatorRuntimeType = OperatorRuntimeType.TRAIN
+    node_model: OperatorModel = OperatorModel.OFFLINE
+    node_epoch: int = Field(default=1, ge=1)
+    node_plan_runtimes: str = ""
+    node_status: NodeStatus = NodeStatus.CREATE
+    operator_priority: int = 0
+    max_retries: int = Field(default=0, ge=0, le=20)
+
+
+class NodeIn(NodeFields):
+    node_name: str = Field(min_length=1, max_length=63)
+
+    _name = field_validator("node_name")(check_dns1123)
+
+
+class NodePatch(Wire):
+    node_status: NodeStatus | None = None
+    exam_id: int | None = None
+    node_epoch: int | None = Field(default=None, ge=1)
+    operator_priority: int | None = None
+    max_retries: int | None = Field(default=None, ge=0, le=20)
+
+
+class NodeOut(NodeFields, Stamped):
+    node_name: str
+    last_run_state: str | None = None
+
+
+class NodeRelationIn(Wire):
+    """Body of createNodeRelation: binds a node to its operator, data, model and resources."""
+
+    node_id: int
+    next_node_id: int | None = None
+    operator_id: int
+    data_source_id: int | None = None
+    data_source_ids: list[int] = Field(default_factory=list)
+    model_id: int | None = Field(default=None, validation_alias=AliasChoices("modelID", "modelId", "model_id"))
+    service_info_id: int | None = None
+    max_service_info_id: int | None = None
+    min_service_info_id: int | None = None
+
+    def all_source_ids(self) -> list[int]:
+        ids = list(self.data_source_ids)
+        if self.data_source_id is not None and self.data_source_id not in ids:
+            ids.insert(0, self.data_source_id)
+        return ids
+
+
+class NodeRelationOut(Wire):
+    id: int
+    node_id: int
+    next_node_id: int | None
+    operator_id: int
+    data_source_ids: list[int]
+    model_id: int | None
+    service_info_id: int | None
+    max_service_info_id: int | None
+    min_service_info_id: int | None

@@ -1,0 +1,237 @@
+"""Run-time contract: task events (seed paths), run and service views, and the agent's calls.
+
+The runtime agent fetches a `TaskSpec`, reports through `StateReport`, `Heartbeat`,
+`MetricReport` and `ModelVersionReport`, and ends with `TaskEvent` on runningAutoFinish.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from control.schemas._base import (
+    ColonyType,
+    ConnectType,
+    DeployType,
+    OperatorResult,
+    OperatorRuntimeType,
+    RunState,
+    ServiceState,
+    SourceRole,
+    Wire,
+)
+from control.schemas.entities import ServiceInfoFields
+
+
+class TaskEvent(Wire):
+    """Body of startNodeTask and runningAutoFinish (seed 000 §4 and §5.2)."""
+
+    task_id: int
+    """The node id (or the exam id when `taskType` is EXAM)."""
+    task_type: str = "NODE"
+    envs: dict[str, str] = Field(default_factory=dict)
+    operator_runtime_type: OperatorRuntimeType | None = None
+    run_parameter: dict[str, str] = Field(default_factory=dict)
+
+
+class StartResult(Wire):
+    run_ids: list[int]
+    msg: str = "started"
+
+
+class FinishResult(Wire):
+    run_id: int
+    state: RunState
+    service_id: int | None = None
+    msg: str
+
+
+# -- what the agent receives ------------------------------------------------------------------
+
+
+class ConnectionSpec(Wire):
+    connect_name: str
+    connect_type: ConnectType
+    connect_addr: str = ""
+    connect_port: int | None = None
+    connect_account: str = ""
+    connect_password: str = Field(default="", repr=False)
+    connect_space: str = ""
+    colony_type: ColonyType = ColonyType.SINGLE
+    source_conf: dict[str, Any] = Field(default_factory=dict)
+
+
+class SourceSpec(Wire):
+    source_name: str
+    source_type: SourceRole
+    operate_execute: str = ""
+    data_format: str = ""
+    operator_read_num: int = 0
+    connect_read_num: int = 0
+    paginate_read_num: int = 0
+    disposable: bool = False
+    async_load: bool = True
+    order: int = 0
+    source_conf: dict[str, Any] = Field(default_factory=dict)
+    task_init_execute: str = ""
+    operate_execute_before: str = ""
+    data_execute_before: str = ""
+    data_execute_after: str = ""
+    operate_execute_after: str = ""
+    connection: ConnectionSpec
+
+
+class OperatorSpec(Wire):
+    operator_name: str
+    operator_runtime_type: OperatorRuntimeType
+    module_name: str
+    execute_object: str
+    code_mode: str = "MODULE"
+    code_address: str = ""
+    code_version: str = ""
+    operator_conf: dict[str, Any] = Field(default_factory=dict)
+    environment_conf: dict[str, Any] = Field(default_factory=dict)
+    model_conf: dict[str, Any] = Field(default_factory=dict)
+    operator_epoch: int = 1
+    deploy_type: DeployType = DeployType.NOT_DEPLOY
+
+
+class ModelSpec(Wire):
+    model_id: int | None = None
+    model_name: str
+    model_address: str = ""
+    connection: ConnectionSpec | None = None
+
+
+class ServiceInfoSpec(ServiceInfoFields):
+    si_name: str = ""
+
+
+class TaskSpec(Wire):
+    """Everything one run needs: fetched by the agent with its run token."""
+
+    run_id: int
+    node_id: int | None = None
+    node_name: str
+    space_id: int | None = None
+    attempt: int = 1
+    operator: OperatorSpec
+    sources: list[SourceSpec] = Field(default_factory=list)
+    model: ModelSpec | None = None
+    service_info: ServiceInfoSpec | None = None
+    envs: dict[str, str] = Field(default_factory=dict)
+    run_parameter: dict[str, str] = Field(default_factory=dict)
+
+
+# -- what the agent reports -------------------------------------------------------------------
+
+
+class StateReport(Wire):
+    state: RunState
+    reason: str = ""
+
+
+class Heartbeat(Wire):
+    progress: float | None = Field(default=None, ge=0, le=1)
+    stage: str | None = None
+    rows_read: int | None = None
+
+
+class MetricReport(Wire):
+    step: int = 0
+    values: dict[str, float]
+
+
+class ModelVersionReport(Wire):
+    model_address: str
+    model_score: float = 0
+    metrics: dict[str, float] = Field(default_factory=dict)
+    operator_result: OperatorResult = OperatorResult.CONTAIN_OPTIMAL
+
+
+class ModelVersionAssigned(Wire):
+    model_version: str
+    model_version_id: int
+
+
+# -- run and service views --------------------------------------------------------------------
+
+
+class Transition(Wire):
+    from_state: RunState | None
+    to_state: RunState
+    reason: str
+    at: datetime
+
+
+class MetricPoint(Wire):
+    step: int
+    name: str
+    value: float
+    at: datetime
+
+
+class RunOut(Wire):
+    id: int
+    node_id: int | None
+    node_name: str
+    space_id: int | None
+    operator_runtime_type: OperatorRuntimeType
+    adapter: str
+    state: RunState
+    reason: str = ""
+    attempt: int
+    progress: float | None = None
+    stage: str | None = None
+    rows_read: int | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    external_id: str | None = None
+    history: list[Transition] = Field(default_factory=list)
+
+
+class RunPage(Wire):
+    items: list[RunOut]
+    total: int
+
+
+class LogChunk(Wire):
+    offset: int
+    next_offset: int
+    text: str
+    eof: bool
+    """True when the run is over and nothing more will be written."""
+
+
+class ServiceOut(Wire):
+    id: int
+    service_name: str
+    space_id: int | None
+    model_name: str
+    model_version: str
+    runtime_id: int | None
+    replicas: int
+    endpoint: str | None
+    traffic_weight: int
+    state: ServiceState
+    reason: str = ""
+    adapter: str
+    created_at: datetime
+
+
+class ServeSpec(Wire):
+    """What `atom-runtime serve` fetches for a service started by control."""
+
+    service_id: int
+    service_name: str
+    model_name: str
+    model_version: str
+    model_address: str
+    connection: ConnectionSpec | None = None
+    serving_object: str
+    """`module:Class` of the reasoning operator that answers requests."""
+    model_conf: dict[str, Any] = Field(default_factory=dict)

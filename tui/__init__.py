@@ -1,0 +1,1 @@
+"""Atom terminal dashboard (Textual), talking to control over HTTP."""

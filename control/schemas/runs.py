@@ -149,6 +149,8 @@ class ModelVersionReport(Wire):
     model_score: float = 0
     metrics: dict[str, float] = Field(default_factory=dict)
     operator_result: OperatorResult = OperatorResult.CONTAIN_OPTIMAL
+    serving_object: str | None = None
+    """`module:Class` of the reasoning operator that serves this model (the operator's `serving_object`)."""
 
 
 class ModelVersionAssigned(Wire):

@@ -209,6 +209,7 @@ class ModelVersion(Base):
     runtime_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True)
     operator_result: Mapped[str] = mapped_column(String(24), default="CONTAIN_OPTIMAL")
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    serving_object: Mapped[str | None] = mapped_column(String(255), nullable=True)
     create_time: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -1,0 +1,70 @@
+"""`create_app(settings)`: the control HTTP API (FastAPI), its store, dispatcher and reconcile loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+
+from control.api import errors
+from control.api.routes import agent, lamp, resources, runs, services
+from control.dispatch import LocalAdapter
+from control.orchestrator import Orchestrator
+from control.reconcile import Reconciler
+from control.secrets import Vault
+from control.settings import Settings
+from control.store.engine import Store
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, reconcile: bool = True) -> FastAPI:
+    """Build the app. The store is opened (and migrated) here; the reconcile loop runs in lifespan.
+
+    Args:
+        settings: control settings; None reads `ATOM_*` from the environment.
+        reconcile: run the reconcile loop while the app is up (tests may drive it by hand).
+    """
+    settings = settings or Settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.database_url)
+    vault = Vault.from_home(settings.home, settings.secret_key.get_secret_value() if settings.secret_key else None)
+    orch = Orchestrator(settings, store, vault, {"local": LocalAdapter()})
+    reconciler = Reconciler(orch, interval=settings.reconcile_interval, heartbeat_timeout=settings.heartbeat_timeout)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(reconciler.run_forever()) if reconcile else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await reconciler.aclose()
+            await orch.aclose()
+            store.dispose()
+
+    app = FastAPI(
+        title="Atom control",
+        version="0.1.0",
+        description="Define operators, data and nodes; start runs; follow them; serve their models.",
+        lifespan=lifespan,
+    )
+    app.state.orchestrator = orch
+    app.state.reconciler = reconciler
+    app.state.settings = settings
+    errors.install(app)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, Any]:
+        return {"ok": True, "store": store.engine.url.get_backend_name(), "version": app.version}
+
+    for module in (resources, lamp, runs, services, agent):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,99 @@
+"""The runtime agent's calls: fetch the task spec, report state, heartbeats, metrics, model versions.
+
+Each call carries the run's own token (or, for `serve`, the service's token).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy.orm import Session
+
+from control import runs
+from control import schemas as s
+from control.api.deps import Orch, require_run_token, require_service_token
+from control.errors import NotFound
+from control.store import models as m
+
+router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
+
+
+def run_auth(request: Request, run_id: int) -> None:
+    require_run_token(request, run_id)
+
+
+def service_auth(request: Request, service_id: int) -> None:
+    require_service_token(request, service_id)
+
+
+@router.get("/runs/{run_id}/spec", response_model=s.TaskSpec, dependencies=[Depends(run_auth)])
+def task_spec(run_id: int, orch: Orch) -> s.TaskSpec:
+    with orch.store.transaction() as ses:
+        return runs.agent_spec(run=runs.get_run(session=ses, run_id=run_id), vault=orch.vault)
+
+
+@router.post("/runs/{run_id}/state", response_model=s.RunOut, dependencies=[Depends(run_auth)])
+def report_state(run_id: int, report: s.StateReport, orch: Orch) -> s.RunOut:
+    with orch.store.transaction() as ses:
+        run = runs.get_run(session=ses, run_id=run_id)
+        runs.transition(session=ses, run=run, to=report.state, reason=report.reason or f"agent: {report.state.value}")
+        return runs.view(session=ses, run=run)
+
+
+@router.post("/runs/{run_id}/heartbeat", dependencies=[Depends(run_auth)])
+def heartbeat(run_id: int, beat: s.Heartbeat, orch: Orch) -> dict[str, Any]:
+    with orch.store.transaction() as ses:
+        stop = runs.heartbeat(session=ses, run=runs.get_run(session=ses, run_id=run_id), beat=beat)
+        return {"stop": stop}
+
+
+@router.post("/runs/{run_id}/metrics", status_code=204, dependencies=[Depends(run_auth)])
+def report_metrics(run_id: int, report: s.MetricReport, orch: Orch) -> None:
+    with orch.store.transaction() as ses:
+        runs.add_metrics(session=ses, run=runs.get_run(session=ses, run_id=run_id), report=report)
+
+
+@router.post("/runs/{run_id}/model-version", response_model=s.ModelVersionAssigned,
+             dependencies=[Depends(run_auth)])
+def model_version(run_id: int, report: s.ModelVersionReport, orch: Orch) -> s.ModelVersionAssigned:
+    with orch.store.transaction() as ses:
+        version = runs.register_model_version(session=ses, run=runs.get_run(session=ses, run_id=run_id), report=report)
+        return s.ModelVersionAssigned(model_version=version.model_version, model_version_id=version.id)
+
+
+@router.get("/services/{service_id}/spec", response_model=s.ServeSpec, dependencies=[Depends(service_auth)])
+def serve_spec(service_id: int, orch: Orch) -> s.ServeSpec:
+    def build(ses: Session) -> s.ServeSpec:
+        svc = ses.get(m.Service, service_id)
+        if svc is None:
+            raise NotFound(f"service {service_id} does not exist")
+        model = ses.get(m.Model, svc.model_id)
+        version = ses.get(m.ModelVersion, svc.model_version_id)
+        assert model is not None and version is not None
+        conn = ses.get(m.Connection, model.connect_id) if model.connect_id else None
+        connection = None
+        if conn is not None:
+            connection = runs.connection_spec(conn)
+            if connection.connect_password:
+                connection.connect_password = orch.vault.decrypt(connection.connect_password)
+        run = ses.get(m.Runtime, version.runtime_id) if version.runtime_id else None
+        frozen = s.TaskSpec.model_validate(run.spec) if run else None
+        if connection is None and frozen is not None and frozen.model and frozen.model.connection:
+            connection = frozen.model.connection  # a create_operators run: the payload's modelConnect
+            if connection.connect_password:
+                connection.connect_password = orch.vault.decrypt(connection.connect_password)
+        model_conf = frozen.operator.model_conf if frozen else {}
+        return s.ServeSpec(
+            service_id=svc.id,
+            service_name=svc.service_name,
+            model_name=model.model_name,
+            model_version=version.model_version,
+            model_address=version.model_address,
+            connection=connection,
+            serving_object=svc.serving_object,
+            model_conf=model_conf,
+        )
+
+    with orch.store.transaction() as ses:
+        return build(ses)

@@ -1,0 +1,79 @@
+"""Run routes for users: list, describe, stop, logs (paged by byte offset) and metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Query
+from sqlalchemy import select
+
+from control import runs
+from control import schemas as s
+from control.api.deps import Orch, require_user
+from control.store import models as m
+from control.store import repo
+
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_user)], tags=["runs"])
+
+
+@router.get("/runs", response_model=s.RunPage)
+def list_runs(
+    orch: Orch,
+    space: str | None = None,
+    node: str | None = None,
+    state: s.RunState | None = None,
+    limit: int = Query(50, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+) -> s.RunPage:
+    with orch.store.transaction() as ses:
+        stmt = select(m.Runtime)
+        if space is not None:
+            stmt = stmt.where(m.Runtime.space_id == repo.get_space(session=ses, space=space).id)
+        if node is not None:
+            stmt = stmt.where(m.Runtime.node_name == node)
+        if state is not None:
+            stmt = stmt.where(m.Runtime.state == state.value)
+        total = repo.count(session=ses, stmt=stmt)
+        rows = ses.scalars(stmt.order_by(m.Runtime.id.desc()).limit(limit).offset(offset)).all()
+        return s.RunPage(items=[runs.view(session=ses, run=r) for r in rows], total=total)
+
+
+@router.get("/runs/{run_id}", response_model=s.RunOut)
+def get_run(run_id: int, orch: Orch) -> s.RunOut:
+    with orch.store.transaction() as ses:
+        return runs.view(session=ses, run=runs.get_run(session=ses, run_id=run_id), history=True)
+
+
+@router.post("/runs/{run_id}/stop", response_model=s.RunOut)
+async def stop_run(run_id: int, orch: Orch, body: dict[str, Any] | None = Body(None)) -> s.RunOut:
+    reason = str((body or {}).get("reason") or "stopped by user")
+    return await orch.stop_run(run_id, reason)
+
+
+@router.get("/runs/{run_id}/logs", response_model=s.LogChunk)
+def run_logs(run_id: int, orch: Orch, offset: int = Query(0, ge=0),
+             limit: int = Query(65536, ge=1, le=4 * 1024 * 1024)) -> s.LogChunk:
+    """Up to `limit` bytes of the run's log from byte `offset`; `eof` once the run is over and read."""
+    with orch.store.transaction() as ses:
+        run = runs.get_run(session=ses, run_id=run_id)
+        path, ended = run.log_path, s.RunState(run.state).is_terminal()
+    data = b""
+    size = 0
+    if path and Path(path).exists():
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(min(offset, size))
+            data = fh.read(limit)
+    next_offset = min(offset, size) + len(data)
+    return s.LogChunk(offset=offset, next_offset=next_offset, text=data.decode("utf-8", "replace"),
+                      eof=ended and next_offset >= size)
+
+
+@router.get("/runs/{run_id}/metrics", response_model=list[s.MetricPoint])
+def run_metrics(run_id: int, orch: Orch) -> list[s.MetricPoint]:
+    with orch.store.transaction() as ses:
+        runs.get_run(session=ses, run_id=run_id)
+        rows = ses.scalars(select(m.RunMetric).where(m.RunMetric.runtime_id == run_id).order_by(m.RunMetric.id))
+        return [s.MetricPoint(step=r.step, name=r.name, value=r.value, at=r.at) for r in rows]

@@ -1,0 +1,296 @@
+"""The `atom apply` spec: YAML sections -> validated entities, checked before anything is sent.
+
+A spec file is one YAML mapping (several `---` documents are allowed):
+
+```yaml
+space: default                 # optional; else --space / ATOM_SPACE
+connections:  [{connectName: files, connectType: FILE, connectAddr: ./data}]
+sources:      [{sourceName: train, connectionName: files, sourceType: source,
+                operateExecute: train.csv, dataFormat: csv}]
+operators:    [{operatorName: tabular, operatorRuntimeType: TRAIN,
+                moduleName: runtime_agent.examples.train_example, executeObject: TrainExample,
+                operatorEpoch: 5, deployType: AUTO_DEPLOY, operatorConf: {label: label}}]
+models:       [{modelName: tabular, connectionName: files}]
+serviceInfos: [{siName: small, siCpu: 1, siMemory: 1024}]
+nodes:
+  - nodeName: train-tabular
+    operatorRuntimeType: TRAIN
+    nodeStatus: EDIT_FINISH
+    relation: {operator: tabular, sources: [train, test, predictions], model: tabular,
+               serviceInfo: small, maxServiceInfo: null, minServiceInfo: null, next: null}
+```
+
+Every entry takes the fields of its create body (`ConnectionIn`, `DataSourceIn`,
+`OperatorIn`, `ModelIn`, `ServiceInfoIn`, `NodeIn`; camelCase or snake_case); an
+unknown field is an error naming the file, the entry and the field. A node's
+`relation` names its operator, sources, model, service infos and next node; each
+name is looked up in the spec first, then in the space on the server. A relative
+`connectAddr` of a FILE connection is taken relative to the YAML file's folder.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+
+from connectors.errors import ConfigError
+from control.client import KINDS
+from control.schemas import (
+    ConnectionIn,
+    DataSourceIn,
+    ModelIn,
+    NodeIn,
+    NodeStatus,
+    OperatorIn,
+    ServiceInfoIn,
+    Wire,
+)
+
+#: YAML section -> (resource kind, create body); the order is the order of apply
+SECTIONS: dict[str, tuple[str, type[Wire]]] = {
+    "connections": ("connections", ConnectionIn),
+    "sources": ("sources", DataSourceIn),
+    "operators": ("operators", OperatorIn),
+    "models": ("models", ModelIn),
+    "serviceInfos": ("service-infos", ServiceInfoIn),
+    "nodes": ("nodes", NodeIn),
+}
+SECTION_ALIASES = {
+    "dataSources": "sources",
+    "data_sources": "sources",
+    "service-infos": "serviceInfos",
+    "service_infos": "serviceInfos",
+    "serviceinfos": "serviceInfos",
+}
+SECRET_FIELDS = frozenset({"connectPassword"})
+
+
+class SpecError(ConfigError):
+    """The spec cannot be applied; `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(problems[0] if len(problems) == 1 else f"{len(problems)} problems in the spec")
+        self.problems = problems
+
+
+class RelationSpec(Wire):
+    """A node's `relation:` block: names, resolved to ids at apply time."""
+
+    operator: str = Field(min_length=1)
+    sources: list[str] = Field(default_factory=list)
+    model: str | None = None
+    service_info: str | None = None
+    max_service_info: str | None = None
+    min_service_info: str | None = None
+    next: str | None = None
+
+    def references(self) -> list[tuple[str, str]]:
+        """(kind, name) of everything the relation names."""
+        refs = [("operators", self.operator)] + [("sources", s) for s in self.sources]
+        refs += [("models", self.model)] if self.model else []
+        for si in (self.service_info, self.max_service_info, self.min_service_info):
+            refs += [("service-infos", si)] if si else []
+        refs += [("nodes", self.next)] if self.next else []
+        return refs
+
+
+@dataclass
+class Entity:
+    """One validated entry of a spec."""
+
+    kind: str
+    name: str
+    space: str
+    where: str
+    """`spec.yaml: operators[0] (tabular)`: how error messages name the entry."""
+    body: dict[str, Any]
+    """The camelCase body PUT by name."""
+    compare: dict[str, Any]
+    """The fields an existing resource must equal for the entry to be `unchanged`."""
+    relation: RelationSpec | None = None
+    node_status: NodeStatus | None = None
+
+    def references(self) -> list[tuple[str, str]]:
+        refs: list[tuple[str, str]] = []
+        if self.kind in ("sources", "models") and self.body.get("connectionName"):
+            refs.append(("connections", self.body["connectionName"]))
+        if self.relation is not None:
+            refs += self.relation.references()
+        return refs
+
+
+@dataclass
+class Spec:
+    entities: list[Entity] = field(default_factory=list)
+
+    def of(self, kind: str) -> list[Entity]:
+        return [e for e in self.entities if e.kind == kind]
+
+    def find(self, space: str, kind: str, name: str) -> Entity | None:
+        for e in self.entities:
+            if (e.space, e.kind, e.name) == (space, kind, name):
+                return e
+        return None
+
+    @property
+    def spaces(self) -> list[str]:
+        return list(dict.fromkeys(e.space for e in self.entities))
+
+
+def load_spec(paths: list[Path], default_space: str) -> Spec:
+    """Read and validate spec files; collect every problem before raising.
+
+    Raises:
+        SpecError: a file is missing or not YAML, or an entry is invalid.
+    """
+    spec = Spec()
+    problems: list[str] = []
+    for path in paths:
+        for doc_no, doc in enumerate(_read_docs(path, problems)):
+            label = path.name if doc_no == 0 else f"{path.name} (document {doc_no + 1})"
+            _load_doc(doc, label, path.parent, default_space, spec, problems)
+    _check_duplicates(spec, problems)
+    if problems:
+        raise SpecError(problems)
+    return spec
+
+
+def _read_docs(path: Path, problems: list[str]) -> list[Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        problems.append(f"{path}: no such file")
+        return []
+    except OSError as exc:
+        problems.append(f"{path}: cannot read: {exc.strerror}")
+        return []
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problems.append(f"{path.name}:{where} not valid YAML: {getattr(exc, 'problem', None) or exc}")
+        return []
+    if not docs:
+        problems.append(f"{path.name}: the file is empty")
+    return docs
+
+
+def _load_doc(doc: Any, label: str, base: Path, default_space: str, spec: Spec, problems: list[str]) -> None:
+    if not isinstance(doc, dict):
+        problems.append(f"{label}: expected a mapping of sections, got {type(doc).__name__}")
+        return
+    space = doc.get("space") or default_space
+    if not isinstance(space, str):
+        problems.append(f"{label}: space must be a name, got {space!r}")
+        return
+    for key, items in doc.items():
+        if key == "space":
+            continue
+        section = SECTION_ALIASES.get(key, key)
+        if section not in SECTIONS:
+            problems.append(
+                f"{label}: unknown section {key!r}: valid sections are space, {', '.join(SECTIONS)}"
+            )
+            continue
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            problems.append(f"{label}: {key} must be a list of entries")
+            continue
+        for index, raw in enumerate(items):
+            entity = _load_entry(raw, section, index, label, base, space, problems)
+            if entity is not None:
+                spec.entities.append(entity)
+
+
+def _load_entry(
+    raw: Any, section: str, index: int, label: str, base: Path, space: str, problems: list[str]
+) -> Entity | None:
+    kind, model = SECTIONS[section]
+    name_field = KINDS[kind]
+    if not isinstance(raw, dict):
+        problems.append(f"{label}: {section}[{index}]: expected a mapping, got {type(raw).__name__}")
+        return None
+    raw = dict(raw)
+    name = raw.get(name_field, raw.get(_snake(name_field)))
+    where = f"{label}: {section}[{index}]" + (f" ({name})" if name else "")
+    relation: RelationSpec | None = None
+    if kind == "nodes" and "relation" in raw:
+        relation = _validate(RelationSpec, raw.pop("relation") or {}, where, problems, prefix="relation.")
+        if relation is None:
+            return None
+    if kind == "connections":
+        _resolve_file_addr(raw, base)
+    obj = _validate(model, raw, where, problems)
+    if obj is None:
+        return None
+    name = getattr(obj, _snake(name_field))
+    if kind == "models":
+        # only what the user wrote: versions, scores and addresses belong to training
+        body = obj.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    else:
+        body = obj.model_dump(mode="json", by_alias=True, exclude_none=True)
+    compare = {k: v for k, v in body.items() if k not in SECRET_FIELDS and v is not None}
+    status: NodeStatus | None = None
+    if kind == "nodes":
+        status = NodeStatus(body["nodeStatus"])
+        compare.pop("nodeStatus", None)
+    return Entity(kind, name, space, where, body, compare, relation, status)
+
+
+def _validate(
+    model: type[BaseModel], raw: dict[str, Any], where: str, problems: list[str], *, prefix: str = ""
+) -> Any:
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: {prefix.rstrip('.') or 'entry'} must be a mapping")
+        return None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(f"{where}: {_describe(err, model, prefix)}" for err in exc.errors())
+        return None
+
+
+def _describe(err: Any, model: type[BaseModel], prefix: str) -> str:
+    loc = prefix + ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in err["loc"]).replace(".[", "[")
+    if err["type"] == "extra_forbidden":
+        known = [f.alias or n for n, f in model.model_fields.items()]
+        close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"unknown field {loc!r}{hint}"
+    if err["type"] == "missing":
+        return f"missing field {loc!r}"
+    return f"field {loc!r}: {err['msg']}"
+
+
+def _resolve_file_addr(raw: dict[str, Any], base: Path) -> None:
+    """Make a FILE connection's relative `connectAddr` absolute, against the YAML file's folder."""
+    ctype = str(raw.get("connectType", raw.get("connect_type", "FILE")) or "FILE")
+    key = "connectAddr" if "connectAddr" in raw else "connect_addr"
+    addr = raw.get(key)
+    if ctype.upper() != "FILE" or not isinstance(addr, str) or not addr or "://" in addr:
+        return
+    path = Path(addr).expanduser()
+    if not path.is_absolute():
+        path = (base / path).resolve()
+    raw[key] = str(path)
+
+
+def _check_duplicates(spec: Spec, problems: list[str]) -> None:
+    seen: dict[tuple[str, str, str], Entity] = {}
+    for e in spec.entities:
+        key = (e.space, e.kind, e.name)
+        if key in seen:
+            problems.append(f"{e.where}: {e.name!r} is also defined at {seen[key].where}")
+        else:
+            seen[key] = e
+
+
+def _snake(camel: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in camel)

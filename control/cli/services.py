@@ -1,0 +1,220 @@
+"""Inference-service commands: `atom services` and `atom predict`, over the Open Inference Protocol V2.
+
+A request carries one input per column (MLServer's pandas codec: `content_type: pd`),
+so feature names travel with the data; a complete V2 body given with `--json` is sent as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from rich.table import Table
+
+from control.cli import render
+from control.cli._context import UsageError
+from control.errors import ControlAPIError, ControlUnreachable
+
+if TYPE_CHECKING:
+    import argparse
+
+    import pandas as pd
+
+    from control.cli._context import Context
+    from control.client import AsyncControlClient
+    from control.schemas import ServiceOut
+
+_DATATYPES = {"f": "FP64", "i": "INT64", "u": "UINT64", "b": "BOOL"}
+
+
+async def cmd_services(ctx: Context, args: argparse.Namespace) -> int:
+    async with ctx.client() as client:
+        services = await client.list_services(space=ctx.space)
+    if not services:
+        ctx.err.print(f"no services in space {ctx.space!r}", style="dim")
+        return 0
+    ctx.out.print(render.services_table(services))
+    return 0
+
+
+async def find_service(client: AsyncControlClient, space: str, ref: str) -> ServiceOut:
+    """A service by id or by name (the newest of that name).
+
+    Raises:
+        ControlAPIError: no such service.
+    """
+    if ref.isdigit():
+        return await client.get_service(int(ref))
+    named = [
+        s for s in await client.list_services(space=space) if s.service_name == ref or s.model_name == ref
+    ]
+    if not named:
+        raise ControlAPIError(f"no service {ref!r} in space {space!r} (see `atom services`)", status_code=404)
+    return max(named, key=lambda s: s.id)
+
+
+def v2_request(frame: pd.DataFrame) -> dict[str, Any]:
+    """One V2 input per column; `parameters.content_type = pd` tells a server to rebuild the frame."""
+    inputs = []
+    for name in frame.columns:
+        col = frame[name]
+        dtype = _DATATYPES.get(col.dtype.kind, "BYTES")
+        data = [None if isinstance(v, float) and math.isnan(v) else v for v in col.tolist()]
+        if dtype == "BYTES":
+            data = [None if v is None else str(v) for v in data]
+        inputs.append({"name": str(name), "shape": [len(col)], "datatype": dtype, "data": data})
+    return {"inputs": inputs, "parameters": {"content_type": "pd"}}
+
+
+def infer_urls(service: ServiceOut) -> list[str]:
+    """Where to POST: `{endpoint}/v2/models/{name}/infer`, by model name first, then service name."""
+    if not service.endpoint:
+        raise ControlAPIError(f"service {service.service_name!r} has no endpoint yet ({service.state})")
+    base = service.endpoint.rstrip("/")
+    if "://" not in base:
+        base = f"http://{base}"
+    if base.endswith("/infer"):
+        return [base]
+    if "/v2/models/" in base:
+        return [f"{base}/infer"]
+    names = dict.fromkeys([service.model_name, service.service_name])
+    return [f"{base}/v2/models/{name}/infer" for name in names]
+
+
+async def infer(service: ServiceOut, body: dict[str, Any], *, timeout: float = 60.0) -> dict[str, Any]:
+    """Send one V2 infer request to a service; return the decoded response.
+
+    Raises:
+        ControlUnreachable: nothing answers at the endpoint.
+        ControlAPIError: the service answered with an error.
+    """
+    urls = infer_urls(service)
+    async with httpx.AsyncClient(timeout=timeout) as http:
+        for i, url in enumerate(urls):
+            try:
+                resp = await http.post(url, json=body)
+            except httpx.TransportError as exc:
+                raise ControlUnreachable(url, type(exc).__name__) from exc
+            if resp.status_code == 404 and i + 1 < len(urls):
+                continue
+            if resp.status_code >= 400:
+                try:
+                    detail = resp.json().get("error") or resp.json().get("msg") or resp.text
+                except ValueError:
+                    detail = resp.text or resp.reason_phrase
+                raise ControlAPIError(
+                    f"service {service.service_name!r} answered {resp.status_code}: {detail}",
+                    status_code=resp.status_code,
+                )
+            result: dict[str, Any] = resp.json()
+            return result
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def outputs_table(response: dict[str, Any], rows: int, truth: Sequence[Any] | None = None) -> Table | None:
+    """Predictions per row (one column per V2 output), beside the true labels when given.
+
+    Returns None when the outputs are not one value (or vector) per input row.
+    """
+    outputs = response.get("outputs") or []
+    columns: list[tuple[str, list[Any]]] = []
+    for out in outputs:
+        shape, data = out.get("shape") or [], out.get("data") or []
+        if not shape or shape[0] != rows or not rows:
+            return None
+        width = len(data) // rows
+        if width == 1:
+            columns.append((str(out.get("name", "output")), list(data)))
+        else:
+            columns.append(
+                (str(out.get("name", "output")), [data[i * width : (i + 1) * width] for i in range(rows)])
+            )
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("ROW", justify="right")
+    for name, _ in columns:
+        table.add_column(name.upper(), justify="right")
+    if truth is not None:
+        table.add_column("TRUE", justify="right")
+        table.add_column("")
+    for i in range(rows):
+        cells = [str(i)] + [_fmt(values[i]) for _, values in columns]
+        if truth is not None:
+            first = columns[0][1][i] if columns else None
+            hit = _same(first, truth[i])
+            cells += [_fmt(truth[i]), "[green]✓[/]" if hit else "[red]✗[/]"]
+        table.add_row(*cells)
+    return table
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    return str(value)
+
+
+def _same(predicted: Any, true: Any) -> bool:
+    try:
+        return float(predicted) == float(true)
+    except (TypeError, ValueError):
+        return str(predicted) == str(true)
+
+
+def _frame_from_json(text: str) -> tuple[pd.DataFrame | None, dict[str, Any] | None]:
+    """`--json`: a full V2 body (has `inputs`), a record, a list of records or a dict of columns."""
+    import pandas as pd  # deferred: pandas costs ~0.3 s to import and only predict needs it
+
+    if text.startswith("@"):
+        text = Path(text[1:]).expanduser().read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--json is not JSON: {exc.msg} at character {exc.pos}") from None
+    if isinstance(data, dict) and "inputs" in data:
+        return None, data
+    if isinstance(data, dict):
+        scalar = all(not isinstance(v, list) for v in data.values())
+        return (pd.DataFrame([data]) if scalar else pd.DataFrame(data)), None
+    if isinstance(data, list) and all(isinstance(r, dict) for r in data):
+        return pd.DataFrame(data), None
+    raise UsageError("--json takes a V2 body, a record, a list of records or a mapping of columns")
+
+
+async def cmd_predict(ctx: Context, args: argparse.Namespace) -> int:
+    import pandas as pd  # deferred: see _frame_from_json
+
+    truth: list[Any] | None = None
+    frame: pd.DataFrame | None
+    if args.json is not None:
+        frame, body = _frame_from_json(args.json)
+    else:
+        path = Path(args.csv).expanduser()
+        if not path.exists():
+            raise UsageError(f"--csv {args.csv}: no such file")
+        frame, body = pd.read_csv(path), None
+    if frame is not None:
+        if args.rows:
+            frame = frame.head(args.rows)
+        if args.label:
+            if args.label not in frame.columns:
+                raise UsageError(
+                    f"--label {args.label!r}: no such column (have {', '.join(map(str, frame.columns))})"
+                )
+            truth = frame[args.label].tolist()
+            frame = frame.drop(columns=[args.label])
+        body = v2_request(frame)
+    assert body is not None
+    async with ctx.client() as client:
+        service = await find_service(client, ctx.space, args.service)
+    response = await infer(service, body)
+    table = outputs_table(response, len(frame), truth) if frame is not None else None
+    if table is None or args.raw:
+        ctx.out.file.write(json.dumps(response, indent=2) + "\n")
+    else:
+        ctx.out.print(table)
+    return 0

@@ -1,0 +1,388 @@
+"""The orchestrator: turns API calls into store transactions plus dispatch, and deploys models.
+
+Store work runs in a worker thread (`db`), one transaction per call; adapters are awaited
+outside any transaction, so a slow process start never holds a database lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from control import runs
+from control import schemas as s
+from control.dispatch import Adapter, Launch
+from control.errors import Conflict, ControlError, InvalidSpec, NotFound
+from control.secrets import Vault, new_token, token_hash
+from control.settings import Settings
+from control.store import models as m
+from control.store import repo
+from control.store.engine import Store
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: env vars of control that an agent must not inherit
+PRIVATE_ENV = ("ATOM_DB_URL", "ATOM_SECRET_KEY", "ATOM_API_TOKEN", "ATOM_CONFIG")
+DEPLOYING = (s.DeployType.AUTO_DEPLOY.value, s.DeployType.GREY_DEPLOY.value, s.DeployType.TOUCH_DEPLOY.value)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class Orchestrator:
+    def __init__(self, settings: Settings, store: Store, vault: Vault, adapters: dict[str, Adapter]) -> None:
+        self.settings = settings
+        self.store = store
+        self.vault = vault
+        self.adapters = adapters
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    async def db(self, fn: Callable[[Session], T]) -> T:
+        """Run `fn(session)` in one transaction on a worker thread."""
+
+        def work() -> T:
+            with self.store.transaction() as session:
+                return fn(session)
+
+        return await asyncio.to_thread(work)
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def aclose(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+    def adapter(self, name: str) -> Adapter:
+        try:
+            return self.adapters[name]
+        except KeyError:
+            raise ControlError(f"dispatch adapter {name!r} is not configured") from None
+
+    def base_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in PRIVATE_ENV}
+        env["ATOM_CONTROL_URL"] = self.settings.callback_url
+        env.setdefault("RAY_AUTH_MODE", "disabled")
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+    @property
+    def python(self) -> str:
+        return self.settings.python or sys.executable
+
+    # -- runs -------------------------------------------------------------------------------
+
+    async def start_node(self, event: s.TaskEvent) -> list[int]:
+        run, token = await self.db(lambda ses: runs.start_node(session=ses, event=event, adapter="local"))
+        await self.dispatch(run.id, token)
+        return [run.id]
+
+    async def create_operators(self, payload: s.CreateOperatorsPayload) -> list[int]:
+        """Run a training operator from a full seed payload: no node, no stored relation."""
+        spec = self._spec_from_payload(payload)
+
+        def create(ses: Session) -> tuple[m.Runtime, str]:
+            space_id = payload.operator_to.space_id
+            if space_id is None or ses.get(m.Space, space_id) is None:
+                space_id = repo.ensure_space(session=ses, name="default")[0].id
+            if spec.model is not None:  # versions need a model record to hang on
+                model = ses.scalar(
+                    select(m.Model).where(m.Model.space_id == space_id, m.Model.model_name == spec.model.model_name)
+                )
+                if model is None:
+                    model = m.Model(space_id=space_id, model_name=spec.model.model_name,
+                                    model_create_type=s.ModelCreateType.TRAIN.value)
+                    ses.add(model)
+                    ses.flush()
+                spec.model.model_id = model.id
+            spec.space_id = space_id
+            return runs.new_runtime(
+                session=ses, spec=spec, space_id=space_id, node_id=None, adapter="local", reason="create_operators"
+            )
+
+        run, token = await self.db(create)
+        await self.dispatch(run.id, token)
+        return [run.id]
+
+    def _spec_from_payload(self, payload: s.CreateOperatorsPayload) -> s.TaskSpec:
+        def conn(entity: Any) -> s.ConnectionSpec:
+            password = entity.connect_password or ""
+            return s.ConnectionSpec(
+                connect_name=entity.connect_name or f"connection-{entity.id or 0}",
+                connect_type=entity.connect_type,
+                connect_addr=entity.connect_addr,
+                connect_port=entity.connect_port,
+                connect_account=entity.connect_account,
+                connect_password=self.vault.encrypt(password) if password else "",
+                connect_space=entity.connect_space,
+                colony_type=entity.colony_type,
+                source_conf=entity.source_conf,
+            )
+
+        op = payload.operator_to
+        sources = []
+        for i, pair in enumerate(payload.source_and_connects):
+            src = pair.source_to
+            fields = {n: getattr(src, n) for n in s.SourceSpec.model_fields if hasattr(src, n)}
+            fields["source_name"] = src.source_name or f"{src.source_type.value}-{i}"
+            sources.append(s.SourceSpec.model_validate({**fields, "connection": conn(pair.connect_to)}))
+        model = None
+        if payload.model_to is not None:
+            model = s.ModelSpec(
+                model_name=payload.model_to.model_name,
+                model_address=payload.model_to.model_address,
+                connection=conn(payload.model_connect) if payload.model_connect else None,
+            )
+        name = "".join(c if c.isalnum() else "-" for c in op.operator_name.lower()).strip("-")[:63] or "operator"
+        return s.TaskSpec(
+            run_id=0,
+            node_name=s.check_dns1123(name) if name else "operator",
+            space_id=op.space_id,
+            operator=s.OperatorSpec.model_validate(
+                {n: getattr(op, n) for n in s.OperatorSpec.model_fields if hasattr(op, n)}
+            ),
+            sources=sorted(sources, key=lambda x: x.order),
+            model=model,
+        )
+
+    def run_launch(self, run_id: int, token: str, model_name: str | None) -> Launch:
+        base = self.settings.runs_dir / str(run_id)
+        dirs = {
+            "ATOM_DATA_DIR": base / "data",
+            "ATOM_MODEL_DIR": base / "model",
+            "ATOM_LOG_DIR": base / "logs",
+            "ATOM_SUMMARY_DIR": base / "summary",
+            "ATOM_SHARE_DIR": self.settings.home / "share",
+        }
+        for path in dirs.values():
+            path.mkdir(parents=True, exist_ok=True)
+        env = self.base_env()
+        env.update({k: str(v) for k, v in dirs.items()})
+        env.update({"ATOM_RUN_ID": str(run_id), "ATOM_RUN_TOKEN": token, "ATOM_HOME": str(self.settings.home)})
+        if model_name:
+            env["ATOM_MODEL_NAME"] = model_name
+        return Launch(
+            kind="run",
+            ident=run_id,
+            argv=[self.python, "-m", "runtime_agent", "run", "--run-id", str(run_id)],
+            env=env,
+            log_path=dirs["ATOM_LOG_DIR"] / "agent.log",
+            cwd=Path.cwd(),
+        )
+
+    async def dispatch(self, run_id: int, token: str) -> None:
+        run = await self.db(lambda ses: runs.get_run(session=ses, run_id=run_id))
+        spec = s.TaskSpec.model_validate(run.spec)
+        extra_env = {**spec.envs}
+        launch = self.run_launch(run_id, token, spec.model.model_name if spec.model else None)
+        launch.env.update(extra_env)
+        await self.db(lambda ses: _set_log_path(ses, run_id, str(launch.log_path)))
+        adapter = self.adapter(run.adapter)
+        try:
+            external_id = await adapter.start(launch)
+        except ControlError as exc:
+            reason = str(exc)
+
+            def fail(ses: Session) -> None:
+                r = runs.get_run(session=ses, run_id=run_id)
+                runs.transition(session=ses, run=r, to=s.RunState.PENDING, reason="dispatching")
+                runs.transition(session=ses, run=r, to=s.RunState.FAILED, reason=reason)
+
+            await self.db(fail)
+            raise
+
+        def dispatched(ses: Session) -> None:
+            r = runs.get_run(session=ses, run_id=run_id)
+            runs.record_schedule(session=ses, run_id=run_id, external_id=external_id, info={"argv": launch.argv})
+            if r.state == s.RunState.QUEUED.value:
+                runs.transition(session=ses, run=r, to=s.RunState.PENDING, reason=f"started by {adapter.name} adapter")
+
+        await self.db(dispatched)
+
+    async def stop_run(self, run_id: int, reason: str) -> s.RunOut:
+        def stop(ses: Session) -> tuple[s.RunOut, str | None, str]:
+            run = runs.get_run(session=ses, run_id=run_id)
+            if s.RunState(run.state).is_terminal():
+                raise Conflict(f"run {run_id} already ended as {run.state}")
+            run.stop_requested = True
+            runs.transition(session=ses, run=run, to=s.RunState.STOPPED, reason=reason)
+            sched = runs.schedule_of(session=ses, run_id=run_id)
+            return runs.view(session=ses, run=run, history=True), sched.external_id if sched else None, run.adapter
+
+        out, external_id, adapter = await self.db(stop)
+        if external_id:
+            self.spawn(self.adapter(adapter).stop(external_id))
+        return out
+
+    async def finish(self, event: s.TaskEvent) -> s.FinishResult:
+        """runningAutoFinish: mark the run succeeded and deploy by the operator's deployType, once."""
+
+        def finish(ses: Session) -> tuple[s.FinishResult, int | None]:
+            run = runs.run_for_finish(session=ses, event=event)
+            state = s.RunState(run.state)
+            if state.is_terminal() and state != s.RunState.SUCCEEDED:
+                raise Conflict(f"run {run.id} already ended as {run.state}: it cannot be finished")
+            runs.transition(session=ses, run=run, to=s.RunState.SUCCEEDED, reason="runningAutoFinish")
+            existing = ses.scalar(select(m.Service).where(m.Service.runtime_id == run.id))
+            if existing is not None:
+                return s.FinishResult(run_id=run.id, state=s.RunState.SUCCEEDED, service_id=existing.id,
+                                      msg=f"already finished; service {existing.service_name} exists"), None
+            service = self._plan_service(ses, run)
+            if service is None:
+                return s.FinishResult(run_id=run.id, state=s.RunState.SUCCEEDED, msg="finished"), None
+            start = service.id if service.state == s.ServiceState.STARTING.value else None
+            return s.FinishResult(run_id=run.id, state=s.RunState.SUCCEEDED, service_id=service.id,
+                                  msg=f"finished; service {service.service_name} {service.state}"), start
+
+        try:
+            result, to_start = await self.db(finish)
+        except IntegrityError:  # a concurrent finish created the service first
+            result, to_start = await self.db(finish)
+        if to_start is not None:
+            await self.start_service(to_start)
+        return result
+
+    def _plan_service(self, ses: Session, run: m.Runtime) -> m.Service | None:
+        spec = s.TaskSpec.model_validate(run.spec)
+        deploy = spec.operator.deploy_type.value
+        if deploy not in DEPLOYING:
+            return None
+        version = ses.scalar(select(m.ModelVersion).where(m.ModelVersion.runtime_id == run.id))
+        if version is None:
+            logger.warning("run %s finished with deployType %s but registered no model version", run.id, deploy)
+            return None
+        serving = version.serving_object or spec.operator.model_conf.get("servingObject")
+        if not serving:
+            raise InvalidSpec(
+                f"model {spec.model.model_name if spec.model else '?'} has no serving operator: set "
+                "modelConf.servingObject ('module:Class') or the operator's serving_object"
+            )
+        model = ses.get(m.Model, version.model_id)
+        assert model is not None
+        name = f"{model.model_name}-{version.model_version}".lower().replace("_", "-")[:63]
+        others = ses.scalars(
+            select(m.Service).where(m.Service.model_id == model.id, m.Service.state == s.ServiceState.READY.value)
+        ).all()
+        weight = 100
+        if deploy == s.DeployType.GREY_DEPLOY.value and others:
+            weight = int(spec.operator.model_conf.get("greyWeight", 10))
+        replicas = spec.service_info.si_node_num if spec.service_info else 1
+        service = m.Service(
+            space_id=run.space_id,
+            service_name=s.check_dns1123("".join(c if c.isalnum() or c == "-" else "-" for c in name).strip("-")),
+            model_id=model.id,
+            model_version_id=version.id,
+            runtime_id=run.id,
+            serving_object=serving,
+            replicas=max(replicas, 1),
+            traffic_weight=weight,
+            state=(
+                s.ServiceState.WAITING_APPROVAL.value
+                if deploy == s.DeployType.TOUCH_DEPLOY.value
+                else s.ServiceState.STARTING.value
+            ),
+            reason="waiting for a user to approve (TOUCH_DEPLOY)" if deploy == "TOUCH_DEPLOY" else "",
+            adapter="local",
+            token_hash="",
+        )
+        ses.add(service)
+        ses.flush()
+        return service
+
+    # -- services ---------------------------------------------------------------------------
+
+    async def start_service(self, service_id: int) -> None:
+        token = new_token()
+        port = free_port()
+
+        def prepare(ses: Session) -> m.Service:
+            svc = ses.get(m.Service, service_id)
+            if svc is None:
+                raise NotFound(f"service {service_id} does not exist")
+            svc.token_hash = token_hash(token)
+            svc.port = port
+            svc.endpoint = f"http://127.0.0.1:{port}"
+            svc.state = s.ServiceState.STARTING.value
+            svc.reason = ""
+            return svc
+
+        svc = await self.db(prepare)
+        log = self.settings.services_dir / str(service_id) / "serve.log"
+        env = self.base_env()
+        env.update({"ATOM_SERVICE_TOKEN": token, "ATOM_SERVICE_ID": str(service_id)})
+        launch = Launch(
+            kind="service",
+            ident=service_id,
+            argv=[self.python, "-m", "runtime_agent", "serve", "--service-id", str(service_id),
+                  "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            log_path=log,
+            cwd=Path.cwd(),
+        )
+        try:
+            external_id = await self.adapter(svc.adapter).start(launch)
+        except ControlError as exc:
+            await self.db(lambda ses: _set_service(ses, service_id, state=s.ServiceState.FAILED, reason=str(exc)))
+            raise
+
+        def started(ses: Session) -> None:
+            row = ses.get(m.Service, service_id)
+            assert row is not None
+            row.external_id = external_id
+            row.log_path = str(log)
+
+        await self.db(started)
+
+    async def stop_service(self, service_id: int) -> None:
+        def stop(ses: Session) -> tuple[str | None, str]:
+            svc = ses.get(m.Service, service_id)
+            if svc is None:
+                raise NotFound(f"service {service_id} does not exist")
+            svc.state = s.ServiceState.STOPPED.value
+            svc.reason = "stopped by user"
+            return svc.external_id, svc.adapter
+
+        external_id, adapter = await self.db(stop)
+        if external_id:
+            await self.adapter(adapter).stop(external_id, grace=5)
+
+    async def approve_service(self, service_id: int) -> None:
+        def check(ses: Session) -> None:
+            svc = ses.get(m.Service, service_id)
+            if svc is None:
+                raise NotFound(f"service {service_id} does not exist")
+            if svc.state not in (s.ServiceState.WAITING_APPROVAL.value, s.ServiceState.STOPPED.value):
+                raise Conflict(f"service {svc.service_name} is {svc.state}; only a waiting or stopped one starts")
+
+        await self.db(check)
+        await self.start_service(service_id)
+
+
+def _set_log_path(ses: Session, run_id: int, path: str) -> None:
+    runs.get_run(session=ses, run_id=run_id).log_path = path
+
+
+def _set_service(ses: Session, service_id: int, *, state: s.ServiceState, reason: str) -> None:
+    svc = ses.get(m.Service, service_id)
+    if svc is not None:
+        svc.state = state.value
+        svc.reason = reason

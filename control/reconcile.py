@@ -1,0 +1,176 @@
+"""The reconcile loop: keeps every run's and service's state true to what its adapter reports.
+
+Each pass observes, then proposes: a dead agent process, a missed heartbeat, a dispatch
+that never completed, a service that became ready or died. Runs survive a control
+restart: the first pass picks up every non-terminal run from the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from control import runs
+from control import schemas as s
+from control.orchestrator import Orchestrator
+from control.store import models as m
+from control.store.models import utcnow
+
+logger = logging.getLogger(__name__)
+
+ACTIVE = (s.RunState.QUEUED.value, s.RunState.PENDING.value, s.RunState.RUNNING.value)
+
+
+@dataclass(frozen=True)
+class Watched:
+    run_id: int
+    state: str
+    adapter: str
+    external_id: str | None
+    age: float
+    silent_for: float | None
+    log_path: str
+
+
+def _log_tail(path: str, lines: int = 3) -> str:
+    try:
+        text = Path(path).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    tail = [ln.strip() for ln in text[-lines:] if ln.strip()]
+    return (": " + " | ".join(tail))[:400] if tail else ""
+
+
+class Reconciler:
+    def __init__(self, orch: Orchestrator, *, interval: float, heartbeat_timeout: float) -> None:
+        self.orch = orch
+        self.interval = interval
+        self.heartbeat_timeout = heartbeat_timeout
+        self._http = httpx.AsyncClient(timeout=2.0)
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self.reconcile_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("reconcile pass failed; next pass in %.1fs", self.interval)
+            await asyncio.sleep(self.interval)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def reconcile_once(self) -> None:
+        await self._runs()
+        await self._services()
+
+    # -- runs -------------------------------------------------------------------------------
+
+    async def _runs(self) -> None:
+        def load(ses: Session) -> list[Watched]:
+            now = utcnow()
+            out = []
+            for run in ses.scalars(select(m.Runtime).where(m.Runtime.state.in_(ACTIVE))):
+                sched = runs.schedule_of(session=ses, run_id=run.id)
+                beat = run.heartbeat_at
+                out.append(
+                    Watched(
+                        run_id=run.id,
+                        state=run.state,
+                        adapter=run.adapter,
+                        external_id=sched.external_id if sched else None,
+                        age=(now - run.created_at).total_seconds(),
+                        silent_for=(now - beat).total_seconds() if beat else None,
+                        log_path=run.log_path,
+                    )
+                )
+            return out
+
+        for w in await self.orch.db(load):
+            reason = await self._judge_run(w)
+            if reason is not None:
+                await self._fail_run(w, reason)
+
+    async def _judge_run(self, w: Watched) -> str | None:
+        if w.external_id is None:
+            if w.age > self.heartbeat_timeout:
+                return "the run was never dispatched (control stopped while starting it)"
+            return None
+        observed = await self.orch.adapter(w.adapter).describe(w.external_id)
+        if not observed.alive:
+            if observed.exit_code == 0:
+                return "the agent exited without reporting a result" + _log_tail(w.log_path)
+            return observed.detail + _log_tail(w.log_path)
+        silent = w.silent_for if w.silent_for is not None else w.age
+        if silent > self.heartbeat_timeout:
+            await self.orch.adapter(w.adapter).stop(w.external_id, grace=5)
+            return f"no heartbeat from the agent for {int(silent)} s (limit {int(self.heartbeat_timeout)} s)"
+        return None
+
+    async def _fail_run(self, w: Watched, reason: str) -> None:
+        def fail(ses: Session) -> None:
+            run = runs.get_run(session=ses, run_id=w.run_id)
+            if run.state in ACTIVE:  # the agent may have finished while we looked
+                runs.transition(session=ses, run=run, to=s.RunState.FAILED, reason=reason)
+
+        logger.warning("run %s failed: %s", w.run_id, reason)
+        await self.orch.db(fail)
+
+    # -- services ---------------------------------------------------------------------------
+
+    async def _services(self) -> None:
+        def load(ses: Session) -> list[tuple[int, str, str | None, str | None, str, float, str]]:
+            now = utcnow()
+            rows = ses.scalars(
+                select(m.Service).where(
+                    m.Service.state.in_([s.ServiceState.STARTING.value, s.ServiceState.READY.value])
+                )
+            )
+            return [
+                (r.id, r.state, r.external_id, r.endpoint, r.adapter, (now - r.updated_at).total_seconds(),
+                 r.log_path)
+                for r in rows
+            ]
+
+        for sid, state, external_id, endpoint, adapter, age, log in await self.orch.db(load):
+            if external_id is None:
+                continue
+            observed = await self.orch.adapter(adapter).describe(external_id)
+            if not observed.alive:
+                await self._set_service(sid, s.ServiceState.FAILED,
+                                        observed.detail.replace("agent", "service") + _log_tail(log))
+                continue
+            if state == s.ServiceState.STARTING.value:
+                if await self._ready(endpoint):
+                    await self._set_service(sid, s.ServiceState.READY, "")
+                elif age > self.orch.settings.service_ready_timeout:
+                    await self.orch.adapter(adapter).stop(external_id, grace=5)
+                    await self._set_service(
+                        sid, s.ServiceState.FAILED,
+                        f"not ready after {int(age)} s" + _log_tail(log),
+                    )
+
+    async def _ready(self, endpoint: str | None) -> bool:
+        if not endpoint:
+            return False
+        try:
+            resp = await self._http.get(f"{endpoint}/v2/health/ready")
+        except httpx.HTTPError:
+            return False
+        return resp.status_code == 200
+
+    async def _set_service(self, service_id: int, state: s.ServiceState, reason: str) -> None:
+        def update(ses: Session) -> None:
+            svc = ses.get(m.Service, service_id)
+            if svc is not None and svc.state != s.ServiceState.STOPPED.value:
+                svc.state = state.value
+                svc.reason = reason
+
+        await self.orch.db(update)

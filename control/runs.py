@@ -1,0 +1,300 @@
+"""Run records in the store: freeze a task spec, create runtimes, move states, take agent reports.
+
+Every function takes a session inside the caller's transaction; none dispatches anything.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from control import schemas as s
+from control.errors import Conflict, InvalidSpec, NotFound
+from control.secrets import Vault, new_token, token_hash
+from control.states import check
+from control.store import models as m
+from control.store import repo
+from control.store.models import utcnow
+
+
+def connection_spec(conn: m.Connection) -> s.ConnectionSpec:
+    """The connection as the agent gets it; the password stays encrypted until the agent fetches it."""
+    return s.ConnectionSpec(
+        connect_name=conn.connect_name,
+        connect_type=s.ConnectType(conn.connect_type),
+        connect_addr=conn.connect_addr,
+        connect_port=conn.connect_port,
+        connect_account=conn.connect_account,
+        connect_password=conn.connect_password_enc or "",
+        connect_space=conn.connect_space,
+        colony_type=s.ColonyType(conn.colony_type),
+        source_conf=conn.source_conf or {},
+    )
+
+
+def build_task_spec(*, session: Session, node: m.Node, event: s.TaskEvent) -> s.TaskSpec:
+    rel = repo.relation_of(session=session, node_id=node.id)
+    if rel is None:
+        raise InvalidSpec(f"node {node.node_name!r} has no relation: create it with createNodeRelation")
+    op = session.get(m.Operator, rel.operator_id)
+    assert op is not None
+    sources = []
+    for sid in repo.relation_source_ids(session=session, relation_id=rel.id):
+        src = session.get(m.DataSource, sid)
+        conn = session.get(m.Connection, src.connection_id) if src else None
+        if src is None or conn is None:
+            raise InvalidSpec(f"node {node.node_name!r} names data source {sid}, which no longer exists")
+        fields = {name: getattr(src, name) for name in s.SourceSpec.model_fields if hasattr(src, name)}
+        sources.append(s.SourceSpec.model_validate({**fields, "connection": connection_spec(conn)}))
+    model = None
+    if rel.model_id is not None:
+        mod = session.get(m.Model, rel.model_id)
+        assert mod is not None
+        conn = session.get(m.Connection, mod.connect_id) if mod.connect_id else None
+        model = s.ModelSpec(
+            model_id=mod.id,
+            model_name=mod.model_name,
+            model_address=mod.model_address,
+            connection=connection_spec(conn) if conn else None,
+        )
+    si = session.get(m.ServiceInfo, rel.service_info_id) if rel.service_info_id else None
+    op_fields = {name: getattr(op, name) for name in s.OperatorSpec.model_fields if hasattr(op, name)}
+    op_fields["operator_epoch"] = max(op.operator_epoch, 1)
+    return s.TaskSpec(
+        run_id=0,
+        node_id=node.id,
+        node_name=node.node_name,
+        space_id=node.space_id,
+        operator=s.OperatorSpec.model_validate(op_fields),
+        sources=sorted(sources, key=lambda x: x.order),
+        model=model,
+        service_info=(
+            s.ServiceInfoSpec.model_validate({n: getattr(si, n) for n in s.ServiceInfoSpec.model_fields})
+            if si
+            else None
+        ),
+        envs=event.envs,
+        run_parameter=event.run_parameter,
+    )
+
+
+def new_runtime(
+    *, session: Session, spec: s.TaskSpec, space_id: int | None, node_id: int | None, adapter: str, reason: str
+) -> tuple[m.Runtime, str]:
+    """Create a queued runtime and its schedule record; returns (runtime, run token)."""
+    token = new_token()
+    attempt = 1
+    if node_id is not None:
+        last = session.scalar(select(m.Runtime.attempt).where(m.Runtime.node_id == node_id).order_by(m.Runtime.id.desc()))
+        attempt = (last or 0) + 1
+    run = m.Runtime(
+        space_id=space_id,
+        node_id=node_id,
+        node_name=spec.node_name,
+        operator_runtime_type=spec.operator.operator_runtime_type.value,
+        adapter=adapter,
+        state=s.RunState.QUEUED.value,
+        attempt=attempt,
+        token_hash=token_hash(token),
+        spec={},
+        envs=spec.envs,
+        run_parameter=spec.run_parameter,
+    )
+    session.add(run)
+    session.flush()
+    spec.run_id = run.id
+    spec.attempt = attempt
+    run.spec = spec.wire()
+    session.add(m.RunTransition(runtime_id=run.id, from_state=None, to_state=run.state, reason=reason))
+    session.add(m.Schedule(runtime_id=run.id, adapter=adapter))
+    session.flush()
+    return run, token
+
+
+def start_node(*, session: Session, event: s.TaskEvent, adapter: str) -> tuple[m.Runtime, str]:
+    node = repo.get_by_id(session=session, orm=m.Node, ident=event.task_id, label="node")
+    if node.node_status != s.NodeStatus.EDIT_FINISH.value:
+        raise Conflict(
+            f"node {node.node_name!r} is {node.node_status}, not EDIT_FINISH: finish editing it before starting"
+        )
+    if event.operator_runtime_type and event.operator_runtime_type.value != node.operator_runtime_type:
+        raise InvalidSpec(
+            f"operatorRuntimeType {event.operator_runtime_type.value} does not match node "
+            f"{node.node_name!r}, which is {node.operator_runtime_type}"
+        )
+    busy = session.scalar(
+        select(m.Runtime.id).where(
+            m.Runtime.node_id == node.id,
+            m.Runtime.state.in_([s.RunState.QUEUED.value, s.RunState.PENDING.value, s.RunState.RUNNING.value]),
+        )
+    )
+    if busy is not None:
+        raise Conflict(f"node {node.node_name!r} is already running as run {busy}: stop it first")
+    spec = build_task_spec(session=session, node=node, event=event)
+    return new_runtime(
+        session=session, spec=spec, space_id=node.space_id, node_id=node.id, adapter=adapter, reason="startNodeTask"
+    )
+
+
+def get_run(*, session: Session, run_id: int) -> m.Runtime:
+    run = session.get(m.Runtime, run_id)
+    if run is None:
+        raise NotFound(f"run {run_id} does not exist")
+    return run
+
+
+def transition(*, session: Session, run: m.Runtime, to: s.RunState, reason: str) -> None:
+    """Move `run` to `to` if the state machine allows it, recording the reason."""
+    current = s.RunState(run.state)
+    if current == to:
+        return
+    check(current, to)
+    now = utcnow()
+    run.state = to.value
+    run.reason = reason
+    if to == s.RunState.RUNNING and run.started_at is None:
+        run.started_at = now
+        run.heartbeat_at = now
+    if to.is_terminal():
+        run.finished_at = now
+        if run.started_at is None:
+            run.started_at = now
+    session.add(m.RunTransition(runtime_id=run.id, from_state=current.value, to_state=to.value, reason=reason))
+    session.flush()
+
+
+def record_schedule(*, session: Session, run_id: int, external_id: str, info: dict[str, Any]) -> None:
+    sched = session.scalar(select(m.Schedule).where(m.Schedule.runtime_id == run_id).order_by(m.Schedule.id.desc()))
+    if sched is not None:
+        sched.external_id = external_id
+        sched.info = info
+        sched.last_sync_at = utcnow()
+
+
+def schedule_of(*, session: Session, run_id: int) -> m.Schedule | None:
+    return session.scalar(select(m.Schedule).where(m.Schedule.runtime_id == run_id).order_by(m.Schedule.id.desc()))
+
+
+def heartbeat(*, session: Session, run: m.Runtime, beat: s.Heartbeat) -> bool:
+    """Record a heartbeat; returns True when the agent should stop."""
+    run.heartbeat_at = utcnow()
+    if beat.progress is not None:
+        run.progress = beat.progress
+    if beat.stage is not None:
+        run.stage = beat.stage[:64]
+    if beat.rows_read is not None:
+        run.rows_read = beat.rows_read
+    return run.stop_requested or s.RunState(run.state).is_terminal()
+
+
+def add_metrics(*, session: Session, run: m.Runtime, report: s.MetricReport) -> None:
+    now = utcnow()
+    for name, value in report.values.items():
+        session.add(m.RunMetric(runtime_id=run.id, step=report.step, name=name[:128], value=float(value), at=now))
+    run.heartbeat_at = now
+
+
+def register_model_version(*, session: Session, run: m.Runtime, report: s.ModelVersionReport) -> m.ModelVersion:
+    """Record the run's model version once (a retried call returns the same version)."""
+    existing = session.scalar(select(m.ModelVersion).where(m.ModelVersion.runtime_id == run.id))
+    if existing is not None:
+        return existing
+    spec = s.TaskSpec.model_validate(run.spec)
+    if spec.model is None or spec.model.model_id is None:
+        raise InvalidSpec(f"run {run.id} has no model bound to it: add modelID to the node relation")
+    model = session.get(m.Model, spec.model.model_id)
+    if model is None:
+        raise NotFound(f"model {spec.model.model_name!r} no longer exists")
+    n = len(session.scalars(select(m.ModelVersion.id).where(m.ModelVersion.model_id == model.id)).all())
+    version = m.ModelVersion(
+        model_id=model.id,
+        model_version=str(n + 1),
+        model_score=report.model_score,
+        model_address=report.model_address,
+        runtime_id=run.id,
+        operator_result=report.operator_result.value,
+        metrics=report.metrics,
+        serving_object=report.serving_object,
+    )
+    session.add(version)
+    model.model_version = version.model_version
+    model.model_score = report.model_score
+    model.model_address = report.model_address
+    model.runtime_id = run.id
+    model.node_id = run.node_id
+    model.model_status = "registered"
+    session.flush()
+    return version
+
+
+def run_for_finish(*, session: Session, event: s.TaskEvent) -> m.Runtime:
+    """The run a runningAutoFinish call means: runParameter.runId, else the node's latest run."""
+    run_id = event.run_parameter.get("runId")
+    if run_id:
+        if not str(run_id).isdigit():
+            raise InvalidSpec(f"runParameter.runId {run_id!r} is not a run id")
+        run = get_run(session=session, run_id=int(run_id))
+        if run.node_id is not None and run.node_id != event.task_id and event.task_id != run.id:
+            raise InvalidSpec(f"run {run.id} does not belong to node {event.task_id}")
+        return run
+    run = session.scalar(select(m.Runtime).where(m.Runtime.node_id == event.task_id).order_by(m.Runtime.id.desc()))
+    if run is None:
+        raise NotFound(f"node {event.task_id} has no run to finish")
+    return run
+
+
+def view(*, session: Session, run: m.Runtime, history: bool = False) -> s.RunOut:
+    sched = schedule_of(session=session, run_id=run.id)
+    out = s.RunOut(
+        id=run.id,
+        node_id=run.node_id,
+        node_name=run.node_name,
+        space_id=run.space_id,
+        operator_runtime_type=s.OperatorRuntimeType(run.operator_runtime_type),
+        adapter=run.adapter,
+        state=s.RunState(run.state),
+        reason=run.reason,
+        attempt=run.attempt,
+        progress=run.progress,
+        stage=run.stage,
+        rows_read=run.rows_read,
+        created_at=run.created_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        heartbeat_at=run.heartbeat_at,
+        external_id=sched.external_id if sched else None,
+    )
+    if history:
+        rows = session.scalars(
+            select(m.RunTransition).where(m.RunTransition.runtime_id == run.id).order_by(m.RunTransition.id)
+        )
+        out.history = [
+            s.Transition(
+                from_state=s.RunState(t.from_state) if t.from_state else None,
+                to_state=s.RunState(t.to_state),
+                reason=t.reason,
+                at=t.at,
+            )
+            for t in rows
+        ]
+    return out
+
+
+def agent_spec(*, run: m.Runtime, vault: Vault) -> s.TaskSpec:
+    """The frozen spec with passwords decrypted: only ever sent to the run's own agent."""
+    spec = s.TaskSpec.model_validate(run.spec)
+    for src in spec.sources:
+        if src.connection.connect_password:
+            src.connection.connect_password = vault.decrypt(src.connection.connect_password)
+    if spec.model and spec.model.connection and spec.model.connection.connect_password:
+        spec.model.connection.connect_password = vault.decrypt(spec.model.connection.connect_password)
+    return spec
+
+
+def stale_before(seconds: float) -> datetime:
+    from datetime import timedelta
+
+    return utcnow() - timedelta(seconds=seconds)

@@ -1,0 +1,68 @@
+"""Shared test set-up: a clean ATOM_* environment, Ray without auth, and real MariaDB databases."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+MYSQL_HOST = os.environ.get("ATOM_TEST_MYSQL_HOST", "127.0.0.1")
+MYSQL_PORT = int(os.environ.get("ATOM_TEST_MYSQL_PORT", "3306"))
+MYSQL_USER = os.environ.get("ATOM_TEST_MYSQL_USER", "root")
+MYSQL_PASSWORD = os.environ.get("ATOM_TEST_MYSQL_PASSWORD", "")
+MYSQL_SOCKET = os.environ.get("ATOM_TEST_MYSQL_SOCKET")
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+def mysql_connect(database: str | None = None):  # type: ignore[no-untyped-def]
+    import pymysql
+
+    kwargs = {"user": MYSQL_USER, "password": MYSQL_PASSWORD, "database": database, "connect_timeout": 3}
+    if MYSQL_SOCKET:
+        return pymysql.connect(unix_socket=MYSQL_SOCKET, **kwargs)
+    return pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, **kwargs)
+
+
+def mysql_available() -> str | None:
+    """None when MariaDB answers, else why not."""
+    try:
+        mysql_connect().close()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not available"
+        return f"MariaDB/MySQL at {MYSQL_HOST}:{MYSQL_PORT} is not reachable: {exc}"
+    return None
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see the developer's ATOM_* settings."""
+    for key in list(os.environ):
+        if key.startswith("ATOM_") and not key.startswith("ATOM_TEST_"):
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def mysql_database() -> Iterator[str]:
+    """A fresh, empty MariaDB database for one test; dropped afterwards."""
+    why = mysql_available()
+    if why:
+        pytest.skip(why)
+    name = f"atom_t_{uuid.uuid4().hex[:10]}"
+    conn = mysql_connect()
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}`")
+    try:
+        yield name
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()
+
+
+def mysql_url(database: str) -> str:
+    if MYSQL_SOCKET:
+        return f"mysql+pymysql://{MYSQL_USER}:{MYSQL_PASSWORD}@localhost/{database}?unix_socket={MYSQL_SOCKET}"
+    return f"mysql+pymysql://{MYSQL_USER}:{MYSQL_PASSWORD}@{MYSQL_HOST}:{MYSQL_PORT}/{database}"

@@ -62,6 +62,8 @@ class ReadOptions:
         prefetch_pages: how many pages may wait in that queue.
         key: the key column for keyset pagination (MYSQL; default: the primary key).
         data_format: csv, parquet, pickle, json (files); ignored by table stores.
+        resume_from: a reader's `cursor` from an earlier read; the read starts right after it
+            (MYSQL: rows whose key is greater; FILE and keyless queries: that many rows skipped).
     """
 
     connect_read_num: int = 0
@@ -72,6 +74,7 @@ class ReadOptions:
     prefetch_pages: int = 2
     key: str | None = None
     data_format: str = ""
+    resume_from: Any = None
 
 
 class Connector(abc.ABC):

@@ -12,7 +12,9 @@ AtomError                                   # root; picklable, crosses Ray and p
     ├─ AuthenticationFailed(Permanent)      # wrong account or password
     ├─ PermissionDenied(Permanent)          # authenticated, but may not read/write that
     ├─ TargetNotFound(Permanent)            # table, key, object or file missing
-    └─ BatchDecodeError(Permanent)          # data that cannot be turned into a DataFrame
+    ├─ BatchDecodeError(Permanent)          # data that cannot be turned into a DataFrame
+    ├─ RequestRejected(Permanent)           # the store refused a query or rows (syntax, constraint)
+    └─ ConnectorConfigError(ConfigError)    # a setting that cannot work (no paging key, bad format)
 control/errors.py:       ControlError subtree (NotFound, Conflict, InvalidTransition, ...)
 runtime_agent/errors.py: OperatorError subtree (OperatorLoadError, OperatorFailed, ...)
 ```
@@ -101,3 +103,11 @@ class TargetNotFound(ConnectorError, Permanent):
 
 class BatchDecodeError(ConnectorError, Permanent):
     """Data that cannot be decoded into a DataFrame in the declared format."""
+
+
+class RequestRejected(ConnectorError, Permanent):
+    """The store refused the request itself: bad SQL, a constraint or a column/type mismatch."""
+
+
+class ConnectorConfigError(ConnectorError, ConfigError):
+    """A connection or data-source setting that cannot work (no key to page by, unknown format)."""

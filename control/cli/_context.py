@@ -52,6 +52,17 @@ def normalize_kind(kind: str) -> str:
     raise UsageError(f"unknown kind {kind!r}: valid kinds are {', '.join(KINDS)}")
 
 
+async def missing_space(client: AsyncControlClient, space: str, exc: Exception) -> bool:
+    """True when `exc` is a 404 because `space` itself does not exist (a fresh install)."""
+    if getattr(exc, "status_code", None) != 404:
+        return False
+    return not any(s.get("spaceName") == space for s in await client.list_spaces())
+
+
+def no_space_note(space: str) -> str:
+    return f"space {space!r} does not exist yet: `atom apply` or `atom quickstart` creates it"
+
+
 def parse_pairs(pairs: list[str] | None, option: str) -> dict[str, str]:
     """Turn `["K=V", ...]` into a dict; refuse an item with no `=`."""
     result: dict[str, str] = {}

@@ -9,7 +9,7 @@ sources:      [{sourceName: train, connectionName: files, sourceType: source,
                 operateExecute: train.csv, dataFormat: csv}]
 operators:    [{operatorName: tabular, operatorRuntimeType: TRAIN,
                 moduleName: runtime_agent.examples.train_example, executeObject: TrainExample,
-                operatorEpoch: 5, deployType: AUTO_DEPLOY, operatorConf: {label: label}}]
+                operatorEpoch: 5, deployType: AUTO_DEPLOY, operatorConf: {labelColumn: label}}]
 models:       [{modelName: tabular, connectionName: files}]
 serviceInfos: [{siName: small, siCpu: 1, siMemory: 1024}]
 nodes:

@@ -128,9 +128,6 @@ async def _put(
     entity: Entity,
     known: _Known,
     dry_run: bool,
-    *,
-    body: dict[str, Any] | None = None,
-    force: bool = False,
 ) -> Outcome:
     key = (entity.space, entity.kind, entity.name)
     existing = known.items.get(key)
@@ -142,41 +139,41 @@ async def _put(
         action, detail = "updated", ", ".join(changed)
     else:
         action, detail = "unchanged", ""
-    if not dry_run and (action != "unchanged" or secret or force):
+    if not dry_run and (action != "unchanged" or secret):
         # a password cannot be compared (it never comes back), so it is always sent
-        known.items[key] = await client.put(entity.space, entity.kind, entity.name, body or entity.body)
+        known.items[key] = await client.put(entity.space, entity.kind, entity.name, entity.body)
     return Outcome(entity.kind, entity.name, entity.space, _tense(action, dry_run), detail)
 
 
 async def _apply_nodes(
     client: AsyncControlClient, nodes: list[Entity], known: _Known, dry_run: bool
 ) -> list[Outcome]:
-    outcomes: dict[str, Outcome] = {}
+    finish = NodeStatus.EDIT_FINISH.value
+    outcomes: list[Outcome] = []
     rewire: list[Entity] = []
-    # 1. every node exists (a relation's `next` may name a node later in the spec); a node
-    #    whose relation is (re)written stays EDITING until step 3
+    # 1. every node exists before any relation is written (`next` may name a later node); a
+    #    node not yet EDIT_FINISH on the server is written as EDITING until its relation exists
     for node in nodes:
-        existing = known.items.get((node.space, "nodes", node.name))
-        stale = node.relation is not None and (
-            existing is None or bool(_diff(node, existing)) or not _same_relation(existing, node, known)
-        )
-        body = dict(node.body)
-        if stale:
-            rewire.append(node)
-            if node.node_status == NodeStatus.EDIT_FINISH:
-                body["nodeStatus"] = NodeStatus.EDITING.value
-        outcome = await _put(client, node, known, dry_run, body=body, force=stale)
+        key = (node.space, "nodes", node.name)
+        existing = known.items.get(key)
         status = node.node_status.value if node.node_status else None
-        extra = [] if existing is None else ["relation"] if stale else []
-        if existing is not None and status and existing.get("nodeStatus") != status:
-            extra.append("nodeStatus")
-        if extra:
-            outcome.action = _tense("updated", dry_run)
-            outcome.detail = ", ".join(filter(None, [outcome.detail, *extra]))
-        outcomes[node.name] = outcome
+        had = existing.get("nodeStatus") if existing else None
+        changed = _diff(node, existing) if existing is not None else []
+        if node.relation is not None and (existing is None or not _same_relation(existing, node, known)):
+            rewire.append(node)
+            changed += ["relation"] if existing is not None else []
+        if existing is not None and status is not None and had != status:
+            changed.append("nodeStatus")
+        body = dict(node.body)
+        if node.relation is not None and status == finish and had != finish:
+            body["nodeStatus"] = NodeStatus.EDITING.value
+        if not dry_run and (existing is None or set(changed) - {"relation", "nodeStatus"}):
+            known.items[key] = await client.put(node.space, "nodes", node.name, body)
+        action = "created" if existing is None else "updated" if changed else "unchanged"
+        outcomes.append(Outcome("nodes", node.name, node.space, _tense(action, dry_run), ", ".join(changed)))
     if dry_run:
-        return list(outcomes.values())
-    # 2. relations, now that every id is known
+        return outcomes
+    # 2. relations, now that every id is known (createNodeRelation replaces a node's relation)
     for node in rewire:
         await client.create_node_relation(_relation_body(node, known))
     # 3. the spec's status, last, so control checks the finished definition
@@ -187,7 +184,7 @@ async def _apply_nodes(
             known.items[key] = await client.patch(
                 node.space, "nodes", node.name, {"nodeStatus": node.node_status.value}
             )
-    return list(outcomes.values())
+    return outcomes
 
 
 def _relation_body(node: Entity, known: _Known) -> NodeRelationIn:

@@ -15,15 +15,17 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable, Sequence
+import socket
+import sys
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.console import Console
 from rich.text import Text
 
 from connectors.errors import AtomError, ConfigError
-from control.cli._context import Context
+from control.cli._context import Context, UsageError
 from control.cli._spec import SpecError, load_spec
 from control.errors import ControlAPIError
 from control.schemas import RunState
@@ -31,7 +33,7 @@ from control.schemas import RunState
 if TYPE_CHECKING:
     import httpx
 
-Handler = Callable[[Context, argparse.Namespace], Awaitable[int]]
+Handler = Callable[[Context, argparse.Namespace], Coroutine[Any, Any, int]]
 
 
 def _error(console: Console, message: str) -> None:
@@ -170,8 +172,7 @@ def main(argv: Sequence[str] | None = None, *, transport: httpx.AsyncBaseTranspo
     except SystemExit as exc:  # --help, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else 2
     err = Console(stderr=True)
-    if args.debug:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _configure_logging(args)
     if args.command is None:
         parser.print_help()
         return 2
@@ -190,13 +191,30 @@ def main(argv: Sequence[str] | None = None, *, transport: httpx.AsyncBaseTranspo
         _error(err, str(exc) or type(exc).__name__)
         return _fail(err, args, 1)
     except KeyboardInterrupt:
+        if getattr(args, "watch", False) or getattr(args, "follow", False):
+            return 0  # Ctrl-C is how a watch ends
         _error(err, "interrupted")
         return 130
+    except BrokenPipeError:  # `atom logs 7 | head`: the reader left; say nothing
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:
         _error(
             err, f"unexpected {type(exc).__name__}: {exc}" + ("" if args.debug else " (--debug shows where)")
         )
         return _fail(err, args, 1)
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    """`--debug` and `atom server` log to stderr; otherwise an embedded server stays quiet."""
+    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    root = logging.getLogger()
+    if args.debug:
+        logging.basicConfig(level=logging.INFO, format=fmt)
+    elif args.command == "server":
+        logging.basicConfig(level=logging.WARNING, format=fmt)
+    elif not root.handlers:
+        root.addHandler(logging.NullHandler())  # no "last resort" lines between the command's output
 
 
 def _fail(err: Console, args: argparse.Namespace, code: int) -> int:
@@ -239,6 +257,16 @@ def _serve(args: argparse.Namespace, out: Console) -> int:
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = Settings(**overrides)
+    with socket.socket() as probe:  # uvicorn's own bind error is a log line and sys.exit
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.host, settings.port))
+        except OSError as exc:
+            where = f"{settings.host}:{settings.port}"
+            raise UsageError(
+                f"cannot listen on {where} ({exc.strerror}): is `atom server` running already? "
+                "--port picks another"
+            ) from None
     app = create_app(settings)
     store = make_url(settings.database_url).render_as_string(hide_password=True)
     out.print(f"[bold]atom control[/] on [cyan]http://{settings.host}:{settings.port}[/]")

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 import yaml
 
 from control.cli import render
-from control.cli._spec import load_spec
+from control.cli._spec import Spec, load_spec
 from control.cli.apply import apply_spec
 from control.cli.runs import follow_run, report_failure
-from control.cli.services import infer, outputs_table, v2_request
+from control.cli.services import infer, list_services, outputs_table, v2_request
 from control.errors import ControlAPIError
 from control.schemas import RunState, ServiceState, TaskEvent
 
@@ -81,49 +81,52 @@ def write_spec(directory: Path, epochs: int) -> Path:
     return path
 
 
-async def wait_service(ctx: Context, client: AsyncControlClient, run: RunOut, timeout: float) -> ServiceOut:
+async def wait_service(ctx: Context, client: AsyncControlClient, run: RunOut, wait_s: float) -> ServiceOut:
     """Wait for the service control started for `run`'s model version to be ready.
 
     Raises:
         ControlAPIError: the service failed, needs approval, or was not ready in time.
     """
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + wait_s
     with ctx.out.status("waiting for the inference service") as status:
         while True:
-            mine = [s for s in await client.list_services(space=ctx.space) if s.runtime_id == run.id]
+            mine = [s for s in await list_services(client, ctx.space) if s.runtime_id == run.id]
             if mine:
                 service = max(mine, key=lambda s: s.id)
                 status.update(f"service {service.service_name} {service.state}")
                 if service.state == ServiceState.READY:
                     return service
                 if service.state in (ServiceState.FAILED, ServiceState.STOPPED):
-                    raise ControlAPIError(
-                        f"service {service.service_name} {service.state}: {service.reason or 'no reason given'}"
-                    )
+                    why = service.reason or "no reason given"
+                    raise ControlAPIError(f"service {service.service_name} {service.state}: {why}")
                 if service.state == ServiceState.WAITING_APPROVAL:
                     raise ControlAPIError(f"service {service.service_name} waits for approval (deployType)")
             if time.monotonic() > deadline:
                 raise ControlAPIError(
-                    f"no ready service for run {run.id} after {timeout:.0f}s (see `atom services`)"
+                    f"no ready service for run {run.id} after {wait_s:.0f}s (see `atom services`)"
                 )
             await asyncio.sleep(0.25)
 
 
-async def cmd_quickstart(ctx: Context, args: argparse.Namespace) -> int:
-    began = time.monotonic() - ctx.startup_s
+def prepare(args: argparse.Namespace, space: str) -> tuple[Path, Path, Spec]:
+    """Write the dataset and the spec; return the folder, the test file and the loaded spec."""
     from control.settings import Settings  # pydantic-settings only: no store import
 
-    directory = Path(args.dir).expanduser() if args.dir else Settings().home / "quickstart"
-    directory = directory.resolve()
+    directory = (Path(args.dir).expanduser() if args.dir else Settings().home / "quickstart").resolve()
     _, test = make_dataset(directory, args.rows)
-    spec = load_spec([write_spec(directory, args.epochs)], ctx.space)
+    return directory, test, load_spec([write_spec(directory, args.epochs)], space)
+
+
+async def cmd_quickstart(ctx: Context, args: argparse.Namespace) -> int:
+    began = time.monotonic() - ctx.startup_s
+    directory, test, spec = prepare(args, ctx.space)
     ctx.out.print(f"[bold]dataset[/] {args.rows} rows x {FEATURES} features + {LABEL} -> {directory}")
     async with ctx.client(timeout=60.0) as client:
         ctx.out.print(render.apply_table(await apply_spec(client, spec)))
         node = await client.get(ctx.space, "nodes", NODE)
         started = time.monotonic()
         result = await client.start_node_task(TaskEvent(task_id=int(node["id"])))
-        followed = await follow_run(ctx, client, result.run_ids[0], poll=0.25, timeout=args.timeout)
+        followed = await follow_run(ctx, client, result.run_ids[0], poll=0.25, wait_s=args.timeout)
         run = followed.run
         if run.state != RunState.SUCCEEDED:
             await report_failure(ctx, client, run)
@@ -136,7 +139,7 @@ async def cmd_quickstart(ctx: Context, args: argparse.Namespace) -> int:
 
     rows = pd.read_parquet(test).head(args.predict_rows)
     asked = time.monotonic()
-    response = await infer(service, v2_request(rows.drop(columns=[LABEL])))
+    response = await infer(service, v2_request(rows.drop(columns=[LABEL])), transport=ctx.transport)
     answered = time.monotonic()
     ctx.out.print(f"\n[bold]predictions[/] from {service.service_name} ({service.endpoint})")
     table = outputs_table(response, len(rows), rows[LABEL].tolist())
@@ -159,7 +162,6 @@ async def cmd_quickstart(ctx: Context, args: argparse.Namespace) -> int:
     ]
     ctx.out.print()
     ctx.out.print(render.kv_table(timings, title="timings"))
-    ctx.out.print(
-        f"\nnext: atom runs · atom logs {run.id} · atom services · atom apply -f {directory / 'quickstart.yaml'}"
-    )
+    spec_file = directory / "quickstart.yaml"
+    ctx.out.print(f"\nnext: atom runs · atom logs {run.id} · atom services · atom apply -f {spec_file}")
     return 0

@@ -24,9 +24,10 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.text import Text
 
 from control.cli import render
-from control.cli._context import UsageError, normalize_kind, parse_pairs
+from control.cli._context import UsageError, missing_space, no_space_note, normalize_kind, parse_pairs
 from control.errors import ControlAPIError
 from control.schemas import RunOut, RunState, TaskEvent
 
@@ -57,7 +58,13 @@ async def cmd_get(ctx: Context, args: argparse.Namespace) -> int:
             item = await _get_named(client, ctx.space, kind, args.name)
             _dump(ctx, item, args.output or "yaml")
             return 0
-        items = await client.list(ctx.space, kind)
+        try:
+            items = await client.list(ctx.space, kind)
+        except ControlAPIError as exc:
+            if await missing_space(client, ctx.space, exc):
+                ctx.err.print(no_space_note(ctx.space), style="dim")
+                return 0
+            raise
     if args.output in ("json", "yaml"):
         _dump(ctx, items, args.output)
     elif not items:
@@ -148,8 +155,8 @@ async def cmd_stop(ctx: Context, args: argparse.Namespace) -> int:
     run_id = _run_id(args.run)
     async with ctx.client() as client:
         run = await client.stop_run(run_id, args.reason)
-    ctx.out.print(f"run {run.id}: ", render.state_text(run.state), end="")
-    ctx.out.print(f" ({escape(run.reason)})" if run.reason else "")
+    line = Text(f"run {run.id}: ").append_text(render.state_text(run.state))
+    ctx.out.print(line.append(f" ({run.reason})" if run.reason else ""))
     return 0
 
 
@@ -164,7 +171,23 @@ async def cmd_runs(ctx: Context, args: argparse.Namespace) -> int:
             return render.runs_table(page.items, total=page.total)
 
         if not args.watch:
-            ctx.out.print(await table())
+            try:
+                page = await client.list_runs(
+                    space=ctx.space, node=args.node, state=args.state, limit=args.limit
+                )
+            except ControlAPIError as exc:
+                if await missing_space(client, ctx.space, exc):
+                    ctx.err.print(no_space_note(ctx.space), style="dim")
+                    return 0
+                raise
+            if page.items:
+                ctx.out.print(render.runs_table(page.items, total=page.total))
+            else:
+                ctx.err.print(
+                    f"no runs in space {ctx.space!r}"
+                    + (" matching the filters" if args.node or args.state else ""),
+                    style="dim",
+                )
             return 0
         count = getattr(args, "watch_count", None)  # tests bound the loop
         with Live(await table(), console=ctx.out, refresh_per_second=4, transient=False) as live:
@@ -177,18 +200,37 @@ async def cmd_runs(ctx: Context, args: argparse.Namespace) -> int:
 # -- logs -------------------------------------------------------------------------------------
 
 
+@dataclass
+class LogPage:
+    text: str
+    next_offset: int
+    eof: bool
+
+
+async def log_page(client: AsyncControlClient, run_id: int, offset: int) -> LogPage:
+    """One page of a run's log, as `client.run_logs` returns it but with its text verbatim.
+
+    `LogChunk` is a `Wire` model, which strips whitespace from strings: the newline that
+    ends a page would be lost. So the page is read as plain JSON here.
+    """
+    raw = await client.request(
+        "GET", f"/api/v1/runs/{run_id}/logs", params={"offset": offset, "limit": 65536}
+    )
+    return LogPage(str(raw.get("text") or ""), int(raw.get("nextOffset", offset)), bool(raw.get("eof")))
+
+
 async def cmd_logs(ctx: Context, args: argparse.Namespace) -> int:
     run_id = _run_id(args.run)
     async with ctx.client() as client:
         offset = 0
         while True:
-            chunk = await client.run_logs(run_id, offset=offset)
-            if chunk.text:
-                ctx.out.file.write(chunk.text)
+            page = await log_page(client, run_id, offset)
+            if page.text:
+                ctx.out.file.write(page.text)
                 ctx.out.file.flush()
-                offset = chunk.next_offset
+                offset = page.next_offset
                 continue
-            if chunk.eof or not args.follow:
+            if page.eof or not args.follow:
                 return 0
             await asyncio.sleep(args.interval)
 
@@ -197,11 +239,11 @@ async def log_tail(client: AsyncControlClient, run_id: int, lines: int = 20) -> 
     """The last `lines` lines of a run's log (reads it through, keeping at most 256 KiB)."""
     buf, offset = "", 0
     while True:
-        chunk = await client.run_logs(run_id, offset=offset)
-        if not chunk.text:
+        page = await log_page(client, run_id, offset)
+        if not page.text:
             break
-        buf = (buf + chunk.text)[-262144:]
-        offset = chunk.next_offset
+        buf = (buf + page.text)[-262144:]
+        offset = page.next_offset
     return buf.splitlines()[-lines:]
 
 
@@ -221,15 +263,18 @@ async def follow_run(
     run_id: int,
     *,
     poll: float = POLL_S,
-    timeout: float | None = None,
+    wait_s: float | None = None,
 ) -> Followed:
-    """Show a live progress line for a run until it ends; return its final view.
+    """Follow a run until it ends, and return its final view.
+
+    On a terminal: a live progress bar with the state and stage. Elsewhere (CI logs,
+    pipes): one line per change of state or stage.
 
     Raises:
-        TimeoutError: the run did not end within `timeout` seconds.
+        TimeoutError: the run did not end within `wait_s` seconds.
     """
     seen: dict[str, float] = {}
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = None if wait_s is None else time.monotonic() + wait_s
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -237,20 +282,30 @@ async def follow_run(
         TaskProgressColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=ctx.out, transient=False) as progress:
+    live = ctx.out.is_terminal
+    last = ""
+    with Progress(*columns, console=ctx.out, transient=True, disable=not live) as progress:
         task = progress.add_task(f"run {run_id}", total=1.0)
         while True:
             run = await client.get_run(run_id)
             seen.setdefault(str(run.state), time.monotonic())
-            stage = f" {escape(run.stage)}" if run.stage else ""
             style = render.STATE_STYLES.get(str(run.state), "")
-            desc = f"run {run.id} {escape(run.node_name)} [{style}]{run.state}[/]{stage}"
-            done = 1.0 if run.state == RunState.SUCCEEDED else (run.progress or 0.0)
-            progress.update(task, description=desc, completed=done)
+            head = f"run {run.id} {escape(run.node_name)} [{style}]{run.state}[/]"
+            desc = head + (f" {escape(run.stage)}" if run.stage and not run.state.is_terminal() else "")
+            if live:
+                done = 1.0 if run.state == RunState.SUCCEEDED else (run.progress or 0.0)
+                progress.update(task, description=desc, completed=done)
+            elif desc != last and not run.state.is_terminal():
+                ctx.out.print(desc, highlight=False)
+            last = desc
             if run.state.is_terminal():
+                progress.stop()
+                mark = "[green]✓[/]" if run.state == RunState.SUCCEEDED else "[red]✗[/]"
+                took = render.fmt_duration(render.elapsed(run.started_at or run.created_at, run.finished_at))
+                ctx.out.print(f"{mark} {head} in {took}", highlight=False)
                 return Followed(run, seen)
             if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"run {run_id} still {run.state} after {timeout:.0f}s")
+                raise TimeoutError(f"run {run_id} still {run.state} after {wait_s:.0f}s")
             await asyncio.sleep(poll)
 
 

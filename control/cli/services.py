@@ -10,13 +10,13 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 from rich.table import Table
 
 from control.cli import render
-from control.cli._context import UsageError
+from control.cli._context import UsageError, missing_space, no_space_note
 from control.errors import ControlAPIError, ControlUnreachable
 
 if TYPE_CHECKING:
@@ -33,12 +33,23 @@ _DATATYPES = {"f": "FP64", "i": "INT64", "u": "UINT64", "b": "BOOL"}
 
 async def cmd_services(ctx: Context, args: argparse.Namespace) -> int:
     async with ctx.client() as client:
-        services = await client.list_services(space=ctx.space)
+        try:
+            services = await list_services(client, ctx.space)
+        except ControlAPIError as exc:
+            if await missing_space(client, ctx.space, exc):
+                ctx.err.print(no_space_note(ctx.space), style="dim")
+                return 0
+            raise
     if not services:
         ctx.err.print(f"no services in space {ctx.space!r}", style="dim")
         return 0
     ctx.out.print(render.services_table(services))
     return 0
+
+
+async def list_services(client: AsyncControlClient, space: str) -> list[ServiceOut]:
+    # the client's `list` method shadows the builtin in its annotations; mypy then loses the type
+    return cast("list[ServiceOut]", await client.list_services(space=space))
 
 
 async def find_service(client: AsyncControlClient, space: str, ref: str) -> ServiceOut:
@@ -49,9 +60,7 @@ async def find_service(client: AsyncControlClient, space: str, ref: str) -> Serv
     """
     if ref.isdigit():
         return await client.get_service(int(ref))
-    named = [
-        s for s in await client.list_services(space=space) if s.service_name == ref or s.model_name == ref
-    ]
+    named = [s for s in await list_services(client, space) if s.service_name == ref or s.model_name == ref]
     if not named:
         raise ControlAPIError(f"no service {ref!r} in space {space!r} (see `atom services`)", status_code=404)
     return max(named, key=lambda s: s.id)
@@ -85,7 +94,13 @@ def infer_urls(service: ServiceOut) -> list[str]:
     return [f"{base}/v2/models/{name}/infer" for name in names]
 
 
-async def infer(service: ServiceOut, body: dict[str, Any], *, timeout: float = 60.0) -> dict[str, Any]:
+async def infer(
+    service: ServiceOut,
+    body: dict[str, Any],
+    *,
+    http_timeout: float = 60.0,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> dict[str, Any]:
     """Send one V2 infer request to a service; return the decoded response.
 
     Raises:
@@ -93,7 +108,7 @@ async def infer(service: ServiceOut, body: dict[str, Any], *, timeout: float = 6
         ControlAPIError: the service answered with an error.
     """
     urls = infer_urls(service)
-    async with httpx.AsyncClient(timeout=timeout) as http:
+    async with httpx.AsyncClient(timeout=http_timeout, transport=transport) as http:
         for i, url in enumerate(urls):
             try:
                 resp = await http.post(url, json=body)
@@ -140,13 +155,17 @@ def outputs_table(response: dict[str, Any], rows: int, truth: Sequence[Any] | No
     if truth is not None:
         table.add_column("TRUE", justify="right")
         table.add_column("")
+    right = 0
     for i in range(rows):
         cells = [str(i)] + [_fmt(values[i]) for _, values in columns]
         if truth is not None:
-            first = columns[0][1][i] if columns else None
-            hit = _same(first, truth[i])
+            hit = bool(columns) and _same(columns[0][1][i], truth[i])
+            right += hit
             cells += [_fmt(truth[i]), "[green]✓[/]" if hit else "[red]✗[/]"]
         table.add_row(*cells)
+    if truth is not None:
+        table.caption = f"{right} of {rows} right"
+        table.caption_justify = "left"
     return table
 
 
@@ -185,33 +204,37 @@ def _frame_from_json(text: str) -> tuple[pd.DataFrame | None, dict[str, Any] | N
     raise UsageError("--json takes a V2 body, a record, a list of records or a mapping of columns")
 
 
-async def cmd_predict(ctx: Context, args: argparse.Namespace) -> int:
+def _load(args: argparse.Namespace) -> tuple[pd.DataFrame | None, dict[str, Any], list[Any] | None]:
+    """The request from --json or --csv: (the frame sent or None, the V2 body, true labels or None)."""
     import pandas as pd  # deferred: see _frame_from_json
 
     truth: list[Any] | None = None
-    frame: pd.DataFrame | None
     if args.json is not None:
         frame, body = _frame_from_json(args.json)
+        if body is not None:
+            return None, body, None
     else:
         path = Path(args.csv).expanduser()
         if not path.exists():
             raise UsageError(f"--csv {args.csv}: no such file")
-        frame, body = pd.read_csv(path), None
-    if frame is not None:
-        if args.rows:
-            frame = frame.head(args.rows)
-        if args.label:
-            if args.label not in frame.columns:
-                raise UsageError(
-                    f"--label {args.label!r}: no such column (have {', '.join(map(str, frame.columns))})"
-                )
-            truth = frame[args.label].tolist()
-            frame = frame.drop(columns=[args.label])
-        body = v2_request(frame)
-    assert body is not None
+        frame = pd.read_csv(path)
+    assert frame is not None
+    if args.rows:
+        frame = frame.head(args.rows)
+    if args.label:
+        if args.label not in frame.columns:
+            have = ", ".join(map(str, frame.columns))
+            raise UsageError(f"--label {args.label!r}: no such column (have {have})")
+        truth = frame[args.label].tolist()
+        frame = frame.drop(columns=[args.label])
+    return frame, v2_request(frame), truth
+
+
+async def cmd_predict(ctx: Context, args: argparse.Namespace) -> int:
+    frame, body, truth = _load(args)
     async with ctx.client() as client:
         service = await find_service(client, ctx.space, args.service)
-    response = await infer(service, body)
+    response = await infer(service, body, transport=ctx.transport)
     table = outputs_table(response, len(frame), truth) if frame is not None else None
     if table is None or args.raw:
         ctx.out.file.write(json.dumps(response, indent=2) + "\n")

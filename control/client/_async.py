@@ -5,6 +5,7 @@ Imports only `control.schemas` and `control.errors`: no SQLAlchemy, no FastAPI.
 
 from __future__ import annotations
 
+import builtins
 from typing import Any, TypeVar
 
 import httpx
@@ -195,13 +196,13 @@ class AsyncControlClient:
     async def run_logs(self, run_id: int, *, offset: int = 0, limit: int = 65536) -> LogChunk:
         return await self._get(f"{API}/runs/{run_id}/logs", LogChunk, offset=offset, limit=limit)
 
-    async def run_metrics(self, run_id: int) -> list[MetricPoint]:
-        return await self._get(f"{API}/runs/{run_id}/metrics", list[MetricPoint])
+    async def run_metrics(self, run_id: int) -> builtins.list[MetricPoint]:
+        return await self._get(f"{API}/runs/{run_id}/metrics", builtins.list[MetricPoint])
 
     # -- services ---------------------------------------------------------------------------
 
-    async def list_services(self, *, space: str | None = None) -> list[ServiceOut]:
-        return await self._get(f"{API}/services", list[ServiceOut], space=space)
+    async def list_services(self, *, space: str | None = None) -> builtins.list[ServiceOut]:
+        return await self._get(f"{API}/services", builtins.list[ServiceOut], space=space)
 
     async def get_service(self, service_id: int) -> ServiceOut:
         return await self._get(f"{API}/services/{service_id}", ServiceOut)

@@ -320,6 +320,7 @@ class NodePatch(Wire):
 class NodeOut(NodeFields, Stamped):
     node_name: str
     last_run_state: str | None = None
+    relation: NodeRelationOut | None = None
 
 
 class NodeRelationIn(Wire):
@@ -352,3 +353,6 @@ class NodeRelationOut(Wire):
     service_info_id: int | None
     max_service_info_id: int | None
     min_service_info_id: int | None
+
+
+NodeOut.model_rebuild()

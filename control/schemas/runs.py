@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from control.schemas._base import (
     ColonyType,
@@ -202,6 +202,8 @@ class RunPage(Wire):
 
 
 class LogChunk(Wire):
+    model_config = ConfigDict(**{**Wire.model_config, "str_strip_whitespace": False})
+
     offset: int
     next_offset: int
     text: str

@@ -126,6 +126,8 @@ def view(*, session: Session, k: Kind, row: Any) -> dict[str, Any]:
         extra["last_run_state"] = session.scalar(
             select(m.Runtime.state).where(m.Runtime.node_id == row.id).order_by(m.Runtime.id.desc()).limit(1)
         )
+        rel = relation_of(session=session, node_id=row.id)
+        extra["relation"] = relation_view(session=session, rel=rel) if rel is not None else None
     fields = {name: getattr(row, name) for name in k.view.model_fields if hasattr(row, name)}
     fields.update(extra)
     return k.view.model_validate(fields).wire()

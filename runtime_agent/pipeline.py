@@ -1,0 +1,528 @@
+"""One run, start to end: spec -> running -> load -> hooks over sources -> train (Ray) -> sinks ->
+model upload -> model version -> runningAutoFinish. Each step is its own function.
+
+`run_task` owns the run's side tasks (heartbeats, which can ask it to stop; live metrics) and
+turns every outcome into exactly one final report: failed with a one-line reason (traceback in
+the log), stopped, or the runningAutoFinish call on success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from connectors.errors import AtomError
+from control.schemas import (
+    Heartbeat,
+    MetricReport,
+    ModelVersionReport,
+    OperatorRuntimeType,
+    RunState,
+    TaskEvent,
+    TaskSpec,
+)
+from runtime_agent import models
+from runtime_agent._aio import in_daemon_thread
+from runtime_agent.api import ReasoningOperator, TrainOperator, TrainResult
+from runtime_agent.compat import LegacyReasoningOperator, LegacyTrainOperator, adapt
+from runtime_agent.context import OperatorContext
+from runtime_agent.errors import RunStopped, SpecError, describe_exception
+from runtime_agent.lifecycle import run_lifecycle
+from runtime_agent.loader import instantiate, load_object
+from runtime_agent.logs import add_secret, redact
+from runtime_agent.sources import Connections, ConnectorOpener, SinkWriter, SourceReader
+
+if TYPE_CHECKING:
+    from runtime_agent.callbacks import Callbacks
+    from runtime_agent.settings import AgentSettings, RunDirs
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILED, EXIT_STOPPED = 0, 1, 143
+
+
+@dataclass
+class RunOutcome:
+    """How a run ended.
+
+    Attributes:
+        state: succeeded, failed or stopped.
+        reason: the one-line reason reported for failed / stopped runs.
+        exit_code: 0, 1 (failed) or 143 (stopped).
+        model_address: where the model archive was stored, if one was.
+        model_version: the version control assigned, if any.
+        train: Ray Train's result for TRAIN operators with a train_loop.
+        ctx: the run's operator context (emitted rows, metrics, model dir).
+    """
+
+    state: RunState
+    reason: str = ""
+    exit_code: int = EXIT_OK
+    model_address: str | None = None
+    model_version: str | None = None
+    train: TrainResult | None = None
+    ctx: OperatorContext | None = None
+
+
+@dataclass
+class Run:
+    """The state one run's steps share."""
+
+    settings: AgentSettings
+    spec: TaskSpec
+    dirs: RunDirs
+    callbacks: Callbacks
+    connections: Connections
+    ctx: OperatorContext
+    op: Any = None
+    sinks: SinkWriter | None = None
+    train: TrainResult | None = None
+    model_address: str | None = None
+    model_version: str | None = None
+    train_executor: str = "ray"
+    owns_ray: bool = False
+    metric_queue: asyncio.Queue[MetricReport | None] = field(default_factory=asyncio.Queue)
+
+
+# -- steps ----------------------------------------------------------------------------------------
+
+
+def load_spec_file(path: Path, *, run_id: int | None = None) -> TaskSpec:
+    """Read a TaskSpec from YAML or JSON (camelCase keys); runId and nodeName may be left out.
+
+    Raises:
+        SpecError: the file is missing, not YAML, or not a valid TaskSpec.
+    """
+    import yaml  # deferred: only spec files need it
+    from pydantic import ValidationError
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SpecError(f"spec file {path} cannot be read: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise SpecError(f"spec file {path} is not valid YAML/JSON: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(raw, dict):
+        raise SpecError(f"spec file {path} must hold a mapping (a TaskSpec), not {type(raw).__name__}")
+    if run_id is not None:
+        raw["runId"] = run_id
+    raw.setdefault("runId", 0)
+    raw.setdefault("nodeName", path.stem)
+    try:
+        return TaskSpec.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise SpecError(f"spec file {path}: {where}: {first['msg']} ({exc.error_count()} error(s))") from exc
+
+
+async def fetch_spec(callbacks: Callbacks, spec: TaskSpec | None) -> TaskSpec:
+    """The run's TaskSpec: the one given, or fetched from control."""
+    if spec is not None:
+        return spec
+    return await callbacks.task_spec()
+
+
+async def report_running(run: Run) -> None:
+    """Tell control the run is running."""
+    await run.callbacks.report_state(RunState.RUNNING, f"agent pid {os.getpid()}")
+
+
+async def heartbeat_loop(run: Run, interval: float, request_stop: Any) -> None:
+    """Send a heartbeat every `interval` seconds; a `stop: true` answer stops the run."""
+    while True:
+        beat = Heartbeat(stage=run.ctx.stage[:100], rows_read=run.ctx.rows_read)
+        try:
+            stop = await run.callbacks.heartbeat(beat)
+        except Exception as exc:  # heartbeats are best effort
+            logger.warning("heartbeat failed: %s", describe_exception(exc))
+            stop = False
+        if stop:
+            request_stop("stopped by user")
+            return
+        await asyncio.sleep(interval)
+
+
+def load_operator(run: Run, given: Any = None) -> Any:
+    """Import moduleName, take executeObject, build it and wrap original-runtime classes.
+
+    Raises:
+        OperatorLoadError: the module or the object is missing, or the class cannot be built.
+    """
+    operator = run.spec.operator
+    obj = given if given is not None else load_object(operator.module_name, operator.execute_object)
+    instance = instantiate(obj, module_name=operator.module_name, execute_object=operator.execute_object)
+    op = adapt(instance)
+    logger.info(
+        "operator %s:%s loaded (%s%s)",
+        operator.module_name,
+        operator.execute_object,
+        type(op).__name__,
+        f" wrapping {type(instance).__name__}" if op is not instance else "",
+    )
+    return op
+
+
+def is_training(run: Run) -> bool:
+    """True when the operator produces a model (a TRAIN run or a train-style operator)."""
+    if isinstance(run.op, TrainOperator | LegacyTrainOperator):
+        return True
+    return not isinstance(run.op, ReasoningOperator) and (
+        run.spec.operator.operator_runtime_type == OperatorRuntimeType.TRAIN
+    )
+
+
+async def prepare_model(run: Run) -> None:
+    """For inference operators: fetch the task's model into `ctx.model_dir` before the hooks."""
+    model = run.spec.model
+    if not isinstance(run.op, ReasoningOperator) or model is None or not model.model_address:
+        return
+    run.ctx.stage = "fetch model"
+    await models.download(
+        model.model_address,
+        connection=model.connection,
+        connections=run.connections,
+        dest=run.ctx.model_dir,
+        default_base=run.dirs.data / "models",
+    )
+
+
+async def execute_hooks(run: Run) -> None:
+    """Read the input sources and run the six hooks; emitted rows are flushed to sinks as they fill."""
+    sources = [s for s in run.spec.sources if str(s.source_type) != "sink"]
+    reader = SourceReader(sources, run.connections)
+    sinks = run.sinks
+    await run_lifecycle(run.op, run.ctx, reader, after_batch=sinks.flush_if_full if sinks else None)
+
+
+async def train(run: Run) -> TrainResult | None:
+    """Run the operator's `train_loop` under Ray Train (or the local executor), if it has one."""
+    if not isinstance(run.op, TrainOperator) or not callable(type(run.op).train_loop):
+        return None
+    from runtime_agent.train import TrainSetup, run_training  # deferred: imports Ray lazily
+
+    if run.train_executor == "ray":
+        ray = await in_daemon_thread(importlib.import_module, "ray")  # seconds: keep heartbeats going
+        run.owns_ray = not ray.is_initialized()
+    token = run.settings.run_token.get_secret_value() if run.settings.run_token else None
+    setup = TrainSetup(
+        executor=run.train_executor,
+        storage_path=run.dirs.data / "ray_results",
+        num_cpus=run.settings.ray_num_cpus,
+        control_url=run.settings.control_url if run.callbacks.live else None,
+        token=token,
+    )
+    result = await run_training(run.op, run.ctx, setup)
+    run.train = result
+    run.ctx.stage = "after train"
+    from runtime_agent.lifecycle import call_hook
+
+    await call_hook("after_train", run.op.after_train, run.ctx, result)
+    return result
+
+
+async def write_sinks(run: Run) -> None:
+    """Write every row still buffered to the sink(s)."""
+    if run.sinks is not None:
+        run.ctx.stage = "write"
+        await run.sinks.flush()
+        if run.sinks.rows_written:
+            logger.info("sinks: %d rows written", run.sinks.rows_written)
+
+
+async def save_model(run: Run) -> str | None:
+    """Pack `ctx.model_dir` and store it in the model's connection; returns its URI."""
+    if not is_training(run):
+        return None
+    if not models.has_files(run.ctx.model_dir):
+        logger.warning("the operator wrote no model files to %s; no model version", run.ctx.model_dir)
+        return None
+    model = run.spec.model
+    if model is None:
+        logger.info("the task has no model; the model files stay in %s", run.ctx.model_dir)
+        return None
+    run.ctx.stage = "save model"
+    name = model.model_name or run.settings.model_name or run.spec.node_name
+    run.model_address = await models.upload(
+        run.ctx.model_dir,
+        model_name=name,
+        run_id=run.spec.run_id,
+        connection=model.connection,
+        connections=run.connections,
+        default_base=run.dirs.data / "models",
+    )
+    return run.model_address
+
+
+def final_metrics(run: Run) -> dict[str, float]:
+    """The metrics the model version records: Ray Train's final ones, else the last reported."""
+    metrics = dict(run.ctx.last_metrics)
+    if run.train is not None:
+        metrics.update(run.train.metrics)
+    return metrics
+
+
+async def register_model(run: Run) -> None:
+    """Register the stored model as a new version with its score and metrics."""
+    if run.model_address is None:
+        return
+    from runtime_agent.train import pick_score  # light: Ray is imported lazily there
+
+    metrics = final_metrics(run)
+    score = run.train.score if run.train is not None else pick_score(metrics, run.ctx.model_conf)
+    assigned = await run.callbacks.register_model_version(
+        ModelVersionReport(
+            model_address=run.model_address,
+            model_score=score,
+            metrics=metrics,
+            serving_object=serving_object(run),
+        )
+    )
+    if assigned is not None:
+        run.model_version = assigned.model_version
+
+
+def serving_object(run: Run) -> str | None:
+    """`module:Class` that serves this operator's model, if the operator or modelConf names one."""
+    named = run.spec.operator.model_conf.get("servingObject") or getattr(run.op, "serving_object", None)
+    return str(named) if named else None
+
+
+async def finish(run: Run) -> None:
+    """Call runningAutoFinish: control records success and deploys by deployType."""
+    event = TaskEvent(
+        task_id=run.spec.node_id or run.spec.run_id,
+        operator_runtime_type=run.spec.operator.operator_runtime_type,
+        run_parameter={"runId": str(run.spec.run_id)},
+    )
+    await run.callbacks.running_auto_finish(event)
+
+
+async def execute(run: Run, operator: Any = None) -> None:
+    """Every step after `running`, in order."""
+    run.ctx.stage = "load"
+    run.op = load_operator(run, operator)
+    if isinstance(run.op, LegacyReasoningOperator):
+        run.op.configure(run.ctx.operator_conf, run.ctx.model_conf)
+    await prepare_model(run)
+    await execute_hooks(run)
+    await train(run)
+    await write_sinks(run)
+    await save_model(run)
+    await run.metric_queue.join()  # live metrics reach control before the version and the finish
+    await register_model(run)
+    run.ctx.stage = "finish"
+    await finish(run)
+
+
+# -- orchestration ----------------------------------------------------------------------------
+
+
+def one_line(text: str, limit: int = 1000) -> str:
+    """A reason string: first line only, secrets masked, bounded."""
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    line = redact(lines[0] if lines else "")
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The reason reported for a failed run."""
+    if isinstance(exc, AtomError):
+        return one_line(str(exc))
+    return one_line(f"agent error: {describe_exception(exc)}")
+
+
+def export_env(spec: TaskSpec, dirs: RunDirs, settings: AgentSettings) -> None:
+    """Put the task's envs and the ATOM_* run paths into os.environ (inherited by Ray workers)."""
+    for key, value in spec.envs.items():
+        os.environ[str(key)] = str(value)
+    paths = {
+        "ATOM_RUN_ID": str(spec.run_id),
+        "ATOM_DATA_DIR": str(dirs.data),
+        "ATOM_MODEL_DIR": str(dirs.model),
+        "ATOM_LOG_DIR": str(dirs.log),
+        "ATOM_SUMMARY_DIR": str(dirs.summary),
+        "ATOM_SHARE_DIR": str(dirs.share),
+    }
+    if spec.model is not None:
+        paths["ATOM_MODEL_NAME"] = spec.model.model_name
+    for key, value in paths.items():
+        os.environ.setdefault(key, value)
+
+
+async def run_task(
+    settings: AgentSettings,
+    callbacks: Callbacks,
+    *,
+    spec: TaskSpec | None = None,
+    operator: Any = None,
+    opener: ConnectorOpener | None = None,
+    train_executor: str = "ray",
+    keep_emitted: bool = False,
+    handle_signals: bool = False,
+    apply_env: bool = False,
+) -> RunOutcome:
+    """Run one task to its end and report it; never raises for a failed run.
+
+    Args:
+        settings: the agent's settings (dirs, heartbeat interval, control URL).
+        callbacks: where reports go (control, or log lines).
+        spec: the task spec; None fetches it with `callbacks.task_spec()`.
+        operator: an operator class or instance to use instead of importing moduleName.
+        opener: `open_connector` replacement (default: `connectors.registry.open_connector`).
+        train_executor: `ray` (Ray Train) or `local` (train_loop in this process).
+        keep_emitted: keep every emitted frame on the context (for tests).
+        handle_signals: SIGTERM / SIGINT stop the run (the CLI sets this).
+        apply_env: export the task's envs and ATOM_* paths to os.environ (the CLI sets this).
+
+    Returns:
+        The outcome; `exit_code` is what the CLI exits with.
+    """
+    if settings.run_token is not None:
+        add_secret(settings.run_token.get_secret_value())
+    try:
+        spec = await fetch_spec(callbacks, spec)
+    except Exception as exc:
+        reason = failure_reason(exc)
+        logger.error("cannot get the task spec: %s", reason, exc_info=not isinstance(exc, AtomError))
+        with contextlib.suppress(Exception):
+            await callbacks.report_state(RunState.FAILED, reason)
+        return RunOutcome(RunState.FAILED, reason, EXIT_FAILED)
+    for source in spec.sources:
+        add_secret(source.connection.connect_password)
+    if spec.model is not None and spec.model.connection is not None:
+        add_secret(spec.model.connection.connect_password)
+
+    dirs = settings.run_dirs(spec.run_id)
+    if apply_env:
+        export_env(spec, dirs, settings)
+    loop = asyncio.get_running_loop()
+    metric_queue: asyncio.Queue[MetricReport | None] = asyncio.Queue()
+    connections = Connections(opener)
+    reader = SourceReader([s for s in spec.sources if str(s.source_type) != "sink"], connections)
+
+    def on_metrics(step: int, values: dict[str, float]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the run is over
+            loop.call_soon_threadsafe(metric_queue.put_nowait, MetricReport(step=step, values=values))
+
+    ctx = OperatorContext(
+        run_id=spec.run_id,
+        operator_conf=spec.operator.operator_conf,
+        environment_conf=spec.operator.environment_conf,
+        model_conf=spec.operator.model_conf,
+        envs=spec.envs,
+        run_parameter=spec.run_parameter,
+        epochs=spec.operator.operator_epoch,
+        model_dir=dirs.model,
+        data_dir=dirs.data,
+        summary_dir=dirs.summary,
+        share_dir=dirs.share,
+        logger=logging.getLogger(f"atom.operator.{spec.node_name}"),
+        on_metrics=on_metrics,
+        open_source=reader.read_role,
+        keep_emitted=keep_emitted,
+    )
+    run = Run(
+        settings,
+        spec,
+        dirs,
+        callbacks,
+        connections,
+        ctx,
+        train_executor=train_executor,
+        metric_queue=metric_queue,
+    )
+    run.sinks = SinkWriter(
+        [s for s in spec.sources if str(s.source_type) == "sink"], connections, ctx, settings.sink_flush_rows
+    )
+
+    stop_reason: list[str] = []
+    stop_event = asyncio.Event()
+
+    def request_stop(reason: str) -> None:
+        if not stop_reason:
+            stop_reason.append(reason)
+            logger.warning("stop requested: %s", reason)
+        stop_event.set()
+
+    installed: list[signal.Signals] = []
+    if handle_signals:
+        for sig, why in ((signal.SIGTERM, "stopped by SIGTERM"), (signal.SIGINT, "stopped by SIGINT")):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, request_stop, why)
+                installed.append(sig)
+
+    async def send_metrics() -> None:
+        while (report := await metric_queue.get()) is not None:
+            try:
+                await callbacks.report_metrics(report)
+            except Exception as exc:  # metrics are best effort
+                logger.warning("metrics not delivered: %s", describe_exception(exc))
+            finally:
+                metric_queue.task_done()
+
+    logger.info(
+        "run %s: node %r, operator %s:%s (%s), %d source(s)",
+        spec.run_id,
+        spec.node_name,
+        spec.operator.module_name,
+        spec.operator.execute_object,
+        spec.operator.operator_runtime_type,
+        len(spec.sources),
+    )
+    sender = asyncio.create_task(send_metrics(), name="atom-metrics")
+    beats: asyncio.Task[None] | None = None
+    outcome: RunOutcome
+    try:
+        await report_running(run)
+        beats = asyncio.create_task(
+            heartbeat_loop(run, settings.heartbeat_interval, request_stop), name="atom-heartbeat"
+        )
+        work = asyncio.create_task(execute(run, operator), name="atom-work")
+        stopper = asyncio.create_task(stop_event.wait(), name="atom-stop")
+        await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if not work.done():
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await work
+            raise RunStopped(stop_reason[0] if stop_reason else "stopped")
+        stopper.cancel()
+        work.result()
+        outcome = RunOutcome(RunState.SUCCEEDED, "", EXIT_OK)
+        logger.info("run %s succeeded", spec.run_id)
+    except RunStopped as exc:
+        outcome = RunOutcome(RunState.STOPPED, one_line(str(exc)), EXIT_STOPPED)
+        with contextlib.suppress(Exception):
+            await callbacks.report_state(RunState.STOPPED, outcome.reason)
+    except Exception as exc:
+        outcome = RunOutcome(RunState.FAILED, failure_reason(exc), EXIT_FAILED)
+        logger.error("run %s failed: %s", spec.run_id, outcome.reason, exc_info=exc)
+        try:
+            await callbacks.report_state(RunState.FAILED, outcome.reason)
+        except Exception as report_exc:
+            logger.error("could not report the failure: %s", describe_exception(report_exc))
+    finally:
+        if beats is not None:
+            beats.cancel()
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        metric_queue.put_nowait(None)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(sender, timeout=30)
+        await connections.aclose()
+        if run.owns_ray:
+            from runtime_agent.train import shutdown_ray  # deferred: imports Ray lazily
+
+            await asyncio.to_thread(shutdown_ray)
+    outcome.model_address = run.model_address
+    outcome.model_version = run.model_version
+    outcome.train = run.train
+    outcome.ctx = ctx
+    return outcome

@@ -1,0 +1,73 @@
+"""`AgentSettings`: the runtime agent's configuration, read once from `ATOM_*` env at the entry point.
+
+Control creates the per-run directories and passes them in the environment (see
+`runtime_agent.__main__` for the full protocol). With no control (`run --spec`, `dev`,
+`AgentRunner`) every directory defaults to `.atom/run-<id>/<name>` under the working directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AgentSettings(BaseSettings):
+    """Settings for one agent process (`run`, `dev` or `serve`)."""
+
+    model_config = SettingsConfigDict(env_prefix="ATOM_", env_ignore_empty=True, extra="ignore")
+
+    control_url: str | None = None
+    """Control's base URL; None runs without control (callbacks become log lines)."""
+    run_token: SecretStr | None = None
+    """Bearer token for the agent's calls on its run; never logged."""
+    service_token: SecretStr | None = None
+    """Bearer token for `serve --service-id` to fetch its ServeSpec; never logged."""
+    run_id: int | None = None
+    """The runtime id, when not given as `--run-id`."""
+    data_dir: Path | None = None
+    """Per-run working directory (Ray Train storage, FILE models with no base dir)."""
+    model_dir: Path | None = None
+    """Where the operator writes its model (`ctx.model_dir`)."""
+    log_dir: Path | None = None
+    summary_dir: Path | None = None
+    share_dir: Path | None = None
+    model_name: str | None = None
+    model_version: str | None = None
+    heartbeat_interval: float = 5.0
+    """Seconds between heartbeats; the response can ask the run to stop."""
+    ray_num_cpus: int | None = None
+    """CPUs for the local Ray instance (None: all); ignored when RAY_ADDRESS names a cluster."""
+    sink_flush_rows: int = 50_000
+    """Emitted rows buffered before they are written to the sinks."""
+    log_level: str = "INFO"
+
+    def run_dirs(self, run_id: int) -> RunDirs:
+        """The run's directories (created), defaulting under `.atom/run-<id>`."""
+        base = Path(".atom") / f"run-{run_id}"
+        data = (self.data_dir or base / "data").absolute()
+        dirs = RunDirs(
+            data=data,
+            model=(self.model_dir or base / "model").absolute(),
+            log=(self.log_dir or base / "logs").absolute(),
+            summary=(self.summary_dir or base / "summary").absolute(),
+            share=(self.share_dir or base / "share").absolute(),
+        )
+        for path in (dirs.data, dirs.model, dirs.log, dirs.summary, dirs.share):
+            path.mkdir(parents=True, exist_ok=True)
+        return dirs
+
+
+class RunDirs:
+    """The five per-run directories (absolute paths)."""
+
+    def __init__(self, *, data: Path, model: Path, log: Path, summary: Path, share: Path) -> None:
+        self.data = data
+        self.model = model
+        self.log = log
+        self.summary = summary
+        self.share = share
+
+    def __repr__(self) -> str:
+        return f"RunDirs(data={self.data}, model={self.model})"

@@ -1,0 +1,107 @@
+"""A live control server (uvicorn in a thread, real SQLite store, reconcile loop on) for e2e tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import uvicorn
+
+from control.api.app import create_app
+from control.client import AsyncControlClient
+from control.orchestrator import free_port
+from control.settings import Settings
+
+
+class LiveControl:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.url = f"http://{settings.host}:{settings.port}"
+        self.app = create_app(settings)
+        config = uvicorn.Config(self.app, host=settings.host, port=settings.port, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveControl:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("control did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+@pytest.fixture
+def live_settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", port=free_port(), heartbeat_timeout=60, reconcile_interval=0.3)
+
+
+@pytest.fixture
+def live_control(live_settings: Settings) -> Iterator[LiveControl]:
+    with LiveControl(live_settings) as live:
+        yield live
+        # stop every agent and service this control started
+        orch = live.app.state.orchestrator
+        for adapter in orch.adapters.values():
+            for pid in list(getattr(adapter, "_procs", {})):
+                with contextlib.suppress(ProcessLookupError):
+                    import os
+                    import signal
+
+                    os.killpg(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+async def client(live_control: LiveControl) -> AsyncIterator[AsyncControlClient]:
+    async with AsyncControlClient(live_control.url) as c:
+        yield c
+
+
+async def wait_for(probe: Callable[[], Any], *, timeout: float, what: str, every: float = 0.2) -> Any:
+    """Poll `probe()` (sync or async) until it returns a truthy value."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = probe()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(every)
+
+
+def make_tabular(directory: Path, rows: int = 600, seed: int = 7) -> None:
+    """Separable binary classification data: train.csv, test.csv."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 6))
+    w = np.array([1.5, -2.0, 1.0, 0.5, -1.0, 2.0])
+    y = (x @ w + 0.1 * rng.normal(size=rows) > 0).astype(int)
+    df = pd.DataFrame(x, columns=[f"f{i}" for i in range(6)]).assign(label=y)
+    directory.mkdir(parents=True, exist_ok=True)
+    cut = int(rows * 0.8)
+    df.iloc[:cut].to_csv(directory / "train.csv", index=False)
+    df.iloc[cut:].to_csv(directory / "test.csv", index=False)
+
+
+async def run_state(client: AsyncControlClient, run_id: int, states: tuple[str, ...]) -> Any:
+    run = await client.get_run(run_id)
+    return run if run.state.value in states else None
+
+
+__all__ = ["LiveControl", "httpx", "make_tabular", "run_state", "wait_for"]

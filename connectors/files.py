@@ -57,9 +57,15 @@ _COMPRESSION_SUFFIXES = {".gz", ".bz2", ".xz", ".zip", ".zst", ".tar"}
 def detect_format(path: Path, data_format: str = "") -> str:
     """The file format to use: `data_format` when given, else the extension.
 
+    The original runtime's `labelsCSV` described the content (a labelled table), not the
+    encoding: its example pairs it with `.pkl` files. For it, a known extension wins.
+
     Raises:
         ConnectorConfigError: neither names a known format.
     """
+    if data_format.lower() == "labelscsv":
+        ext_fmt = FORMATS.get(path.suffix.lower().lstrip("."))
+        data_format = ext_fmt or "csv"
     if data_format:
         fmt = FORMATS.get(data_format.lower())
         if fmt is None:

@@ -319,6 +319,8 @@ async def execute(run: Run, operator: Any = None) -> None:
     await run.metric_queue.join()  # live metrics reach control before the version and the finish
     await register_model(run)
     run.ctx.stage = "finish"
+    with contextlib.suppress(Exception):  # the last counts (rows read, stage) before the run ends
+        await run.callbacks.heartbeat(Heartbeat(stage="finish", rows_read=run.ctx.rows_read, progress=1.0))
     await finish(run)
 
 

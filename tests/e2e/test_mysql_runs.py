@@ -38,9 +38,8 @@ def readonly_user(table_db: str) -> Iterator[tuple[str, str]]:
     user, password = f"ro_{uuid.uuid4().hex[:8]}", "Ro-pass-123"
     conn = mysql_connect()
     with conn.cursor() as cur:
-        cur.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY %s", (password,))
-        cur.execute(f"CREATE USER '{user}'@'localhost' IDENTIFIED BY %s", (password,))
         for host in ("%", "localhost"):
+            cur.execute(f"CREATE USER '{user}'@'{host}' IDENTIFIED BY '{password}'")
             cur.execute(f"GRANT SELECT ON `{table_db}`.* TO '{user}'@'{host}'")
     try:
         yield user, password
@@ -74,7 +73,7 @@ async def _run_copy(live: LiveControl, client: AsyncControlClient, database: str
         await ok(await api.post(f"{LAMP}/node/createNodeRelation", json={
             "nodeId": node["id"], "operatorId": op["id"], "dataSourceIds": [src["id"], sink["id"]]}))
         await ok(await api.patch(f"{SP}/nodes/copy-rows", json={"nodeStatus": "EDIT_FINISH"}))
-    run_id = (await client.start_node(TaskEvent(task_id=node["id"]))).run_ids[0]
+    run_id = (await client.start_node_task(TaskEvent(task_id=node["id"]))).run_ids[0]
     return await wait_for(lambda: run_state(client, run_id, ENDED), timeout=180, what="the copy run")
 
 

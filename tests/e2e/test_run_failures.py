@@ -26,7 +26,7 @@ async def _start(live: LiveControl, client: AsyncControlClient, tmp_path: Path, 
         d = await define_node(api, data_dir=str(tmp_path / "data"), module=module, cls=cls, deploy="NOT_DEPLOY")
         if conf is not None:
             await ok(await api.patch(f"{SP}/operators/tabular", json={"operatorConf": conf}))
-    started = await client.start_node(TaskEvent(task_id=d["node"]["id"]))
+    started = await client.start_node_task(TaskEvent(task_id=d["node"]["id"]))
     return started.run_ids[0]
 
 

@@ -1,0 +1,31 @@
+"""The main job, as a user runs it: `atom quickstart` in a fresh home, with real processes, Ray and HTTP."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from control.orchestrator import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.ray, pytest.mark.slow]
+
+
+def test_quickstart_trains_deploys_and_predicts(tmp_path: Path) -> None:
+    env = {**os.environ, "ATOM_HOME": str(tmp_path / "home"), "ATOM_PORT": str(free_port()),
+           "RAY_AUTH_MODE": "disabled", "COLUMNS": "120", "NO_COLOR": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "control.cli", "quickstart", "--rows", "600", "--epochs", "2"],
+        env=env, capture_output=True, text=True, timeout=480,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "succeeded" in out and "right" in out
+    right = next(line for line in out.splitlines() if " right" in line).split()
+    assert int(right[0]) >= 4, out  # at least 4 of the 5 sample rows predicted correctly
+    home = tmp_path / "home"
+    assert list(home.glob("quickstart/predictions.csv")), "the sink file was not written"
+    assert list(home.glob("quickstart/**/model.tar.gz")) or list(home.glob("**/model.tar.gz"))

@@ -106,17 +106,27 @@ class Orchestrator:
                 space_id = repo.ensure_space(session=ses, name="default")[0].id
             if spec.model is not None:  # versions need a model record to hang on
                 model = ses.scalar(
-                    select(m.Model).where(m.Model.space_id == space_id, m.Model.model_name == spec.model.model_name)
+                    select(m.Model).where(
+                        m.Model.space_id == space_id, m.Model.model_name == spec.model.model_name
+                    )
                 )
                 if model is None:
-                    model = m.Model(space_id=space_id, model_name=spec.model.model_name,
-                                    model_create_type=s.ModelCreateType.TRAIN.value)
+                    model = m.Model(
+                        space_id=space_id,
+                        model_name=spec.model.model_name,
+                        model_create_type=s.ModelCreateType.TRAIN.value,
+                    )
                     ses.add(model)
                     ses.flush()
                 spec.model.model_id = model.id
             spec.space_id = space_id
             return runs.new_runtime(
-                session=ses, spec=spec, space_id=space_id, node_id=None, adapter="local", reason="create_operators"
+                session=ses,
+                spec=spec,
+                space_id=space_id,
+                node_id=None,
+                adapter="local",
+                reason="create_operators",
             )
 
         run, token = await self.db(create)
@@ -152,7 +162,9 @@ class Orchestrator:
                 model_address=payload.model_to.model_address,
                 connection=conn(payload.model_connect) if payload.model_connect else None,
             )
-        name = "".join(c if c.isalnum() else "-" for c in op.operator_name.lower()).strip("-")[:63] or "operator"
+        name = (
+            "".join(c if c.isalnum() else "-" for c in op.operator_name.lower()).strip("-")[:63] or "operator"
+        )
         return s.TaskSpec(
             run_id=0,
             node_name=s.check_dns1123(name) if name else "operator",
@@ -177,7 +189,9 @@ class Orchestrator:
             path.mkdir(parents=True, exist_ok=True)
         env = self.base_env()
         env.update({k: str(v) for k, v in dirs.items()})
-        env.update({"ATOM_RUN_ID": str(run_id), "ATOM_RUN_TOKEN": token, "ATOM_HOME": str(self.settings.home)})
+        env.update(
+            {"ATOM_RUN_ID": str(run_id), "ATOM_RUN_TOKEN": token, "ATOM_HOME": str(self.settings.home)}
+        )
         if model_name:
             env["ATOM_MODEL_NAME"] = model_name
         return Launch(
@@ -212,9 +226,13 @@ class Orchestrator:
 
         def dispatched(ses: Session) -> None:
             r = runs.get_run(session=ses, run_id=run_id)
-            runs.record_schedule(session=ses, run_id=run_id, external_id=external_id, info={"argv": launch.argv})
+            runs.record_schedule(
+                session=ses, run_id=run_id, external_id=external_id, info={"argv": launch.argv}
+            )
             if r.state == s.RunState.QUEUED.value:
-                runs.transition(session=ses, run=r, to=s.RunState.PENDING, reason=f"started by {adapter.name} adapter")
+                runs.transition(
+                    session=ses, run=r, to=s.RunState.PENDING, reason=f"started by {adapter.name} adapter"
+                )
 
         await self.db(dispatched)
 
@@ -226,7 +244,11 @@ class Orchestrator:
             run.stop_requested = True
             runs.transition(session=ses, run=run, to=s.RunState.STOPPED, reason=reason)
             sched = runs.schedule_of(session=ses, run_id=run_id)
-            return runs.view(session=ses, run=run, history=True), sched.external_id if sched else None, run.adapter
+            return (
+                runs.view(session=ses, run=run, history=True),
+                sched.external_id if sched else None,
+                run.adapter,
+            )
 
         out, external_id, adapter = await self.db(stop)
         if external_id:
@@ -244,14 +266,22 @@ class Orchestrator:
             runs.transition(session=ses, run=run, to=s.RunState.SUCCEEDED, reason="runningAutoFinish")
             existing = ses.scalar(select(m.Service).where(m.Service.runtime_id == run.id))
             if existing is not None:
-                return s.FinishResult(run_id=run.id, state=s.RunState.SUCCEEDED, service_id=existing.id,
-                                      msg=f"already finished; service {existing.service_name} exists"), None
+                return s.FinishResult(
+                    run_id=run.id,
+                    state=s.RunState.SUCCEEDED,
+                    service_id=existing.id,
+                    msg=f"already finished; service {existing.service_name} exists",
+                ), None
             service = self._plan_service(ses, run)
             if service is None:
                 return s.FinishResult(run_id=run.id, state=s.RunState.SUCCEEDED, msg="finished"), None
             start = service.id if service.state == s.ServiceState.STARTING.value else None
-            return s.FinishResult(run_id=run.id, state=s.RunState.SUCCEEDED, service_id=service.id,
-                                  msg=f"finished; service {service.service_name} {service.state}"), start
+            return s.FinishResult(
+                run_id=run.id,
+                state=s.RunState.SUCCEEDED,
+                service_id=service.id,
+                msg=f"finished; service {service.service_name} {service.state}",
+            ), start
 
         try:
             result, to_start = await self.db(finish)
@@ -268,7 +298,9 @@ class Orchestrator:
             return None
         version = ses.scalar(select(m.ModelVersion).where(m.ModelVersion.runtime_id == run.id))
         if version is None:
-            logger.warning("run %s finished with deployType %s but registered no model version", run.id, deploy)
+            logger.warning(
+                "run %s finished with deployType %s but registered no model version", run.id, deploy
+            )
             return None
         serving = version.serving_object or spec.operator.model_conf.get("servingObject")
         if not serving:
@@ -280,7 +312,9 @@ class Orchestrator:
         assert model is not None
         name = f"{model.model_name}-{version.model_version}".lower().replace("_", "-")[:63]
         others = ses.scalars(
-            select(m.Service).where(m.Service.model_id == model.id, m.Service.state == s.ServiceState.READY.value)
+            select(m.Service).where(
+                m.Service.model_id == model.id, m.Service.state == s.ServiceState.READY.value
+            )
         ).all()
         weight = 100
         if deploy == s.DeployType.GREY_DEPLOY.value and others:
@@ -288,7 +322,9 @@ class Orchestrator:
         replicas = spec.service_info.si_node_num if spec.service_info else 1
         service = m.Service(
             space_id=run.space_id,
-            service_name=s.check_dns1123("".join(c if c.isalnum() or c == "-" else "-" for c in name).strip("-")),
+            service_name=s.check_dns1123(
+                "".join(c if c.isalnum() or c == "-" else "-" for c in name).strip("-")
+            ),
             model_id=model.id,
             model_version_id=version.id,
             runtime_id=run.id,
@@ -332,8 +368,18 @@ class Orchestrator:
         launch = Launch(
             kind="service",
             ident=service_id,
-            argv=[self.python, "-m", "runtime_agent", "serve", "--service-id", str(service_id),
-                  "--host", "127.0.0.1", "--port", str(port)],
+            argv=[
+                self.python,
+                "-m",
+                "runtime_agent",
+                "serve",
+                "--service-id",
+                str(service_id),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
             env=env,
             log_path=log,
             cwd=Path.cwd(),
@@ -341,7 +387,10 @@ class Orchestrator:
         try:
             external_id = await self.adapter(svc.adapter).start(launch)
         except ControlError as exc:
-            await self.db(lambda ses: _set_service(ses, service_id, state=s.ServiceState.FAILED, reason=str(exc)))
+            reason = str(exc)
+            await self.db(
+                lambda ses: _set_service(ses, service_id, state=s.ServiceState.FAILED, reason=reason)
+            )
             raise
 
         def started(ses: Session) -> None:
@@ -371,7 +420,9 @@ class Orchestrator:
             if svc is None:
                 raise NotFound(f"service {service_id} does not exist")
             if svc.state not in (s.ServiceState.WAITING_APPROVAL.value, s.ServiceState.STOPPED.value):
-                raise Conflict(f"service {svc.service_name} is {svc.state}; only a waiting or stopped one starts")
+                raise Conflict(
+                    f"service {svc.service_name} is {svc.state}; only a waiting or stopped one starts"
+                )
 
         await self.db(check)
         await self.start_service(service_id)

@@ -134,8 +134,15 @@ class Reconciler:
                 )
             )
             return [
-                (r.id, r.state, r.external_id, r.endpoint, r.adapter, (now - r.updated_at).total_seconds(),
-                 r.log_path)
+                (
+                    r.id,
+                    r.state,
+                    r.external_id,
+                    r.endpoint,
+                    r.adapter,
+                    (now - r.updated_at).total_seconds(),
+                    r.log_path,
+                )
                 for r in rows
             ]
 
@@ -144,8 +151,9 @@ class Reconciler:
                 continue
             observed = await self.orch.adapter(adapter).describe(external_id)
             if not observed.alive:
-                await self._set_service(sid, s.ServiceState.FAILED,
-                                        observed.detail.replace("agent", "service") + _log_tail(log))
+                await self._set_service(
+                    sid, s.ServiceState.FAILED, observed.detail.replace("agent", "service") + _log_tail(log)
+                )
                 continue
             if state == s.ServiceState.STARTING.value:
                 if await self._ready(endpoint):
@@ -153,7 +161,8 @@ class Reconciler:
                 elif age > self.orch.settings.service_ready_timeout:
                     await self.orch.adapter(adapter).stop(external_id, grace=5)
                     await self._set_service(
-                        sid, s.ServiceState.FAILED,
+                        sid,
+                        s.ServiceState.FAILED,
                         f"not ready after {int(age)} s" + _log_tail(log),
                     )
 

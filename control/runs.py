@@ -82,13 +82,21 @@ def build_task_spec(*, session: Session, node: m.Node, event: s.TaskEvent) -> s.
 
 
 def new_runtime(
-    *, session: Session, spec: s.TaskSpec, space_id: int | None, node_id: int | None, adapter: str, reason: str
+    *,
+    session: Session,
+    spec: s.TaskSpec,
+    space_id: int | None,
+    node_id: int | None,
+    adapter: str,
+    reason: str,
 ) -> tuple[m.Runtime, str]:
     """Create a queued runtime and its schedule record; returns (runtime, run token)."""
     token = new_token()
     attempt = 1
     if node_id is not None:
-        last = session.scalar(select(m.Runtime.attempt).where(m.Runtime.node_id == node_id).order_by(m.Runtime.id.desc()))
+        last = session.scalar(
+            select(m.Runtime.attempt).where(m.Runtime.node_id == node_id).order_by(m.Runtime.id.desc())
+        )
         attempt = (last or 0) + 1
     run = m.Runtime(
         space_id=space_id,
@@ -118,7 +126,8 @@ def start_node(*, session: Session, event: s.TaskEvent, adapter: str) -> tuple[m
     node = repo.get_by_id(session=session, orm=m.Node, ident=event.task_id, label="node")
     if node.node_status != s.NodeStatus.EDIT_FINISH.value:
         raise Conflict(
-            f"node {node.node_name!r} is {node.node_status}, not EDIT_FINISH: finish editing it before starting"
+            f"node {node.node_name!r} is {node.node_status}, not EDIT_FINISH: "
+            "finish editing it before starting"
         )
     if event.operator_runtime_type and event.operator_runtime_type.value != node.operator_runtime_type:
         raise InvalidSpec(
@@ -128,14 +137,21 @@ def start_node(*, session: Session, event: s.TaskEvent, adapter: str) -> tuple[m
     busy = session.scalar(
         select(m.Runtime.id).where(
             m.Runtime.node_id == node.id,
-            m.Runtime.state.in_([s.RunState.QUEUED.value, s.RunState.PENDING.value, s.RunState.RUNNING.value]),
+            m.Runtime.state.in_(
+                [s.RunState.QUEUED.value, s.RunState.PENDING.value, s.RunState.RUNNING.value]
+            ),
         )
     )
     if busy is not None:
         raise Conflict(f"node {node.node_name!r} is already running as run {busy}: stop it first")
     spec = build_task_spec(session=session, node=node, event=event)
     return new_runtime(
-        session=session, spec=spec, space_id=node.space_id, node_id=node.id, adapter=adapter, reason="startNodeTask"
+        session=session,
+        spec=spec,
+        space_id=node.space_id,
+        node_id=node.id,
+        adapter=adapter,
+        reason="startNodeTask",
     )
 
 
@@ -162,12 +178,16 @@ def transition(*, session: Session, run: m.Runtime, to: s.RunState, reason: str)
         run.finished_at = now
         if run.started_at is None:
             run.started_at = now
-    session.add(m.RunTransition(runtime_id=run.id, from_state=current.value, to_state=to.value, reason=reason))
+    session.add(
+        m.RunTransition(runtime_id=run.id, from_state=current.value, to_state=to.value, reason=reason)
+    )
     session.flush()
 
 
 def record_schedule(*, session: Session, run_id: int, external_id: str, info: dict[str, Any]) -> None:
-    sched = session.scalar(select(m.Schedule).where(m.Schedule.runtime_id == run_id).order_by(m.Schedule.id.desc()))
+    sched = session.scalar(
+        select(m.Schedule).where(m.Schedule.runtime_id == run_id).order_by(m.Schedule.id.desc())
+    )
     if sched is not None:
         sched.external_id = external_id
         sched.info = info
@@ -175,7 +195,9 @@ def record_schedule(*, session: Session, run_id: int, external_id: str, info: di
 
 
 def schedule_of(*, session: Session, run_id: int) -> m.Schedule | None:
-    return session.scalar(select(m.Schedule).where(m.Schedule.runtime_id == run_id).order_by(m.Schedule.id.desc()))
+    return session.scalar(
+        select(m.Schedule).where(m.Schedule.runtime_id == run_id).order_by(m.Schedule.id.desc())
+    )
 
 
 def heartbeat(*, session: Session, run: m.Runtime, beat: s.Heartbeat) -> bool:
@@ -193,11 +215,15 @@ def heartbeat(*, session: Session, run: m.Runtime, beat: s.Heartbeat) -> bool:
 def add_metrics(*, session: Session, run: m.Runtime, report: s.MetricReport) -> None:
     now = utcnow()
     for name, value in report.values.items():
-        session.add(m.RunMetric(runtime_id=run.id, step=report.step, name=name[:128], value=float(value), at=now))
+        session.add(
+            m.RunMetric(runtime_id=run.id, step=report.step, name=name[:128], value=float(value), at=now)
+        )
     run.heartbeat_at = now
 
 
-def register_model_version(*, session: Session, run: m.Runtime, report: s.ModelVersionReport) -> m.ModelVersion:
+def register_model_version(
+    *, session: Session, run: m.Runtime, report: s.ModelVersionReport
+) -> m.ModelVersion:
     """Record the run's model version once (a retried call returns the same version)."""
     existing = session.scalar(select(m.ModelVersion).where(m.ModelVersion.runtime_id == run.id))
     if existing is not None:
@@ -240,10 +266,12 @@ def run_for_finish(*, session: Session, event: s.TaskEvent) -> m.Runtime:
         if run.node_id is not None and run.node_id != event.task_id and event.task_id != run.id:
             raise InvalidSpec(f"run {run.id} does not belong to node {event.task_id}")
         return run
-    run = session.scalar(select(m.Runtime).where(m.Runtime.node_id == event.task_id).order_by(m.Runtime.id.desc()))
-    if run is None:
+    latest = session.scalar(
+        select(m.Runtime).where(m.Runtime.node_id == event.task_id).order_by(m.Runtime.id.desc())
+    )
+    if latest is None:
         raise NotFound(f"node {event.task_id} has no run to finish")
-    return run
+    return latest
 
 
 def view(*, session: Session, run: m.Runtime, history: bool = False) -> s.RunOut:

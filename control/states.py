@@ -24,7 +24,9 @@ def check(current: RunState, proposed: RunState) -> None:
     """Raise `InvalidTransition` unless `current -> proposed` is in the table."""
     if proposed not in ALLOWED[current]:
         if current.is_terminal():
-            raise InvalidTransition(f"the run already ended as {current.value}; it cannot become {proposed.value}")
+            raise InvalidTransition(
+                f"the run already ended as {current.value}; it cannot become {proposed.value}"
+            )
         raise InvalidTransition(f"a {current.value} run cannot become {proposed.value}")
 
 

@@ -64,5 +64,7 @@ def mysql_database() -> Iterator[str]:
 
 def mysql_url(database: str) -> str:
     if MYSQL_SOCKET:
-        return f"mysql+pymysql://{MYSQL_USER}:{MYSQL_PASSWORD}@localhost/{database}?unix_socket={MYSQL_SOCKET}"
+        return (
+            f"mysql+pymysql://{MYSQL_USER}:{MYSQL_PASSWORD}@localhost/{database}?unix_socket={MYSQL_SOCKET}"
+        )
     return f"mysql+pymysql://{MYSQL_USER}:{MYSQL_PASSWORD}@{MYSQL_HOST}:{MYSQL_PORT}/{database}"

@@ -32,9 +32,13 @@ def create_app(settings: Settings | None = None, *, reconcile: bool = True) -> F
     settings = settings or Settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     store = Store(settings.database_url)
-    vault = Vault.from_home(settings.home, settings.secret_key.get_secret_value() if settings.secret_key else None)
+    vault = Vault.from_home(
+        settings.home, settings.secret_key.get_secret_value() if settings.secret_key else None
+    )
     orch = Orchestrator(settings, store, vault, {"local": LocalAdapter()})
-    reconciler = Reconciler(orch, interval=settings.reconcile_interval, heartbeat_timeout=settings.heartbeat_timeout)
+    reconciler = Reconciler(
+        orch, interval=settings.reconcile_interval, heartbeat_timeout=settings.heartbeat_timeout
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

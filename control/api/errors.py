@@ -59,5 +59,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unexpected error")
-        return JSONResponse({"msg": f"internal error ({type(exc).__name__}); see the control log"}, status_code=500)
+        logger.error("unexpected error", exc_info=exc)
+        return JSONResponse(
+            {"msg": f"internal error ({type(exc).__name__}); see the control log"}, status_code=500
+        )

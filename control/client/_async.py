@@ -130,7 +130,9 @@ class AsyncControlClient:
 
     async def list(self, space: str, kind: str, **params: Any) -> list[dict[str, Any]]:
         """List one kind of resource (see `KINDS`) in a space."""
-        result: list[dict[str, Any]] = await self.request("GET", f"{API}/spaces/{space}/{kind}", params=params)
+        result: list[dict[str, Any]] = await self.request(
+            "GET", f"{API}/spaces/{space}/{kind}", params=params
+        )
         return result
 
     async def get(self, space: str, kind: str, name: str | int) -> dict[str, Any]:

@@ -31,13 +31,17 @@ class ControlClient:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="atom-client", daemon=True)
         self._thread.start()
-        self._async = self._run(self._make(base_url, token, transport, timeout))
+        self._async = self._run(self._make(base_url, token, transport, request_timeout=timeout))
 
     @staticmethod
     async def _make(
-        base_url: str, token: str | None, transport: httpx.AsyncBaseTransport | None, timeout: float
+        base_url: str,
+        token: str | None,
+        transport: httpx.AsyncBaseTransport | None,
+        *,
+        request_timeout: float,
     ) -> AsyncControlClient:
-        return AsyncControlClient(base_url, token=token, transport=transport, timeout=timeout)
+        return AsyncControlClient(base_url, token=token, transport=transport, timeout=request_timeout)
 
     def _run(self, coro: Coroutine[Any, Any, Any]) -> Any:
         if threading.current_thread() is self._thread:
@@ -47,7 +51,7 @@ class ControlClient:
     def __getattr__(self, name: str) -> Callable[..., Any]:
         method = getattr(self._async, name)
         if not asyncio.iscoroutinefunction(method):
-            return method  # type: ignore[no-any-return]
+            return method  # type: ignore[no-any-return,unused-ignore]
 
         @functools.wraps(method)
         def call(*args: Any, **kwargs: Any) -> Any:

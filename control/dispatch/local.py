@@ -31,6 +31,14 @@ def _start_ticks(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else None
 
 
+def _proc_state(pid: int) -> str | None:
+    """The one-letter state in /proc/<pid>/stat (Z: a zombie), None if the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
 def _parse(external_id: str) -> tuple[int, str | None]:
     _, pid, ticks = (external_id.split(":") + ["", ""])[:3]
     return int(pid), ticks or None
@@ -70,7 +78,9 @@ class LocalAdapter(Adapter):
                     start_new_session=True,
                 )
         except OSError as exc:
-            raise DispatchFailed(f"cannot start {launch.argv[0]!r} for {launch.kind} {launch.ident}: {exc}") from exc
+            raise DispatchFailed(
+                f"cannot start {launch.argv[0]!r} for {launch.kind} {launch.ident}: {exc}"
+            ) from exc
         self._procs[proc.pid] = proc
         logger.info("started %s %s as pid %s", launch.kind, launch.ident, proc.pid)
         return f"pid:{proc.pid}:{_start_ticks(proc.pid) or ''}"
@@ -85,10 +95,8 @@ class LocalAdapter(Adapter):
             self._procs.pop(pid, None)
             return Observed(alive=False, exit_code=code, detail=describe_signal(code))
         current = _start_ticks(pid)
-        if current is not None and (ticks is None or current == ticks):
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-            if state != "Z":
-                return Observed(alive=True)
+        if current is not None and (ticks is None or current == ticks) and _proc_state(pid) != "Z":
+            return Observed(alive=True)
         return Observed(alive=False, detail="the agent process is gone (its exit status was not seen)")
 
     async def stop(self, external_id: str, *, grace: float = 10.0) -> None:

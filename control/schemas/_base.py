@@ -25,9 +25,8 @@ class Wire(BaseModel):
         return self.model_dump(mode="json", by_alias=True, **kwargs)
 
 
-class StrEnum(str, enum.Enum):
-    def __str__(self) -> str:
-        return str(self.value)
+class StrEnum(enum.StrEnum):
+    """An enum of wire strings that also accepts any casing (`train` -> TRAIN)."""
 
     @classmethod
     def _missing_(cls, value: object) -> Any:
@@ -63,8 +62,13 @@ class SourceRole(StrEnum):
     @classmethod
     def _missing_(cls, value: object) -> Any:
         if isinstance(value, str):
-            aliases = {"input": cls.SOURCE, "train": cls.SOURCE, "output": cls.SINK,
-                       "validation": cls.TEST_SOURCE, "test": cls.TEST_SOURCE}
+            aliases = {
+                "input": cls.SOURCE,
+                "train": cls.SOURCE,
+                "output": cls.SINK,
+                "validation": cls.TEST_SOURCE,
+                "test": cls.TEST_SOURCE,
+            }
             low = value.lower()
             if low in aliases:
                 return aliases[low]

@@ -331,7 +331,9 @@ class NodeRelationIn(Wire):
     operator_id: int
     data_source_id: int | None = None
     data_source_ids: list[int] = Field(default_factory=list)
-    model_id: int | None = Field(default=None, validation_alias=AliasChoices("modelID", "modelId", "model_id"))
+    model_id: int | None = Field(
+        default=None, validation_alias=AliasChoices("modelID", "modelId", "model_id")
+    )
     service_info_id: int | None = None
     max_service_info_id: int | None = None
     min_service_info_id: int | None = None

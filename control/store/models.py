@@ -256,12 +256,8 @@ class NodeRelation(Base, Timestamps):
     operator_id: Mapped[int] = fk("operators.id")
     model_id: Mapped[int | None] = mapped_column(Id, ForeignKey("models.id"), nullable=True)
     service_info_id: Mapped[int | None] = mapped_column(Id, ForeignKey("service_infos.id"), nullable=True)
-    max_service_info_id: Mapped[int | None] = mapped_column(
-        Id, ForeignKey("service_infos.id"), nullable=True
-    )
-    min_service_info_id: Mapped[int | None] = mapped_column(
-        Id, ForeignKey("service_infos.id"), nullable=True
-    )
+    max_service_info_id: Mapped[int | None] = mapped_column(Id, ForeignKey("service_infos.id"), nullable=True)
+    min_service_info_id: Mapped[int | None] = mapped_column(Id, ForeignKey("service_infos.id"), nullable=True)
 
 
 class NodeRelationSource(Base):

@@ -80,17 +80,17 @@ def ensure_space(*, session: Session, name: str, description: str = "") -> tuple
 # -- generic lookups -------------------------------------------------------------------------
 
 
-def find(*, session: Session, k: Kind, space_id: int, ref: str | int) -> m.Base:
+def find(*, session: Session, k: Kind, space_id: int, ref: str | int) -> Any:
     """Find one entity by id or by name within a space."""
     orm: Any = k.orm
     if isinstance(ref, int) or str(ref).isdigit():
         row = session.get(orm, int(ref))
         if row is not None and getattr(row, "space_id", space_id) == space_id:
-            return row  # type: ignore[no-any-return]
+            return row
     row = session.scalar(select(orm).where(orm.space_id == space_id, getattr(orm, k.name_attr) == str(ref)))
     if row is None:
         raise NotFound(f"{k.label} {ref!r} does not exist in this space")
-    return row  # type: ignore[no-any-return]
+    return row
 
 
 def get_by_id(*, session: Session, orm: type[Any], ident: int, label: str) -> Any:
@@ -152,12 +152,16 @@ def _columns(
             raise InvalidSpec(
                 f"data source {data['source_name']!r} has no connection: set connectionId or connectionName"
             )
-        data["connection_id"] = find(session=session, k=KINDS["connections"], space_id=space_id, ref=conn_ref).id
+        data["connection_id"] = find(
+            session=session, k=KINDS["connections"], space_id=space_id, ref=conn_ref
+        ).id
     elif k.path == "models":
         conn_ref = data.pop("connect_id", None) or data.pop("connection_name", None)
         data.pop("connection_name", None)
         data["connect_id"] = (
-            find(session=session, k=KINDS["connections"], space_id=space_id, ref=conn_ref).id if conn_ref else None
+            find(session=session, k=KINDS["connections"], space_id=space_id, ref=conn_ref).id
+            if conn_ref
+            else None
         )
     elif k.path == "exams":
         find(session=session, k=KINDS["experiments"], space_id=space_id, ref=data["experiment_id"])
@@ -165,8 +169,9 @@ def _columns(
         if data.get("exam_id") is not None:
             find(session=session, k=KINDS["exams"], space_id=space_id, ref=data["exam_id"])
         if data.get("node_status") == s.NodeStatus.EDIT_FINISH:
-            check_node_complete(session=session, node_id=existing.id if existing is not None else None,
-                                name=data["node_name"])
+            check_node_complete(
+                session=session, node_id=existing.id if existing is not None else None, name=data["node_name"]
+            )
     return {key: (v.value if isinstance(v, enum.Enum) else v) for key, v in data.items()}
 
 
@@ -205,10 +210,14 @@ def create(*, session: Session, k: Kind, space_id: int, body: BaseModel, vault: 
     return row
 
 
-def replace(*, session: Session, k: Kind, space_id: int, name: str, body: BaseModel, vault: Vault) -> tuple[Any, bool]:
+def replace(
+    *, session: Session, k: Kind, space_id: int, name: str, body: BaseModel, vault: Vault
+) -> tuple[Any, bool]:
     """Create or replace by name; returns (row, created). Omitted passwords are kept."""
     if getattr(body, k.name_attr) != name:
-        raise InvalidSpec(f"the body names {k.label} {getattr(body, k.name_attr)!r} but the path names {name!r}")
+        raise InvalidSpec(
+            f"the body names {k.label} {getattr(body, k.name_attr)!r} but the path names {name!r}"
+        )
     orm: Any = k.orm
     row = session.scalar(select(orm).where(orm.space_id == space_id, getattr(orm, k.name_attr) == name))
     if row is None:
@@ -220,7 +229,9 @@ def replace(*, session: Session, k: Kind, space_id: int, name: str, body: BaseMo
     return row, False
 
 
-def patch(*, session: Session, k: Kind, space_id: int, ref: str | int, changes: dict[str, Any], vault: Vault) -> Any:
+def patch(
+    *, session: Session, k: Kind, space_id: int, ref: str | int, changes: dict[str, Any], vault: Vault
+) -> Any:
     row: Any = find(session=session, k=k, space_id=space_id, ref=ref)
     current = {name: getattr(row, name) for name in k.body.model_fields if hasattr(row, name)}
     if k.path == "sources":
@@ -307,7 +318,9 @@ def upsert_relation(*, session: Session, body: s.NodeRelationIn) -> m.NodeRelati
             f"{node.node_name!r} is {node.operator_runtime_type}"
         )
     sources = [same_space(m.DataSource, i, "data source") for i in body.all_source_ids()]
-    if not any(src.source_type != s.SourceRole.SINK.value for src in sources) and operator.operator_runtime_type in (
+    if not any(
+        src.source_type != s.SourceRole.SINK.value for src in sources
+    ) and operator.operator_runtime_type in (
         "TRAIN",
         "FEATURES",
         "PYTHON_DATA",
@@ -333,7 +346,9 @@ def upsert_relation(*, session: Session, body: s.NodeRelationIn) -> m.NodeRelati
     rel.max_service_info_id = body.max_service_info_id
     rel.min_service_info_id = body.min_service_info_id
     session.flush()
-    for old in session.scalars(select(m.NodeRelationSource).where(m.NodeRelationSource.relation_id == rel.id)):
+    for old in session.scalars(
+        select(m.NodeRelationSource).where(m.NodeRelationSource.relation_id == rel.id)
+    ):
         session.delete(old)
     session.flush()
     for pos, src in enumerate(sources):

@@ -39,21 +39,45 @@ async def define_node(
         ("test", "test_source", "test.csv", "csv"),
         ("predictions", "sink", "predictions.csv", "csv"),
     ):
-        body = {"sourceName": name, "connectionName": "files", "sourceType": role,
-                "operateExecute": target, "dataFormat": fmt}
+        body = {
+            "sourceName": name,
+            "connectionName": "files",
+            "sourceType": role,
+            "operateExecute": target,
+            "dataFormat": fmt,
+        }
         ids[name] = (await ok(await api.put(f"{SP}/sources/{name}", json=body)))["id"]
-    op = await ok(await api.put(f"{SP}/operators/tabular", json={
-        "operatorName": "tabular", "operatorRuntimeType": "TRAIN", "moduleName": module,
-        "executeObject": cls, "operatorEpoch": epochs, "deployType": deploy,
-        "operatorConf": {"labelColumn": "label", "hidden": 16, "lr": 0.05},
-    }))
-    model = await ok(await api.put(f"{SP}/models/tabular", json={"modelName": "tabular", "connectionName": "files"}))
+    op = await ok(
+        await api.put(
+            f"{SP}/operators/tabular",
+            json={
+                "operatorName": "tabular",
+                "operatorRuntimeType": "TRAIN",
+                "moduleName": module,
+                "executeObject": cls,
+                "operatorEpoch": epochs,
+                "deployType": deploy,
+                "operatorConf": {"labelColumn": "label", "hidden": 16, "lr": 0.05},
+            },
+        )
+    )
+    model = await ok(
+        await api.put(f"{SP}/models/tabular", json={"modelName": "tabular", "connectionName": "files"})
+    )
     si = await ok(await api.put(f"{SP}/service-infos/small", json={"siName": "small", "siCpu": 1}))
     n = await ok(await api.put(f"{SP}/nodes/{node}", json={"nodeName": node, "operatorRuntimeType": "TRAIN"}))
-    await ok(await api.post(f"{LAMP}/node/createNodeRelation", json={
-        "nodeId": n["id"], "operatorId": op["id"], "dataSourceIds": list(ids.values()),
-        "modelID": model["id"], "serviceInfoId": si["id"],
-    }))
+    await ok(
+        await api.post(
+            f"{LAMP}/node/createNodeRelation",
+            json={
+                "nodeId": n["id"],
+                "operatorId": op["id"],
+                "dataSourceIds": list(ids.values()),
+                "modelID": model["id"],
+                "serviceInfoId": si["id"],
+            },
+        )
+    )
     if finish:
         n = await ok(await api.patch(f"{SP}/nodes/{node}", json={"nodeStatus": "EDIT_FINISH"}))
     return {"node": n, "operator": op, "model": model, "sources": ids}

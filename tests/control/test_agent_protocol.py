@@ -17,7 +17,9 @@ from tests.control.factory import LAMP, define_node, ok
 AG = "/api/v1/agent/runs"
 
 
-async def _queued_run(app: FastAPI, api: httpx.AsyncClient, tmp_path, deploy: str = "AUTO_DEPLOY") -> tuple[int, str]:
+async def _queued_run(
+    app: FastAPI, api: httpx.AsyncClient, tmp_path, deploy: str = "AUTO_DEPLOY"
+) -> tuple[int, str]:
     d = await define_node(api, data_dir=str(tmp_path), deploy=deploy)
     orch = app.state.orchestrator
     event = s.TaskEvent(task_id=d["node"]["id"])
@@ -40,7 +42,8 @@ async def test_password_reaches_only_the_agent(app: FastAPI, api: httpx.AsyncCli
     d = await define_node(api, data_dir=str(tmp_path), password="Hunter2-secret")
     orch = app.state.orchestrator
     run, token = await orch.db(
-        lambda ses: runs.start_node(session=ses, event=s.TaskEvent(task_id=d["node"]["id"]), adapter="local"))
+        lambda ses: runs.start_node(session=ses, event=s.TaskEvent(task_id=d["node"]["id"]), adapter="local")
+    )
     stored = await orch.db(lambda ses: ses.get(m.Runtime, run.id).spec)
     assert "Hunter2" not in str(stored)  # encrypted at rest
     spec = await ok(await api.get(f"{AG}/{run.id}/spec", headers={"Authorization": f"Bearer {token}"}))
@@ -51,14 +54,24 @@ async def test_password_reaches_only_the_agent(app: FastAPI, api: httpx.AsyncCli
 async def test_full_protocol_and_single_service(app: FastAPI, api: httpx.AsyncClient, tmp_path) -> None:
     run_id, token = await _queued_run(app, api, tmp_path)
     auth = {"Authorization": f"Bearer {token}"}
-    await ok(await api.post(f"{AG}/{run_id}/state", json={"state": "running", "reason": "agent up"}, headers=auth))
-    beat = await ok(await api.post(f"{AG}/{run_id}/heartbeat", json={"progress": 0.5, "stage": "train"},
-                                   headers=auth))
+    await ok(
+        await api.post(f"{AG}/{run_id}/state", json={"state": "running", "reason": "agent up"}, headers=auth)
+    )
+    beat = await ok(
+        await api.post(f"{AG}/{run_id}/heartbeat", json={"progress": 0.5, "stage": "train"}, headers=auth)
+    )
     assert beat == {"stop": False}
-    await ok(await api.post(f"{AG}/{run_id}/metrics", json={"step": 1, "values": {"loss": 0.7, "accuracy": 0.6}},
-                            headers=auth), 204)
-    report = {"modelAddress": "file:///m/model.tar.gz", "modelScore": 0.93,
-              "servingObject": "runtime_agent.examples.train_example:TabularReasoning"}
+    await ok(
+        await api.post(
+            f"{AG}/{run_id}/metrics", json={"step": 1, "values": {"loss": 0.7, "accuracy": 0.6}}, headers=auth
+        ),
+        204,
+    )
+    report = {
+        "modelAddress": "file:///m/model.tar.gz",
+        "modelScore": 0.93,
+        "servingObject": "runtime_agent.examples.train_example:TabularReasoning",
+    }
     v1 = await ok(await api.post(f"{AG}/{run_id}/model-version", json=report, headers=auth))
     again = await ok(await api.post(f"{AG}/{run_id}/model-version", json=report, headers=auth))
     assert v1 == again and v1["modelVersion"] == "1"
@@ -66,8 +79,11 @@ async def test_full_protocol_and_single_service(app: FastAPI, api: httpx.AsyncCl
     # the service launch itself is exercised end to end in tests/e2e; here only the record matters
     app.state.orchestrator.start_service = _record_only
     node_id = (await ok(await api.get(f"/api/v1/runs/{run_id}")))["nodeId"]
-    wrong = await api.post(f"{LAMP}/taskEvent/runningAutoFinish", headers=auth,
-                           json={"taskId": node_id + 1000, "runParameter": {"runId": str(run_id)}})
+    wrong = await api.post(
+        f"{LAMP}/taskEvent/runningAutoFinish",
+        headers=auth,
+        json={"taskId": node_id + 1000, "runParameter": {"runId": str(run_id)}},
+    )
     assert wrong.status_code == 422 and "does not belong" in wrong.json()["msg"]
     event = {"taskId": node_id, "operatorRuntimeType": "TRAIN", "runParameter": {"runId": str(run_id)}}
     first = await ok(await api.post(f"{LAMP}/taskEvent/runningAutoFinish", json=event, headers=auth))
@@ -108,10 +124,23 @@ async def test_touch_deploy_waits_for_approval(app: FastAPI, api: httpx.AsyncCli
     run_id, token = await _queued_run(app, api, tmp_path, deploy="TOUCH_DEPLOY")
     auth = {"Authorization": f"Bearer {token}"}
     await ok(await api.post(f"{AG}/{run_id}/state", json={"state": "running"}, headers=auth))
-    await ok(await api.post(f"{AG}/{run_id}/model-version", headers=auth, json={
-        "modelAddress": "file:///m.tar.gz", "servingObject": "runtime_agent.examples.train_example:TabularReasoning"}))
+    await ok(
+        await api.post(
+            f"{AG}/{run_id}/model-version",
+            headers=auth,
+            json={
+                "modelAddress": "file:///m.tar.gz",
+                "servingObject": "runtime_agent.examples.train_example:TabularReasoning",
+            },
+        )
+    )
     node_id = (await ok(await api.get(f"/api/v1/runs/{run_id}")))["nodeId"]
-    result = await ok(await api.post(f"{LAMP}/taskEvent/runningAutoFinish", headers=auth,
-                                     json={"taskId": node_id, "runParameter": {"runId": str(run_id)}}))
+    result = await ok(
+        await api.post(
+            f"{LAMP}/taskEvent/runningAutoFinish",
+            headers=auth,
+            json={"taskId": node_id, "runParameter": {"runId": str(run_id)}},
+        )
+    )
     svc = await ok(await api.get(f"/api/v1/services/{result['serviceId']}"))
     assert svc["state"] == "waiting_approval" and svc["endpoint"] is None

@@ -17,8 +17,15 @@ async def test_openapi_document_served(api: httpx.AsyncClient) -> None:
 
 async def test_crud_roundtrip_and_password_never_returned(api: httpx.AsyncClient, tmp_path) -> None:
     await ok(await api.put(SP, json={"spaceName": "default"}))
-    body = {"connectName": "warehouse", "connectType": "MYSQL", "connectAddr": "db.internal",
-            "connectPort": 3306, "connectAccount": "reader", "connectPassword": "s3cret-Pa55", "connectSpace": "dw"}
+    body = {
+        "connectName": "warehouse",
+        "connectType": "MYSQL",
+        "connectAddr": "db.internal",
+        "connectPort": 3306,
+        "connectAccount": "reader",
+        "connectPassword": "s3cret-Pa55",
+        "connectSpace": "dw",
+    }
     created = await ok(await api.post(f"{SP}/connections", json=body), 201)
     assert created["hasPassword"] is True
     assert "s3cret" not in str(created)
@@ -47,7 +54,11 @@ async def test_put_is_idempotent(api: httpx.AsyncClient) -> None:
     ("path", "body", "needle"),
     [
         ("connections", {"connectName": "x", "connectType": "MONGO"}, "connectType"),
-        ("connections", {"connectName": "x", "connectType": "FILE", "colour": "red"}, "colour: unknown field"),
+        (
+            "connections",
+            {"connectName": "x", "connectType": "FILE", "colour": "red"},
+            "colour: unknown field",
+        ),
         ("nodes", {"nodeName": "Bad_Name", "operatorRuntimeType": "TRAIN"}, "not a valid Kubernetes name"),
         ("operators", {"operatorName": "o", "moduleName": "m"}, "executeObject: required"),
         ("sources", {"sourceName": "s", "operateExecute": "t"}, "has no connection"),
@@ -68,10 +79,26 @@ async def test_relation_cycle_and_incomplete_node_refused(api: httpx.AsyncClient
     b = await define_node(api, data_dir=str(tmp_path), node="step-b", finish=False)
     op_id = a["operator"]["id"]
     src = list(a["sources"].values())
-    await ok(await api.post(f"{LAMP}/node/createNodeRelation", json={
-        "nodeId": a["node"]["id"], "nextNodeId": b["node"]["id"], "operatorId": op_id, "dataSourceIds": src}))
-    cyc = await api.post(f"{LAMP}/node/createNodeRelation", json={
-        "nodeId": b["node"]["id"], "nextNodeId": a["node"]["id"], "operatorId": op_id, "dataSourceIds": src})
+    await ok(
+        await api.post(
+            f"{LAMP}/node/createNodeRelation",
+            json={
+                "nodeId": a["node"]["id"],
+                "nextNodeId": b["node"]["id"],
+                "operatorId": op_id,
+                "dataSourceIds": src,
+            },
+        )
+    )
+    cyc = await api.post(
+        f"{LAMP}/node/createNodeRelation",
+        json={
+            "nodeId": b["node"]["id"],
+            "nextNodeId": a["node"]["id"],
+            "operatorId": op_id,
+            "dataSourceIds": src,
+        },
+    )
     assert cyc.status_code == 422 and "cycle" in cyc.json()["msg"]
     bare = await ok(await api.put(f"{SP}/nodes/lonely", json={"nodeName": "lonely"}))
     resp = await api.patch(f"{SP}/nodes/lonely", json={"nodeStatus": "EDIT_FINISH"})

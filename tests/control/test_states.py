@@ -11,9 +11,16 @@ from control.schemas import RunState
 from control.states import ALLOWED, check, is_legal
 
 LEGAL = {
-    ("queued", "pending"), ("queued", "running"), ("queued", "stopped"),
-    ("pending", "running"), ("pending", "succeeded"), ("pending", "failed"), ("pending", "stopped"),
-    ("running", "succeeded"), ("running", "failed"), ("running", "stopped"),
+    ("queued", "pending"),
+    ("queued", "running"),
+    ("queued", "stopped"),
+    ("pending", "running"),
+    ("pending", "succeeded"),
+    ("pending", "failed"),
+    ("pending", "stopped"),
+    ("running", "succeeded"),
+    ("running", "failed"),
+    ("running", "stopped"),
 }
 
 

@@ -27,7 +27,9 @@ class LiveControl:
         self.settings = settings
         self.url = f"http://{settings.host}:{settings.port}"
         self.app = create_app(settings)
-        config = uvicorn.Config(self.app, host=settings.host, port=settings.port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            self.app, host=settings.host, port=settings.port, log_level="warning", lifespan="on"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -71,7 +73,7 @@ async def client(live_control: LiveControl) -> AsyncIterator[AsyncControlClient]
         yield c
 
 
-async def wait_for(probe: Callable[[], Any], *, timeout: float, what: str, every: float = 0.2) -> Any:
+async def wait_for(probe: Callable[[], Any], *, timeout: float, what: str, every: float = 0.2) -> Any:  # noqa: ASYNC109
     """Poll `probe()` (sync or async) until it returns a truthy value."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

@@ -15,7 +15,7 @@ class WaitForFile(Operator):
     async def task_init_execute(self, ctx: Any) -> None:
         release = Path(ctx.operator_conf["releaseFile"])
         ctx.logger.info("waiting for %s", release)
-        while not release.exists():
+        while not await asyncio.to_thread(release.exists):  # noqa: ASYNC110 - another process makes the file
             await asyncio.sleep(0.1)
 
 

@@ -15,11 +15,20 @@ pytestmark = [pytest.mark.e2e, pytest.mark.ray, pytest.mark.slow]
 
 
 def test_quickstart_trains_deploys_and_predicts(tmp_path: Path) -> None:
-    env = {**os.environ, "ATOM_HOME": str(tmp_path / "home"), "ATOM_PORT": str(free_port()),
-           "RAY_AUTH_MODE": "disabled", "COLUMNS": "120", "NO_COLOR": "1"}
+    env = {
+        **os.environ,
+        "ATOM_HOME": str(tmp_path / "home"),
+        "ATOM_PORT": str(free_port()),
+        "RAY_AUTH_MODE": "disabled",
+        "COLUMNS": "120",
+        "NO_COLOR": "1",
+    }
     proc = subprocess.run(
         [sys.executable, "-m", "control.cli", "quickstart", "--rows", "600", "--epochs", "2"],
-        env=env, capture_output=True, text=True, timeout=480,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=480,
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out

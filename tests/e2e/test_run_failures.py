@@ -1,4 +1,4 @@
-"""Runs that go wrong, with real agent processes: each ends failed (or stopped) with a reason that says why."""
+"""Runs that go wrong, with real agent processes: each ends failed or stopped, with a reason."""
 
 from __future__ import annotations
 
@@ -19,11 +19,20 @@ pytestmark = pytest.mark.e2e
 ENDED = ("succeeded", "failed", "stopped")
 
 
-async def _start(live: LiveControl, client: AsyncControlClient, tmp_path: Path, *, module: str, cls: str,
-                 conf: dict | None = None) -> int:
+async def _start(
+    live: LiveControl,
+    client: AsyncControlClient,
+    tmp_path: Path,
+    *,
+    module: str,
+    cls: str,
+    conf: dict | None = None,
+) -> int:
     make_tabular(tmp_path / "data", rows=100)
     async with httpx.AsyncClient(base_url=live.url) as api:
-        d = await define_node(api, data_dir=str(tmp_path / "data"), module=module, cls=cls, deploy="NOT_DEPLOY")
+        d = await define_node(
+            api, data_dir=str(tmp_path / "data"), module=module, cls=cls, deploy="NOT_DEPLOY"
+        )
         if conf is not None:
             await ok(await api.patch(f"{SP}/operators/tabular", json={"operatorConf": conf}))
     started = await client.start_node_task(TaskEvent(task_id=d["node"]["id"]))
@@ -35,10 +44,18 @@ def _pid(external_id: str | None) -> int:
     return int(external_id.split(":")[1])
 
 
-async def test_killed_agent_fails_the_run(live_control: LiveControl, client: AsyncControlClient, tmp_path) -> None:
+async def test_killed_agent_fails_the_run(
+    live_control: LiveControl, client: AsyncControlClient, tmp_path
+) -> None:
     release = tmp_path / "never"
-    run_id = await _start(live_control, client, tmp_path, module="tests.e2e.operators", cls="WaitForFile",
-                          conf={"releaseFile": str(release)})
+    run_id = await _start(
+        live_control,
+        client,
+        tmp_path,
+        module="tests.e2e.operators",
+        cls="WaitForFile",
+        conf={"releaseFile": str(release)},
+    )
     run = await wait_for(lambda: run_state(client, run_id, ("running",) + ENDED), timeout=60, what="running")
     assert run.state.value == "running", run.reason
     os.killpg(_pid(run.external_id), signal.SIGKILL)
@@ -51,10 +68,17 @@ async def test_silent_agent_fails_on_missed_heartbeats(tmp_path, live_settings) 
     live_settings.heartbeat_timeout = 4
     with LiveControl(live_settings) as live:
         async with AsyncControlClient(live.url) as client:
-            run_id = await _start(live, client, tmp_path, module="tests.e2e.operators", cls="WaitForFile",
-                                  conf={"releaseFile": str(tmp_path / "never")})
-            run = await wait_for(lambda: run_state(client, run_id, ("running",) + ENDED), timeout=60,
-                                 what="running")
+            run_id = await _start(
+                live,
+                client,
+                tmp_path,
+                module="tests.e2e.operators",
+                cls="WaitForFile",
+                conf={"releaseFile": str(tmp_path / "never")},
+            )
+            run = await wait_for(
+                lambda: run_state(client, run_id, ("running",) + ENDED), timeout=60, what="running"
+            )
             pid = _pid(run.external_id)
             os.killpg(pid, signal.SIGSTOP)  # alive, but silent
             try:
@@ -65,9 +89,17 @@ async def test_silent_agent_fails_on_missed_heartbeats(tmp_path, live_settings) 
             assert run.state.value == "failed" and "no heartbeat" in run.reason
 
 
-async def test_user_stop_ends_the_agent(live_control: LiveControl, client: AsyncControlClient, tmp_path) -> None:
-    run_id = await _start(live_control, client, tmp_path, module="tests.e2e.operators", cls="WaitForFile",
-                          conf={"releaseFile": str(tmp_path / "never")})
+async def test_user_stop_ends_the_agent(
+    live_control: LiveControl, client: AsyncControlClient, tmp_path
+) -> None:
+    run_id = await _start(
+        live_control,
+        client,
+        tmp_path,
+        module="tests.e2e.operators",
+        cls="WaitForFile",
+        conf={"releaseFile": str(tmp_path / "never")},
+    )
     run = await wait_for(lambda: run_state(client, run_id, ("running",) + ENDED), timeout=60, what="running")
     stopped = await client.stop_run(run_id)
     assert stopped.state.value == "stopped"

@@ -37,7 +37,9 @@ def task_spec(run_id: int, orch: Orch) -> s.TaskSpec:
 def report_state(run_id: int, report: s.StateReport, orch: Orch) -> s.RunOut:
     with orch.store.transaction() as ses:
         run = runs.get_run(session=ses, run_id=run_id)
-        runs.transition(session=ses, run=run, to=report.state, reason=report.reason or f"agent: {report.state.value}")
+        runs.transition(
+            session=ses, run=run, to=report.state, reason=report.reason or f"agent: {report.state.value}"
+        )
         return runs.view(session=ses, run=run)
 
 
@@ -54,11 +56,14 @@ def report_metrics(run_id: int, report: s.MetricReport, orch: Orch) -> None:
         runs.add_metrics(session=ses, run=runs.get_run(session=ses, run_id=run_id), report=report)
 
 
-@router.post("/runs/{run_id}/model-version", response_model=s.ModelVersionAssigned,
-             dependencies=[Depends(run_auth)])
+@router.post(
+    "/runs/{run_id}/model-version", response_model=s.ModelVersionAssigned, dependencies=[Depends(run_auth)]
+)
 def model_version(run_id: int, report: s.ModelVersionReport, orch: Orch) -> s.ModelVersionAssigned:
     with orch.store.transaction() as ses:
-        version = runs.register_model_version(session=ses, run=runs.get_run(session=ses, run_id=run_id), report=report)
+        version = runs.register_model_version(
+            session=ses, run=runs.get_run(session=ses, run_id=run_id), report=report
+        )
         return s.ModelVersionAssigned(model_version=version.model_version, model_version_id=version.id)
 
 

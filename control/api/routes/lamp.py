@@ -17,8 +17,9 @@ LAMP = "/lamp/atom/service/operator"
 router = APIRouter(tags=["seed paths"])
 
 
-@router.post(f"{LAMP}/node/createNodeRelation", response_model=s.NodeRelationOut,
-             dependencies=[Depends(require_user)])
+@router.post(
+    f"{LAMP}/node/createNodeRelation", response_model=s.NodeRelationOut, dependencies=[Depends(require_user)]
+)
 def create_node_relation(body: s.NodeRelationIn, orch: Orch) -> dict[str, Any]:
     """Bind a node to its operator, data sources, model and base / max / min service info."""
     with orch.store.transaction() as ses:
@@ -26,8 +27,9 @@ def create_node_relation(body: s.NodeRelationIn, orch: Orch) -> dict[str, Any]:
         return repo.relation_view(session=ses, rel=rel)
 
 
-@router.post(f"{LAMP}/taskEvent/startNodeTask", response_model=s.StartResult,
-             dependencies=[Depends(require_user)])
+@router.post(
+    f"{LAMP}/taskEvent/startNodeTask", response_model=s.StartResult, dependencies=[Depends(require_user)]
+)
 async def start_node_task(event: s.TaskEvent, orch: Orch) -> s.StartResult:
     """Start a node: check it is EDIT_FINISH and complete, create runtime + schedule, dispatch."""
     run_ids = await orch.start_node(event)
@@ -45,6 +47,7 @@ async def _require_finisher(request: Request, orch: Orch, event: s.TaskEvent) ->
     token = bearer(request)
     run_id = event.run_parameter.get("runId")
     if token and run_id and str(run_id).isdigit():
+
         def check(ses: Any) -> bool:
             run = ses.get(m.Runtime, int(run_id))
             return run is not None and run.token_hash == token_hash(token)

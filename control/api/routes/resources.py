@@ -6,6 +6,7 @@ OpenAPI document names every field and unknown fields are refused.
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
@@ -32,7 +33,9 @@ def list_spaces(orch: Orch) -> list[dict[str, Any]]:
 @router.put("/spaces/{space}", response_model=s.SpaceOut)
 def put_space(space: str, orch: Orch, response: Response, body: s.SpaceIn | None = None) -> dict[str, Any]:
     with orch.store.transaction() as ses:
-        row, created = repo.ensure_space(session=ses, name=space, description=body.description if body else "")
+        row, created = repo.ensure_space(
+            session=ses, name=space, description=body.description if body else ""
+        )
         response.status_code = 201 if created else 200
         return s.SpaceOut.model_validate(row, from_attributes=True).wire()
 
@@ -40,16 +43,20 @@ def put_space(space: str, orch: Orch, response: Response, body: s.SpaceIn | None
 @router.get("/spaces/{space}", response_model=s.SpaceOut)
 def get_space(space: str, orch: Orch) -> dict[str, Any]:
     with orch.store.transaction() as ses:
-        return s.SpaceOut.model_validate(repo.get_space(session=ses, space=space), from_attributes=True).wire()
+        return s.SpaceOut.model_validate(
+            repo.get_space(session=ses, space=space), from_attributes=True
+        ).wire()
 
 
 def _register(k: Kind) -> None:
-    tag = [k.label]
+    tag: list[str | Enum] = [k.label]
 
     def list_(space: str, orch: Orch) -> list[dict[str, Any]]:
         with orch.store.transaction() as ses:
             sp = repo.get_space(session=ses, space=space)
-            return [repo.view(session=ses, k=k, row=r) for r in repo.list_rows(session=ses, k=k, space_id=sp.id)]
+            return [
+                repo.view(session=ses, k=k, row=r) for r in repo.list_rows(session=ses, k=k, space_id=sp.id)
+            ]
 
     def create(space: str, orch: Orch, response: Response, body: Any = Body()) -> dict[str, Any]:
         with orch.store.transaction() as ses:
@@ -61,7 +68,9 @@ def _register(k: Kind) -> None:
     def put(space: str, name: str, orch: Orch, response: Response, body: Any = Body()) -> dict[str, Any]:
         with orch.store.transaction() as ses:
             sp = repo.get_space(session=ses, space=space)
-            row, created = repo.replace(session=ses, k=k, space_id=sp.id, name=name, body=body, vault=orch.vault)
+            row, created = repo.replace(
+                session=ses, k=k, space_id=sp.id, name=name, body=body, vault=orch.vault
+            )
             response.status_code = 201 if created else 200
             return repo.view(session=ses, k=k, row=row)
 
@@ -86,18 +95,40 @@ def _register(k: Kind) -> None:
     put.__annotations__["body"] = k.body
     base = f"/spaces/{{space}}/{k.path}"
     op = k.path.replace("-", "_")
-    router.add_api_route(base, list_, methods=["GET"], response_model=list[k.view], tags=tag,
-                         operation_id=f"list_{op}")
-    router.add_api_route(base, create, methods=["POST"], response_model=k.view, status_code=201, tags=tag,
-                         operation_id=f"create_{op}")
-    router.add_api_route(f"{base}/{{name}}", get, methods=["GET"], response_model=k.view, tags=tag,
-                         operation_id=f"get_{op}")
-    router.add_api_route(f"{base}/{{name}}", put, methods=["PUT"], response_model=k.view, tags=tag,
-                         operation_id=f"put_{op}")
-    router.add_api_route(f"{base}/{{name}}", patch, methods=["PATCH"], response_model=k.view, tags=tag,
-                         operation_id=f"patch_{op}")
-    router.add_api_route(f"{base}/{{name}}", delete, methods=["DELETE"], status_code=204, tags=tag,
-                         operation_id=f"delete_{op}")
+    router.add_api_route(
+        base,
+        list_,
+        methods=["GET"],
+        response_model=list[k.view],  # type: ignore[name-defined]
+        tags=tag,
+        operation_id=f"list_{op}",
+    )
+    router.add_api_route(
+        base,
+        create,
+        methods=["POST"],
+        response_model=k.view,
+        status_code=201,
+        tags=tag,
+        operation_id=f"create_{op}",
+    )
+    router.add_api_route(
+        f"{base}/{{name}}", get, methods=["GET"], response_model=k.view, tags=tag, operation_id=f"get_{op}"
+    )
+    router.add_api_route(
+        f"{base}/{{name}}", put, methods=["PUT"], response_model=k.view, tags=tag, operation_id=f"put_{op}"
+    )
+    router.add_api_route(
+        f"{base}/{{name}}",
+        patch,
+        methods=["PATCH"],
+        response_model=k.view,
+        tags=tag,
+        operation_id=f"patch_{op}",
+    )
+    router.add_api_route(
+        f"{base}/{{name}}", delete, methods=["DELETE"], status_code=204, tags=tag, operation_id=f"delete_{op}"
+    )
 
 
 for _kind in repo.KINDS.values():
@@ -113,7 +144,7 @@ async def test_connection(space: str, name: str, orch: Orch, request: Request) -
 
     def load(ses: Any) -> ConnectionConfig:
         sp = repo.get_space(session=ses, space=space)
-        row: m.Connection = repo.find(session=ses, k=repo.KINDS["connections"], space_id=sp.id, ref=name)  # type: ignore[assignment]
+        row: m.Connection = repo.find(session=ses, k=repo.KINDS["connections"], space_id=sp.id, ref=name)
         return ConnectionConfig(
             connect_type=row.connect_type,
             addr=row.connect_addr,

@@ -52,8 +52,9 @@ async def stop_run(run_id: int, orch: Orch, body: dict[str, Any] | None = Body(N
 
 
 @router.get("/runs/{run_id}/logs", response_model=s.LogChunk)
-def run_logs(run_id: int, orch: Orch, offset: int = Query(0, ge=0),
-             limit: int = Query(65536, ge=1, le=4 * 1024 * 1024)) -> s.LogChunk:
+def run_logs(
+    run_id: int, orch: Orch, offset: int = Query(0, ge=0), limit: int = Query(65536, ge=1, le=4 * 1024 * 1024)
+) -> s.LogChunk:
     """Up to `limit` bytes of the run's log from byte `offset`; `eof` once the run is over and read."""
     with orch.store.transaction() as ses:
         run = runs.get_run(session=ses, run_id=run_id)
@@ -67,13 +68,19 @@ def run_logs(run_id: int, orch: Orch, offset: int = Query(0, ge=0),
             fh.seek(min(offset, size))
             data = fh.read(limit)
     next_offset = min(offset, size) + len(data)
-    return s.LogChunk(offset=offset, next_offset=next_offset, text=data.decode("utf-8", "replace"),
-                      eof=ended and next_offset >= size)
+    return s.LogChunk(
+        offset=offset,
+        next_offset=next_offset,
+        text=data.decode("utf-8", "replace"),
+        eof=ended and next_offset >= size,
+    )
 
 
 @router.get("/runs/{run_id}/metrics", response_model=list[s.MetricPoint])
 def run_metrics(run_id: int, orch: Orch) -> list[s.MetricPoint]:
     with orch.store.transaction() as ses:
         runs.get_run(session=ses, run_id=run_id)
-        rows = ses.scalars(select(m.RunMetric).where(m.RunMetric.runtime_id == run_id).order_by(m.RunMetric.id))
+        rows = ses.scalars(
+            select(m.RunMetric).where(m.RunMetric.runtime_id == run_id).order_by(m.RunMetric.id)
+        )
         return [s.MetricPoint(step=r.step, name=r.name, value=r.value, at=r.at) for r in rows]

@@ -123,6 +123,11 @@ def new_runtime(
 
 
 def start_node(*, session: Session, event: s.TaskEvent, adapter: str) -> tuple[m.Runtime, str]:
+    if event.task_type.upper() != "NODE":
+        raise InvalidSpec(
+            f"taskType {event.task_type!r} cannot be started yet: start the exam's nodes one by one "
+            "(taskType NODE)"
+        )
     node = repo.get_by_id(session=session, orm=m.Node, ident=event.task_id, label="node")
     if node.node_status != s.NodeStatus.EDIT_FINISH.value:
         raise Conflict(

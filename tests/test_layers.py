@@ -11,10 +11,24 @@ ROOT = Path(__file__).resolve().parents[1]
 
 FORBIDDEN = {
     "connectors": ("control", "runtime_agent", "tui"),
-    "runtime_agent": ("control.store", "control.api", "control.dispatch", "control.orchestrator",
-                      "control.reconcile", "control.runs", "sqlalchemy", "tui"),
-    "tui": ("control.store", "control.api", "control.dispatch", "control.orchestrator", "sqlalchemy",
-            "runtime_agent"),
+    "runtime_agent": (
+        "control.store",
+        "control.api",
+        "control.dispatch",
+        "control.orchestrator",
+        "control.reconcile",
+        "control.runs",
+        "sqlalchemy",
+        "tui",
+    ),
+    "tui": (
+        "control.store",
+        "control.api",
+        "control.dispatch",
+        "control.orchestrator",
+        "sqlalchemy",
+        "runtime_agent",
+    ),
     "control": ("tui", "textual", "runtime_agent"),
 }
 

@@ -133,6 +133,7 @@ async def test_successful_run_calls_control_in_order(
         "POST heartbeat",
         "POST metrics",
         "POST model-version",
+        "POST heartbeat",  # the last counts (rows read) before the finish
         "POST runningAutoFinish",
     ]
     bodies = {p.rsplit("/", 1)[-1]: b for _, p, b in fake.calls}

@@ -152,7 +152,7 @@ class Orchestrator:
         sources = []
         for i, pair in enumerate(payload.source_and_connects):
             src = pair.source_to
-            fields = {n: getattr(src, n) for n in s.SourceSpec.model_fields if hasattr(src, n)}
+            fields = s.SourceSpec.fields_of(src)
             fields["source_name"] = src.source_name or f"{src.source_type.value}-{i}"
             sources.append(s.SourceSpec.model_validate({**fields, "connection": conn(pair.connect_to)}))
         model = None
@@ -169,9 +169,7 @@ class Orchestrator:
             run_id=0,
             node_name=s.check_dns1123(name) if name else "operator",
             space_id=op.space_id,
-            operator=s.OperatorSpec.model_validate(
-                {n: getattr(op, n) for n in s.OperatorSpec.model_fields if hasattr(op, n)}
-            ),
+            operator=s.OperatorSpec.model_validate(s.OperatorSpec.fields_of(op)),
             sources=sorted(sources, key=lambda x: x.order),
             model=model,
         )

@@ -47,7 +47,7 @@ def build_task_spec(*, session: Session, node: m.Node, event: s.TaskEvent) -> s.
         conn = session.get(m.Connection, src.connection_id) if src else None
         if src is None or conn is None:
             raise InvalidSpec(f"node {node.node_name!r} names data source {sid}, which no longer exists")
-        fields = {name: getattr(src, name) for name in s.SourceSpec.model_fields if hasattr(src, name)}
+        fields = s.SourceSpec.fields_of(src)
         sources.append(s.SourceSpec.model_validate({**fields, "connection": connection_spec(conn)}))
     model = None
     if rel.model_id is not None:
@@ -61,7 +61,7 @@ def build_task_spec(*, session: Session, node: m.Node, event: s.TaskEvent) -> s.
             connection=connection_spec(conn) if conn else None,
         )
     si = session.get(m.ServiceInfo, rel.service_info_id) if rel.service_info_id else None
-    op_fields = {name: getattr(op, name) for name in s.OperatorSpec.model_fields if hasattr(op, name)}
+    op_fields = s.OperatorSpec.fields_of(op)
     op_fields["operator_epoch"] = max(op.operator_epoch, 1)
     return s.TaskSpec(
         run_id=0,
@@ -71,11 +71,7 @@ def build_task_spec(*, session: Session, node: m.Node, event: s.TaskEvent) -> s.
         operator=s.OperatorSpec.model_validate(op_fields),
         sources=sorted(sources, key=lambda x: x.order),
         model=model,
-        service_info=(
-            s.ServiceInfoSpec.model_validate({n: getattr(si, n) for n in s.ServiceInfoSpec.model_fields})
-            if si
-            else None
-        ),
+        service_info=(s.ServiceInfoSpec.model_validate(s.ServiceInfoSpec.fields_of(si)) if si else None),
         envs=event.envs,
         run_parameter=event.run_parameter,
     )
@@ -316,14 +312,20 @@ def view(*, session: Session, run: m.Runtime, history: bool = False) -> s.RunOut
     return out
 
 
+def decrypted(conn: s.ConnectionSpec, vault: Vault) -> s.ConnectionSpec:
+    """The connection with its stored (encrypted) password decrypted, in place."""
+    if conn.connect_password:
+        conn.connect_password = vault.decrypt(conn.connect_password)
+    return conn
+
+
 def agent_spec(*, run: m.Runtime, vault: Vault) -> s.TaskSpec:
     """The frozen spec with passwords decrypted: only ever sent to the run's own agent."""
     spec = s.TaskSpec.model_validate(run.spec)
     for src in spec.sources:
-        if src.connection.connect_password:
-            src.connection.connect_password = vault.decrypt(src.connection.connect_password)
-    if spec.model and spec.model.connection and spec.model.connection.connect_password:
-        spec.model.connection.connect_password = vault.decrypt(spec.model.connection.connect_password)
+        decrypted(src.connection, vault)
+    if spec.model and spec.model.connection:
+        decrypted(spec.model.connection, vault)
     return spec
 
 

@@ -24,6 +24,11 @@ class Wire(BaseModel):
         """The JSON-ready dict with camelCase keys."""
         return self.model_dump(mode="json", by_alias=True, **kwargs)
 
+    @classmethod
+    def fields_of(cls, obj: object) -> dict[str, Any]:
+        """The attributes of `obj` (an ORM row, another model) that this model has fields for."""
+        return {name: getattr(obj, name) for name in cls.model_fields if hasattr(obj, name)}
+
 
 class StrEnum(enum.StrEnum):
     """An enum of wire strings that also accepts any casing (`train` -> TRAIN)."""

@@ -128,7 +128,7 @@ def view(*, session: Session, k: Kind, row: Any) -> dict[str, Any]:
         )
         rel = relation_of(session=session, node_id=row.id)
         extra["relation"] = relation_view(session=session, rel=rel) if rel is not None else None
-    fields = {name: getattr(row, name) for name in k.view.model_fields if hasattr(row, name)}
+    fields = k.view.fields_of(row)
     fields.update(extra)
     return k.view.model_validate(fields).wire()
 
@@ -233,7 +233,7 @@ def patch(
     *, session: Session, k: Kind, space_id: int, ref: str | int, changes: dict[str, Any], vault: Vault
 ) -> Any:
     row: Any = find(session=session, k=k, space_id=space_id, ref=ref)
-    current = {name: getattr(row, name) for name in k.body.model_fields if hasattr(row, name)}
+    current = k.body.fields_of(row)
     if k.path == "sources":
         current["connection_id"] = row.connection_id
     if k.path == "models":

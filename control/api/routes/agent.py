@@ -77,17 +77,12 @@ def serve_spec(service_id: int, orch: Orch) -> s.ServeSpec:
         version = ses.get(m.ModelVersion, svc.model_version_id)
         assert model is not None and version is not None
         conn = ses.get(m.Connection, model.connect_id) if model.connect_id else None
-        connection = None
-        if conn is not None:
-            connection = runs.connection_spec(conn)
-            if connection.connect_password:
-                connection.connect_password = orch.vault.decrypt(connection.connect_password)
+        connection = runs.decrypted(runs.connection_spec(conn), orch.vault) if conn is not None else None
         run = ses.get(m.Runtime, version.runtime_id) if version.runtime_id else None
         frozen = s.TaskSpec.model_validate(run.spec) if run else None
         if connection is None and frozen is not None and frozen.model and frozen.model.connection:
-            connection = frozen.model.connection  # a create_operators run: the payload's modelConnect
-            if connection.connect_password:
-                connection.connect_password = orch.vault.decrypt(connection.connect_password)
+            # a create_operators run: the payload's modelConnect
+            connection = runs.decrypted(frozen.model.connection, orch.vault)
         model_conf = frozen.operator.model_conf if frozen else {}
         return s.ServeSpec(
             service_id=svc.id,

@@ -12,6 +12,11 @@ for every store:
   source: at most `prefetch_pages + 1` pages wait beside the one being consumed.
 - `cursor` is the resume point after the last batch handed on; pass it back as
   `ReadOptions(resume_from=...)` to carry on where a reader stopped.
+- Pages may be pandas DataFrames or, with `ReadOptions(arrow=True)`, `pyarrow.Table`s; the
+  batch stage treats both alike.
+
+`resumable_pages` wraps a producer so that a dropped connection (a `Transient` error) is retried
+with backoff and the read resumes right after the last page it yielded.
 """
 
 from __future__ import annotations
@@ -21,12 +26,19 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pandas as pd
 
+from connectors.errors import SourceUnavailable, Transient
+
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from connectors.base import ReadOptions
+
+Frame: TypeAlias = "pd.DataFrame | pa.Table"
+"""A page or batch: a DataFrame, or an Arrow table when the read asked for Arrow."""
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +57,13 @@ def rows_advance(batch: pd.DataFrame, cursor: Any) -> int:
 def key_advance(key: str) -> Advance:
     """Cursor strategy for keyset sources: the cursor is the last row's `key` value."""
 
-    def advance(batch: pd.DataFrame, cursor: Any) -> Any:
-        if batch.empty:
+    def advance(batch: Any, cursor: Any) -> Any:
+        if not len(batch):
             return cursor
-        value = batch[key].iloc[-1]
-        return value.item() if hasattr(value, "item") else value
+        if isinstance(batch, pd.DataFrame):
+            value = batch[key].iloc[-1]
+            return value.item() if hasattr(value, "item") else value
+        return batch.column(key)[-1].as_py()
 
     return advance
 
@@ -227,24 +241,45 @@ class PagedReader:
             else:
                 async for page in pages:
                     if len(page):
-                        yield page.reset_index(drop=True)
+                        yield _reset(page)
         finally:
             await _aclose(pages)
 
 
-async def _gather_all(pages: AsyncIterator[pd.DataFrame]) -> pd.DataFrame:
+def concat_frames(frames: list[Any]) -> Any:
+    """Concatenate DataFrames (index reset) or Arrow tables, whichever the list holds."""
+    if len(frames) == 1:
+        return _reset(frames[0])
+    if isinstance(frames[0], pd.DataFrame):
+        return pd.concat(frames, ignore_index=True)
+    import pyarrow as pa  # deferred: only Arrow reads need it
+
+    return pa.concat_tables(frames, promote_options="default")
+
+
+def slice_frame(frame: Any, start: int, stop: int | None = None) -> Any:
+    """Rows [start, stop) of a DataFrame (index reset) or an Arrow table."""
+    if isinstance(frame, pd.DataFrame):
+        return frame.iloc[start:stop].reset_index(drop=True)
+    length = (stop if stop is not None else len(frame)) - start
+    return frame.slice(start, max(0, length))
+
+
+def _reset(frame: Any) -> Any:
+    return frame.reset_index(drop=True) if isinstance(frame, pd.DataFrame) else frame
+
+
+async def _gather_all(pages: AsyncIterator[Any]) -> Any:
     frames = [page async for page in pages]
     non_empty = [f for f in frames if len(f)]
     if not non_empty:
-        return frames[0].iloc[0:0] if frames else pd.DataFrame()
-    if len(non_empty) == 1:
-        return non_empty[0].reset_index(drop=True)
-    return pd.concat(non_empty, ignore_index=True)
+        return slice_frame(frames[0], 0, 0) if frames else pd.DataFrame()
+    return concat_frames(non_empty)
 
 
-async def _rechunk(pages: AsyncIterator[pd.DataFrame], rows: int) -> AsyncIterator[pd.DataFrame]:
+async def _rechunk(pages: AsyncIterator[Any], rows: int) -> AsyncIterator[Any]:
     """Yield batches of exactly `rows` rows (the last may be shorter) from pages of any size."""
-    buffer: list[pd.DataFrame] = []
+    buffer: list[Any] = []
     have = 0
     async for page in pages:
         if not len(page):
@@ -252,11 +287,67 @@ async def _rechunk(pages: AsyncIterator[pd.DataFrame], rows: int) -> AsyncIterat
         buffer.append(page)
         have += len(page)
         while have >= rows:
-            merged = buffer[0] if len(buffer) == 1 else pd.concat(buffer, ignore_index=True)
-            yield merged.iloc[:rows].reset_index(drop=True)
-            rest = merged.iloc[rows:]
+            merged = concat_frames(buffer)
+            yield slice_frame(merged, 0, rows)
+            rest = slice_frame(merged, rows)
             buffer = [rest] if len(rest) else []
             have = len(rest)
     if have:
-        merged = buffer[0] if len(buffer) == 1 else pd.concat(buffer, ignore_index=True)
-        yield merged.reset_index(drop=True)
+        yield concat_frames(buffer)
+
+
+async def resumable_pages(
+    open_pages: Callable[[Any], AsyncIterator[Any]],
+    *,
+    cursor: Any,
+    advance: Advance,
+    options: ReadOptions,
+    name: str,
+) -> AsyncIterator[Any]:
+    """Pages from `open_pages(cursor)`, reopened after the last yielded page when the store drops.
+
+    A `Transient` error (connection lost, server restarting) is retried `options.retries` times
+    with exponential backoff starting at `options.retry_backoff_s` (or the error's
+    `retry_after`); each retry calls `open_pages` with the cursor just past the last page this
+    generator yielded, so the consumer sees every row exactly once. Other errors pass through.
+
+    Args:
+        open_pages: starts a page producer at a cursor (None: from the beginning).
+        cursor: where to start (the read's `resume_from`).
+        advance: how the cursor moves past one page.
+        options: the read knobs (`retries`, `retry_backoff_s`).
+        name: what is read, for messages.
+
+    Raises:
+        SourceUnavailable: the store stayed away through every retry (the message says how many).
+    """
+    failures = 0
+    while True:
+        pages = open_pages(cursor)
+        try:
+            async for page in pages:
+                yield page
+                cursor = advance(page, cursor)
+                failures = 0
+            return
+        except Transient as exc:
+            failures += 1
+            if failures > options.retries:
+                raise SourceUnavailable(
+                    f"{name}: gave up after {options.retries} retries ({exc}); "
+                    f"resume later with resume_from={cursor!r}",
+                    cursor=cursor,
+                ) from exc
+            delay = exc.retry_after or options.retry_backoff_s * 2 ** (failures - 1)
+            logger.warning(
+                "%s: %s; retry %d/%d in %.2fs from cursor %r",
+                name,
+                exc,
+                failures,
+                options.retries,
+                delay,
+                cursor,
+            )
+            await asyncio.sleep(delay)
+        finally:
+            await _aclose(pages)

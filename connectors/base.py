@@ -7,14 +7,24 @@ callers reach implementations through `connectors.registry.open_connector`.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from connectors.errors import ConnectorConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-WriteMode = Literal["append", "replace"]
+WriteMode = Literal["append", "replace", "upsert"]
+"""append adds rows; replace swaps the target's whole content; upsert updates rows by key."""
+
+WRITE_MODES: tuple[str, ...] = ("append", "replace", "upsert")
+
+RUN_COLUMN = "_atom_run"
+"""Column a run-keyed table/file write adds, holding the run key of each row."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +73,12 @@ class ReadOptions:
         key: the key column for keyset pagination (MYSQL; default: the primary key).
         data_format: csv, parquet, pickle, json (files); ignored by table stores.
         resume_from: a reader's `cursor` from an earlier read; the read starts right after it
-            (MYSQL: rows whose key is greater; FILE and keyless queries: that many rows skipped).
+            (MYSQL: rows whose key is greater; REDIS: the SCAN cursor; files: the byte offset or
+            row count the reader reported).
+        arrow: yield `pyarrow.Table`s instead of pandas DataFrames.
+        retries: how often a dropped connection is retried (with backoff) before the read fails;
+            each retry resumes from the last page handed on, so no row is lost or repeated.
+        retry_backoff_s: the first retry's delay; it doubles per attempt.
     """
 
     connect_read_num: int = 0
@@ -75,6 +90,107 @@ class ReadOptions:
     key: str | None = None
     data_format: str = ""
     resume_from: Any = None
+    arrow: bool = False
+    retries: int = 3
+    retry_backoff_s: float = 0.2
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """How a sink writes (the data-sink knobs).
+
+    Attributes:
+        mode: append, replace (the target holds exactly what this sink wrote, swapped in at
+            commit) or upsert (rows whose `key` exists are updated, others inserted).
+        key: key columns: upsert matching, the primary key of a table the sink creates, the
+            Redis key column.
+        run_key: makes the write idempotent per run: what an earlier sink with the same run key
+            wrote to this target is replaced by what this one writes, so a retried run never
+            duplicates rows. Table and file stores keep it in the `_atom_run` column.
+        data_format: csv, parquet, pickle, json, jsonl for file/object targets (default: the
+            extension).
+    """
+
+    mode: WriteMode = "append"
+    key: tuple[str, ...] = ()
+    run_key: str | None = None
+    data_format: str = ""
+
+
+def write_options(
+    mode: WriteMode = "append",
+    key: str | Sequence[str] | None = None,
+    run_key: str | None = None,
+    data_format: str = "",
+) -> WriteOptions:
+    """Build and check `WriteOptions` from the loose keyword form `write()` accepts."""
+    if mode not in WRITE_MODES:
+        raise ConnectorConfigError(f"unknown write mode {mode!r}: valid values are {', '.join(WRITE_MODES)}")
+    keys = (key,) if isinstance(key, str) else tuple(key or ())
+    if mode == "upsert" and not keys:
+        raise ConnectorConfigError("mode upsert needs key columns: pass key='id' (or a list)")
+    return WriteOptions(mode=mode, key=keys, run_key=run_key or None, data_format=data_format)
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One stored object (a file, an S3/OSS key, an HTTP resource).
+
+    Attributes:
+        path: the path or key within the connection (secret-free).
+        size: bytes.
+        etag: the store's version tag (ETag, or mtime+size for files); changes when the object does.
+        modified: last-modified time as a POSIX timestamp (0.0 when unknown).
+    """
+
+    path: str
+    size: int
+    etag: str = ""
+    modified: float = 0.0
+
+
+class Sink(abc.ABC):
+    """A streaming write to one target: `write()` batches, then `commit()` makes them visible.
+
+    Use it as `async with conn.sink(target, ...) as sink:`; leaving the block normally commits,
+    an exception aborts, and an aborted or never-committed sink leaves the target as it was
+    (tables stage rows and swap them in; objects use multipart/temp files and rename).
+
+    Attributes:
+        target: what is written.
+        options: the write knobs.
+        rows: rows accepted so far.
+    """
+
+    def __init__(self, target: str, options: WriteOptions) -> None:
+        self.target = target
+        self.options = options
+        self.rows = 0
+        self._finished = False
+
+    @abc.abstractmethod
+    async def write(self, batch: pd.DataFrame) -> None:
+        """Add rows; they become visible at `commit()`."""
+
+    @abc.abstractmethod
+    async def commit(self) -> int:
+        """Make everything written visible at once; returns the rows written."""
+
+    @abc.abstractmethod
+    async def abort(self) -> None:
+        """Drop everything staged; the target stays as it was."""
+
+    async def __aenter__(self) -> Sink:
+        return self
+
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        if exc_type is None:
+            await self.commit()
+        else:
+            await self.abort()
 
 
 class Connector(abc.ABC):
@@ -90,8 +206,33 @@ class Connector(abc.ABC):
         """Yield DataFrames of `target` (a table, query, file path or key pattern)."""
 
     @abc.abstractmethod
-    async def write(self, df: pd.DataFrame, target: str, *, mode: WriteMode = "append") -> int:
-        """Write `df` to `target`; returns rows written. Nothing half-written stays visible."""
+    def sink(self, target: str, options: WriteOptions | None = None) -> Sink:
+        """A streaming writer to `target`; nothing is visible before its `commit()`."""
+
+    async def write(
+        self,
+        df: pd.DataFrame,
+        target: str,
+        *,
+        mode: WriteMode = "append",
+        key: str | Sequence[str] | None = None,
+        run_key: str | None = None,
+        data_format: str = "",
+    ) -> int:
+        """Write `df` to `target` in one go; returns rows written. Nothing half-written stays visible.
+
+        Args:
+            df: the rows.
+            target: a table, key prefix, file or object path.
+            mode: append, replace or upsert (see `WriteOptions`).
+            key: key column(s) for upsert / a created table's primary key / Redis keys.
+            run_key: makes the write idempotent per run (see `WriteOptions.run_key`).
+            data_format: file/object format when the extension does not tell.
+        """
+        options = write_options(mode, key, run_key, data_format)
+        async with self.sink(target, options) as out:
+            await out.write(df)
+        return out.rows
 
     async def get_object(self, path: str) -> bytes:
         """Read one object (a model file) whole."""
@@ -100,6 +241,36 @@ class Connector(abc.ABC):
     async def put_object(self, path: str, data: bytes) -> str:
         """Store one object atomically; returns its URI."""
         raise NotImplementedError(f"{self.connect_type} connections do not store objects")
+
+    async def stat_object(self, path: str) -> ObjectInfo:
+        """Size and version of one object; raises TargetNotFound when it is missing."""
+        raise NotImplementedError(f"{self.connect_type} connections do not store objects")
+
+    def list_objects(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        """Every object under `prefix`, in key order (paginated underneath)."""
+        raise NotImplementedError(f"{self.connect_type} connections do not store objects")
+
+    async def download(self, path: str, dest: str) -> str:
+        """Copy one object to the local file `dest` (atomically); returns `dest`.
+
+        Object stores go through the shared file cache (parallel ranges, one download per object).
+        """
+        data = await self.get_object(path)
+
+        def save() -> None:
+            target = Path(dest)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.part")
+            tmp.write_bytes(data)
+            tmp.replace(target)
+
+        await asyncio.to_thread(save)
+        return dest
+
+    async def upload(self, src: str, path: str) -> str:
+        """Store the local file `src` at `path` atomically (multipart for large files); returns its URI."""
+        data = await asyncio.to_thread(Path(src).read_bytes)
+        return await self.put_object(path, data)
 
     async def ping(self) -> None:  # noqa: B027 - optional hook
         """Check the store answers and the credentials work; raise a ConnectorError if not."""

@@ -13,6 +13,7 @@ AtomError                                   # root; picklable, crosses Ray and p
     ├─ PermissionDenied(Permanent)          # authenticated, but may not read/write that
     ├─ TargetNotFound(Permanent)            # table, key, object or file missing
     ├─ BatchDecodeError(Permanent)          # data that cannot be turned into a DataFrame
+    │   └─ SchemaChanged                    # the columns changed between two pages of one read
     ├─ RequestRejected(Permanent)           # the store refused a query or rows (syntax, constraint)
     └─ ConnectorConfigError(ConfigError)    # a setting that cannot work (no paging key, bad format)
 control/errors.py:       ControlError subtree (NotFound, Conflict, InvalidTransition, ...)
@@ -103,6 +104,10 @@ class TargetNotFound(ConnectorError, Permanent):
 
 class BatchDecodeError(ConnectorError, Permanent):
     """Data that cannot be decoded into a DataFrame in the declared format."""
+
+
+class SchemaChanged(BatchDecodeError):
+    """The source's columns changed between two pages of one read (a column added, dropped or retyped)."""
 
 
 class RequestRejected(ConnectorError, Permanent):

@@ -23,37 +23,49 @@ from connectors import errors
 
 if TYPE_CHECKING:
     from connectors._paging import PagedReader
-    from connectors.base import ConnectionConfig, Connector, ReadOptions
-    from connectors.registry import config_from_url, get, names, open_connector, register
-    from connectors.sync import SyncConnector, open_connector_sync
+    from connectors.base import ConnectionConfig, Connector, ObjectInfo, ReadOptions, Sink, WriteOptions
+    from connectors.registry import config_from_url, get, names, open_connector, open_url, register, split_url
+    from connectors.sync import SyncConnector, open_connector_sync, open_url_sync
 
 __all__ = [
     "ConnectionConfig",
     "Connector",
+    "ObjectInfo",
     "PagedReader",
     "ReadOptions",
+    "Sink",
     "SyncConnector",
+    "WriteOptions",
     "config_from_url",
     "errors",
     "get",
     "names",
     "open_connector",
     "open_connector_sync",
+    "open_url",
+    "open_url_sync",
     "register",
+    "split_url",
 ]
 
 _LAZY: dict[str, str] = {
     "ConnectionConfig": "connectors.base",
     "Connector": "connectors.base",
     "ReadOptions": "connectors.base",
+    "WriteOptions": "connectors.base",
+    "Sink": "connectors.base",
+    "ObjectInfo": "connectors.base",
     "PagedReader": "connectors._paging",
     "config_from_url": "connectors.registry",
     "get": "connectors.registry",
     "names": "connectors.registry",
     "open_connector": "connectors.registry",
+    "open_url": "connectors.registry",
+    "split_url": "connectors.registry",
     "register": "connectors.registry",
     "SyncConnector": "connectors.sync",
     "open_connector_sync": "connectors.sync",
+    "open_url_sync": "connectors.sync",
 }
 
 

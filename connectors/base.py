@@ -272,6 +272,26 @@ class Connector(abc.ABC):
         data = await asyncio.to_thread(Path(src).read_bytes)
         return await self.put_object(path, data)
 
+    async def local_file(self, target: str) -> Path:
+        """A local path holding the bytes of the file/object `target`, for operators that want files.
+
+        FILE gives the file itself; object stores and HTTP give the shared cache's copy
+        (downloaded once in parallel ranges, whoever asks first), pinned so it is not evicted
+        until this connector's `aclose()`.
+
+        Raises:
+            TargetNotFound: no such file or object.
+        """
+        raise NotImplementedError(f"{self.connect_type} connections do not hold files")
+
+    async def prefetch(self, target: str) -> None:  # noqa: B027 - optional hook
+        """Bring `target` into the local file cache ahead of its read (object stores and HTTP files).
+
+        The runtime agent starts this for every source before it loads the operator, so large
+        downloads overlap start-up; a later `read` of the same target waits for that download
+        instead of starting its own. Stores that stream (tables, Redis) do nothing.
+        """
+
     async def ping(self) -> None:  # noqa: B027 - optional hook
         """Check the store answers and the credentials work; raise a ConnectorError if not."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from dataclasses import replace
 from importlib.metadata import entry_points
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlparse
@@ -22,8 +23,11 @@ logger = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "atom.connectors"
 
 _KNOWN: dict[str, tuple[str, str]] = {  # keep sorted
+    "ALIYUNOSS": ("connectors.oss:OSSConnector", "pip install oss2"),
     "FILE": ("connectors.files:FileConnector", "pip install pandas pyarrow"),
-    "MYSQL": ("connectors.mysql:MySQLConnector", "pip install pymysql pandas"),
+    "MYSQL": ("connectors.mysql:MySQLConnector", "pip install pymysql connectorx pandas"),
+    "REDIS": ("connectors.redis:RedisConnector", "pip install 'redis[hiredis]'"),
+    "S3": ("connectors.s3:S3Connector", "pip install boto3"),
 }
 """Built-in connectTypes: (import path, install hint)."""
 
@@ -140,34 +144,68 @@ def open_connector(config: ConnectionConfig | str) -> Connector:
     return get(config.connect_type)(config)
 
 
-_SCHEME_ALIASES = {"MYSQL+PYMYSQL": "MYSQL", "MARIADB": "MYSQL", "OSS": "ALIYUNOSS"}
+_SCHEME_ALIASES = {
+    "MYSQL+PYMYSQL": "MYSQL",
+    "MARIADB": "MYSQL",
+    "OSS": "ALIYUNOSS",
+    "REDISS": "REDIS",
+    "REDIS+CLUSTER": "REDIS",
+    "UNIX": "REDIS",
+    "HTTP": "FILE",
+    "HTTPS": "FILE",
+}
+_FLOAT_OPTIONS = ("connect_timeout", "read_timeout", "write_timeout", "socket_timeout")
+_BUCKET_STORES = ("S3", "ALIYUNOSS")
 
 
 def config_from_url(url: str) -> ConnectionConfig:
     """Parse a connection URL into a `ConnectionConfig`.
 
-    Accepted forms: `file:///base/dir` (or `file://` for no base), `mysql://user:pass@host:port/db`
-    (`mysql+pymysql://` too; query parameters go to `source_conf`), and
-    `<type>://user:pass@host:port/space` for any registered connectType.
+    Accepted forms (query parameters go to `source_conf`):
+
+    - `file:///base/dir` (or `file://` for no base); `https://host/base/` (FILE over HTTP)
+    - `mysql://user:pass@host:port/db` (`mysql+pymysql://`, `mariadb://` too)
+    - `redis://[user:pass@]host:port/db`, `rediss://` (TLS), `unix:///path/redis.sock?db=0`,
+      `redis+cluster://host:port` or `?cluster=true` (colonyType GROUP)
+    - `s3://[key:secret@]bucket/prefix?endpoint=http://host:port&region=...`,
+      `oss://[key:secret@]bucket/prefix?endpoint=https://oss-cn-hangzhou.aliyuncs.com`
+      (the endpoint becomes `addr`, the bucket `space`)
+    - `<type>://user:pass@host:port/space` for any other registered connectType
 
     Raises:
-        ConfigError: the URL has no scheme.
+        ConfigError: the URL has no scheme or a bad port.
         UnknownConnector: the scheme names no connectType.
     """
     parsed = urlparse(url)
     if not parsed.scheme:
-        raise ConfigError("a connection URL needs a scheme such as file:// or mysql://")
-    kind = _key(parsed.scheme)
-    kind = _SCHEME_ALIASES.get(kind, kind)
+        raise ConfigError("a connection URL needs a scheme such as file://, mysql://, s3:// or https://")
+    scheme = _key(parsed.scheme)
+    kind = _SCHEME_ALIASES.get(scheme, scheme)
     if kind not in names():
         raise UnknownConnector(parsed.scheme, known=names())
     conf: dict[str, Any] = dict(parse_qsl(parsed.query))
-    for name in ("connect_timeout", "read_timeout", "write_timeout"):
+    for name in _FLOAT_OPTIONS:
         if name in conf:
             conf[name] = float(conf[name])
+    account = unquote(parsed.username or "")
+    password = unquote(parsed.password or "")
     if kind == "FILE":
+        if scheme in ("HTTP", "HTTPS"):
+            return ConnectionConfig("FILE", addr=url)  # the query belongs to the URL itself
         host = "" if parsed.netloc in ("", "localhost") else parsed.netloc
         return ConnectionConfig("FILE", addr=unquote(host + parsed.path), source_conf=conf)
+    if kind in _BUCKET_STORES:
+        endpoint = str(conf.pop("endpoint", conf.pop("endpoint_url", "")))
+        return ConnectionConfig(
+            kind,
+            addr=endpoint,
+            account=account,
+            password=password,
+            space=parsed.hostname or "",
+            source_conf=conf,
+        )
+    if kind == "REDIS":
+        return _redis_config(scheme, parsed.path, conf, parsed, account, password)
     try:
         port = parsed.port
     except ValueError as exc:
@@ -176,8 +214,69 @@ def config_from_url(url: str) -> ConnectionConfig:
         kind,
         addr=parsed.hostname or "",
         port=port,
-        account=unquote(parsed.username or ""),
-        password=unquote(parsed.password or ""),
+        account=account,
+        password=password,
         space=unquote(parsed.path.lstrip("/")),
         source_conf=conf,
     )
+
+
+def _redis_config(
+    scheme: str, path: str, conf: dict[str, Any], parsed: Any, account: str, password: str
+) -> ConnectionConfig:
+    cluster = scheme == "REDIS+CLUSTER" or str(conf.pop("cluster", "")).lower() in ("1", "true", "yes")
+    if scheme == "REDISS":
+        conf["ssl"] = True
+    if scheme == "UNIX":
+        conf["unix_socket"] = unquote(path)
+        return ConnectionConfig(
+            "REDIS", account=account, password=password, space=str(conf.pop("db", "")), source_conf=conf
+        )
+    try:
+        port = parsed.port
+    except ValueError as exc:
+        raise ConfigError(f"bad port in Redis URL for {parsed.hostname}: use host:port") from exc
+    return ConnectionConfig(
+        "REDIS",
+        addr=parsed.hostname or "",
+        port=port,
+        account=account,
+        password=password,
+        space=unquote(path.lstrip("/")) or str(conf.pop("db", "")),
+        colony_type="GROUP" if cluster else "SINGLE",
+        source_conf=conf,
+    )
+
+
+def split_url(url: str) -> tuple[ConnectionConfig, str]:
+    """Split a URL that names one thing to read into (connection, target).
+
+    `s3://bucket/data/x.parquet` -> (S3 bucket, "data/x.parquet");
+    `https://host/data/x.csv` -> (FILE, the URL); `file:///srv/x.csv` -> (FILE, "/srv/x.csv");
+    `mysql://u@h/db?table=orders` -> (MYSQL db, "orders"); `redis://h/0?match=user:*` -> (REDIS, "user:*").
+
+    Raises:
+        ConfigError: the URL names no target (a database URL without `table=`/`match=`).
+    """
+    parsed = urlparse(url)
+    config = config_from_url(url)
+    if config.connect_type == "FILE":
+        if _key(parsed.scheme) in ("HTTP", "HTTPS"):
+            return replace(config, addr=""), url
+        return replace(config, addr=""), config.addr
+    if config.connect_type in _BUCKET_STORES:
+        return config, unquote(parsed.path.lstrip("/"))
+    conf = dict(config.source_conf)
+    target = str(conf.pop("table", conf.pop("query", conf.pop("match", ""))))
+    if not target:
+        raise ConfigError(
+            f"{config.describe()}: the URL names no table or key pattern; "
+            "add ?table=NAME (SQL) or ?match=PATTERN (Redis)"
+        )
+    return replace(config, source_conf=conf), target
+
+
+def open_url(url: str) -> tuple[Connector, str]:
+    """The connector and target for a URL accepted by `split_url` (no I/O yet)."""
+    config, target = split_url(url)
+    return open_connector(config), target

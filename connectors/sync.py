@@ -16,8 +16,16 @@ import threading
 from collections.abc import AsyncIterator, Coroutine, Generator, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from connectors.base import ConnectionConfig, Connector, ReadOptions, WriteMode
-from connectors.registry import open_connector
+from connectors.base import (
+    ConnectionConfig,
+    Connector,
+    ObjectInfo,
+    ReadOptions,
+    Sink,
+    WriteMode,
+    WriteOptions,
+)
+from connectors.registry import open_connector, open_url
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -175,8 +183,28 @@ class SyncConnector:
         return SyncReader(self.connector.read(target, options))
 
     def write(self, df: pd.DataFrame, target: str, *, mode: WriteMode = "append", **kwargs: Any) -> int:
-        """Blocking `Connector.write`; extra keywords go to the connector (e.g. MYSQL `key`)."""
+        """Blocking `Connector.write`; keywords as there (`key`, `run_key`, `data_format`)."""
         return run(self.connector.write(df, target, mode=mode, **kwargs))
+
+    def sink(self, target: str, options: WriteOptions | None = None) -> SyncSink:
+        """Blocking `Connector.sink`: `with conn.sink(t, WriteOptions(...)) as s: s.write(df)`."""
+        return SyncSink(self.connector.sink(target, options))
+
+    def stat_object(self, path: str) -> ObjectInfo:
+        """Blocking `Connector.stat_object`."""
+        return run(self.connector.stat_object(path))
+
+    def list_objects(self, prefix: str = "") -> Generator[ObjectInfo, None, None]:
+        """Blocking `Connector.list_objects`: an iterator of `ObjectInfo`."""
+        return iterate(self.connector.list_objects(prefix))
+
+    def download(self, path: str, dest: str) -> str:
+        """Blocking `Connector.download` (object stores go through the shared file cache)."""
+        return run(self.connector.download(path, dest))
+
+    def upload(self, src: str, path: str) -> str:
+        """Blocking `Connector.upload`."""
+        return run(self.connector.upload(src, path))
 
     def get_object(self, path: str) -> bytes:
         """Blocking `Connector.get_object`."""
@@ -201,6 +229,50 @@ class SyncConnector:
         self.close()
 
 
+class SyncSink:
+    """Blocking twin of a `Sink`: `with` commits on success and aborts on an exception."""
+
+    def __init__(self, sink: Sink) -> None:
+        self._sink = sink
+        self._done = False
+
+    @property
+    def rows(self) -> int:
+        """Rows accepted so far."""
+        return self._sink.rows
+
+    def write(self, batch: pd.DataFrame) -> None:
+        """Add rows; they become visible at `commit()`."""
+        run(self._sink.write(batch))
+
+    def commit(self) -> int:
+        """Make everything written visible at once; returns the rows written."""
+        self._done = True
+        return run(self._sink.commit())
+
+    def abort(self) -> None:
+        """Drop what was staged; the target stays as it was."""
+        self._done = True
+        run(self._sink.abort())
+
+    def __enter__(self) -> SyncSink:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if self._done:
+            return
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
 def open_connector_sync(config: ConnectionConfig | str) -> SyncConnector:
     """`open_connector` for blocking code: a `SyncConnector` for a connection record or URL."""
     return SyncConnector(open_connector(config))
+
+
+def open_url_sync(url: str) -> tuple[SyncConnector, str]:
+    """`open_url` for blocking code: `conn, target = open_url_sync("s3://bucket/x.parquet?endpoint=...")`."""
+    connector, target = open_url(url)
+    return SyncConnector(connector), target

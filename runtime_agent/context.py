@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 MetricsSink = Callable[[int, dict[str, float]], None]
 SourceOpener = Callable[[str], AsyncIterator["pd.DataFrame"]]
+FileOpener = Callable[[str], Awaitable[list[Path]]]
 
 
 def clean_metrics(
@@ -72,6 +73,7 @@ class OperatorContext:
         logger: logging.Logger | None = None,
         on_metrics: MetricsSink | None = None,
         open_source: SourceOpener | None = None,
+        open_files: FileOpener | None = None,
         keep_emitted: bool = False,
     ) -> None:
         self.run_id = run_id
@@ -91,6 +93,7 @@ class OperatorContext:
         self.stage = "starting"
         self._on_metrics = on_metrics
         self._open_source = open_source
+        self._open_files = open_files
         self._lock = threading.Lock()
         self._step = 0
         self._last_metrics: dict[str, float] = {}
@@ -187,6 +190,21 @@ class OperatorContext:
         if self._open_source is None:
             raise RuntimeError("this context has no data sources attached")
         return self._open_source(role)
+
+    async def source_files(self, role: str = "source") -> list[Path]:
+        """Local paths of every data source with `role`, for operators that work on files.
+
+        Object-store and HTTP sources are downloaded into the shared file cache (parallel byte
+        ranges; one download however many operators or runs need the same object; started
+        before the operator loaded), FILE sources are the files themselves. The paths stay valid
+        until the run ends.
+
+        Args:
+            role: `source`, `test_source` or `init_data`.
+        """
+        if self._open_files is None:
+            raise RuntimeError("this context has no data sources attached")
+        return await self._open_files(role)
 
     @property
     def role(self) -> str | None:

@@ -83,6 +83,7 @@ class Run:
     ctx: OperatorContext
     op: Any = None
     sinks: SinkWriter | None = None
+    reader: SourceReader | None = None
     train: TrainResult | None = None
     model_address: str | None = None
     model_version: str | None = None
@@ -196,8 +197,9 @@ async def prepare_model(run: Run) -> None:
 
 async def execute_hooks(run: Run) -> None:
     """Read the input sources and run the six hooks; emitted rows are flushed to sinks as they fill."""
-    sources = [s for s in run.spec.sources if str(s.source_type) != "sink"]
-    reader = SourceReader(sources, run.connections)
+    reader = run.reader
+    if reader is None:
+        reader = SourceReader([s for s in run.spec.sources if str(s.source_type) != "sink"], run.connections)
     sinks = run.sinks
     await run_lifecycle(run.op, run.ctx, reader, after_batch=sinks.flush_if_full if sinks else None)
 
@@ -229,10 +231,10 @@ async def train(run: Run) -> TrainResult | None:
 
 
 async def write_sinks(run: Run) -> None:
-    """Write every row still buffered to the sink(s)."""
+    """Write every row still buffered to the sink(s) and commit them (all staged rows become visible)."""
     if run.sinks is not None:
         run.ctx.stage = "write"
-        await run.sinks.flush()
+        await run.sinks.commit()
         if run.sinks.rows_written:
             logger.info("sinks: %d rows written", run.sinks.rows_written)
 
@@ -295,6 +297,15 @@ def serving_object(run: Run) -> str | None:
     return str(named) if named else None
 
 
+def run_key(spec: TaskSpec) -> str:
+    """The identity sinks key their rows by: `runParameter.runKey`, else node name and run id.
+
+    An agent restarted for the same run (a Kubernetes Job retrying its pod, a resumed run) gets
+    the same key, so its sink rows replace the earlier attempt's instead of doubling them.
+    """
+    return spec.run_parameter.get("runKey") or f"{spec.node_name}#{spec.run_id}"
+
+
 async def finish(run: Run) -> None:
     """Call runningAutoFinish: control records success and deploys by deployType."""
     event = TaskEvent(
@@ -308,6 +319,8 @@ async def finish(run: Run) -> None:
 async def execute(run: Run, operator: Any = None) -> None:
     """Every step after `running`, in order."""
     run.ctx.stage = "load"
+    if run.reader is not None:
+        await run.reader.prefetch()  # large files download while the operator loads
     run.op = load_operator(run, operator)
     if isinstance(run.op, LegacyReasoningOperator):
         run.op.configure(run.ctx.operator_conf, run.ctx.model_conf)
@@ -429,6 +442,7 @@ async def run_task(
         logger=logging.getLogger(f"atom.operator.{spec.node_name}"),
         on_metrics=on_metrics,
         open_source=reader.read_role,
+        open_files=reader.files,
         keep_emitted=keep_emitted,
     )
     run = Run(
@@ -441,8 +455,13 @@ async def run_task(
         train_executor=train_executor,
         metric_queue=metric_queue,
     )
+    run.reader = reader
     run.sinks = SinkWriter(
-        [s for s in spec.sources if str(s.source_type) == "sink"], connections, ctx, settings.sink_flush_rows
+        [s for s in spec.sources if str(s.source_type) == "sink"],
+        connections,
+        ctx,
+        settings.sink_flush_rows,
+        run_key=run_key(spec),
     )
 
     stop_reason: list[str] = []
@@ -518,6 +537,9 @@ async def run_task(
         metric_queue.put_nowait(None)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(sender, timeout=30)
+        if run.sinks is not None:
+            await run.sinks.abort()  # no-op after a commit; else the targets stay as they were
+        await reader.aclose()
         await connections.aclose()
         if run.owns_ray:
             from runtime_agent.train import shutdown_ray  # deferred: imports Ray lazily

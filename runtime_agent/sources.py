@@ -1,4 +1,4 @@
-"""Data I/O for a run: connection specs -> connectors, source reads in `order`, buffered sink writes.
+"""Data I/O for a run: connection specs -> connectors, source reads in `order`, staged sink writes.
 
 All data and model bytes go through `connectors.registry.open_connector`; one connector is opened
 per connection and shared by every source that uses it, then closed at the end of the run.
@@ -6,6 +6,7 @@ per connection and shared by every source that uses it, then closed at the end o
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import logging
@@ -13,13 +14,14 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from connectors.base import ConnectionConfig, ReadOptions
+from connectors.base import ConnectionConfig, ReadOptions, WriteOptions
+from connectors.base import write_options as base_write_options
 from runtime_agent.logs import add_secret
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from connectors.base import Connector
+    from connectors.base import Connector, Sink
     from control.schemas import ConnectionSpec, SourceSpec
     from runtime_agent.context import OperatorContext
 
@@ -110,12 +112,38 @@ def ordered(sources: Sequence[SourceSpec]) -> list[SourceSpec]:
     return [s for _, s in sorted(enumerate(sources), key=lambda pair: (pair[1].order, pair[0]))]
 
 
+def _log_prefetch_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("pre-download failed (the read will retry): %s", task.exception())
+
+
 class SourceReader:
     """Reads the run's input sources through their connectors."""
 
     def __init__(self, sources: Sequence[SourceSpec], connections: Connections) -> None:
         self.sources = ordered(sources)
         self.connections = connections
+        self._prefetches: list[asyncio.Task[None]] = []
+
+    async def prefetch(self) -> None:
+        """Start every source's pre-download (object stores, HTTP files) in the background.
+
+        Failures are only logged here: the source's read raises the same error where it matters.
+        """
+        for source in self.sources:
+            conn = await self.connections.get(source.connection)
+            task = asyncio.create_task(
+                conn.prefetch(source.operate_execute), name=f"prefetch {source.source_name}"
+            )
+            task.add_done_callback(_log_prefetch_failure)
+            self._prefetches.append(task)
+
+    async def aclose(self) -> None:
+        """Cancel pre-downloads still running (a cancelled download resumes on the next fetch)."""
+        tasks, self._prefetches = self._prefetches, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def with_role(self, role: str) -> list[SourceSpec]:
         """The sources with `role`, in order."""
@@ -144,6 +172,14 @@ class SourceReader:
         elif frames:
             yield pd.concat(frames, ignore_index=True)
 
+    async def files(self, role: str) -> list[Path]:
+        """Local paths of every source with `role`, in order (object stores: the cached copies)."""
+        paths = []
+        for source in self.with_role(role):
+            conn = await self.connections.get(source.connection)
+            paths.append(await conn.local_file(source.operate_execute))
+        return paths
+
     async def read_role(self, role: str) -> AsyncIterator[pd.DataFrame]:
         """Yield the batches of every source with `role`, in order."""
         for source in self.with_role(role):
@@ -151,31 +187,72 @@ class SourceReader:
                 yield batch
 
 
-class SinkWriter:
-    """Writes the frames an operator emits to every sink source, in chunks of `flush_rows`.
+def write_options(sink: SourceSpec, run_key: str) -> WriteOptions:
+    """The write knobs of a sink data source (`sourceConf`: writeMode, key, runKey, idempotent).
 
-    The first write to each sink uses its `sourceConf.writeMode` (`append` by default, or
-    `replace`); later writes of the same run append.
+    `append` sinks are run-keyed by default (`run_key`, the run's identity), so a run that is
+    retried, or an agent restarted for the same run, replaces its own rows instead of adding them
+    twice; `"idempotent": false` turns that off, `"runKey"` sets the key explicitly (for example a
+    business date, so every re-run of that date replaces the date's rows). `replace` and `upsert`
+    are idempotent by nature.
+    """
+    conf = sink.source_conf
+    mode = str(conf.get("writeMode", "append")).lower()
+    key = conf.get("key") or conf.get("keyColumns")
+    keyed = str(conf.get("idempotent", True)).lower() not in ("false", "0", "no")
+    explicit = str(conf.get("runKey") or "")
+    run = explicit or (run_key if keyed and mode == "append" else "")
+    return base_write_options(mode, key, run or None, sink.data_format)  # type: ignore[arg-type]
+
+
+class SinkWriter:
+    """Streams the frames an operator emits into every sink, committed together at the end of the run.
+
+    Each sink data source gets one connector `Sink`, opened at the first flush; rows are flushed to
+    it in chunks of `flush_rows` as the operator emits them (staged by the store, invisible to
+    readers), and `commit()` makes them visible once the run's work is done. A failed or stopped
+    run calls `abort()`: the sinks' targets stay as they were before the run.
     """
 
     def __init__(
-        self, sinks: Sequence[SourceSpec], connections: Connections, ctx: OperatorContext, flush_rows: int
+        self,
+        sinks: Sequence[SourceSpec],
+        connections: Connections,
+        ctx: OperatorContext,
+        flush_rows: int,
+        run_key: str = "",
     ) -> None:
         self.sinks = ordered(sinks)
         self.connections = connections
         self.ctx = ctx
         self.flush_rows = max(1, flush_rows)
+        self.run_key = run_key
         self.rows_written = 0
         self.rows_dropped = 0
-        self._written_once: set[int] = set()
+        self._open: dict[int, Sink] = {}
+        self._finished = False
 
     async def flush_if_full(self) -> None:
         """Write the buffered rows if there are at least `flush_rows` of them."""
         if self.ctx.pending_rows >= self.flush_rows:
             await self.flush()
 
+    async def _sink(self, index: int, spec: SourceSpec) -> Sink:
+        if index not in self._open:
+            conn = await self.connections.get(spec.connection)
+            options = write_options(spec, self.run_key)
+            self._open[index] = conn.sink(spec.operate_execute, options)
+            logger.info(
+                "sink %r: %s (%s%s)",
+                spec.source_name,
+                spec.operate_execute,
+                options.mode,
+                f", run key {options.run_key}" if options.run_key else "",
+            )
+        return self._open[index]
+
     async def flush(self) -> int:
-        """Write every buffered row to every sink; returns the rows taken from the buffer."""
+        """Stage every buffered row in every sink; returns the rows taken from the buffer."""
         import pandas as pd  # deferred: keep `import runtime_agent` light
 
         frames = self.ctx.drain_emitted()
@@ -187,17 +264,31 @@ class SinkWriter:
                 logger.warning("the operator emitted rows but the task has no sink data source; dropped")
             self.rows_dropped += len(df)
             return len(df)
-        for index, sink in enumerate(self.sinks):
-            conn = await self.connections.get(sink.connection)
-            mode = "append"
-            if index not in self._written_once:
-                mode = str(sink.source_conf.get("writeMode", "append")).lower()
-                self._written_once.add(index)
-            written = await conn.write(
-                df, sink.operate_execute, mode="replace" if mode == "replace" else "append"
-            )
-            logger.info(
-                "wrote %d rows to sink %r (%s, %s)", written, sink.source_name, sink.operate_execute, mode
-            )
+        for index, spec in enumerate(self.sinks):
+            sink = await self._sink(index, spec)
+            await sink.write(df)
         self.rows_written += len(df)
         return len(df)
+
+    async def commit(self) -> int:
+        """Flush what is buffered, then make every sink's rows visible; returns rows per sink."""
+        await self.flush()
+        self._finished = True
+        for index, spec in enumerate(self.sinks):
+            sink = self._open.get(index)
+            if sink is None:
+                continue
+            written = await sink.commit()
+            logger.info("committed %d rows to sink %r (%s)", written, spec.source_name, spec.operate_execute)
+        return self.rows_written
+
+    async def abort(self) -> None:
+        """Drop whatever the sinks staged (best effort; a failing abort is logged)."""
+        if self._finished:
+            return
+        self._finished = True
+        for index, sink in self._open.items():
+            try:
+                await sink.abort()
+            except Exception as exc:  # the run's own failure is what the user must see
+                logger.warning("aborting sink %r failed: %s", self.sinks[index].source_name, exc)

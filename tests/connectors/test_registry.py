@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 import connectors
-from connectors import ConnectionConfig, config_from_url, names, open_connector, register
+from connectors import ConnectionConfig, config_from_url, names, open_connector, register, split_url
 from connectors import registry as reg
 from connectors.errors import (
     AtomError,
@@ -35,8 +35,8 @@ def clean_registry() -> Iterator[None]:
     reg._loaded.update(loaded)
 
 
-def test_known_names_are_file_and_mysql() -> None:
-    assert {"FILE", "MYSQL"} <= set(names())
+def test_known_names_are_the_five_stores() -> None:
+    assert {"ALIYUNOSS", "FILE", "MYSQL", "REDIS", "S3"} <= set(names())
     assert names() == sorted(names())
     assert list(reg._KNOWN) == sorted(reg._KNOWN)
 
@@ -47,7 +47,7 @@ def test_get_is_case_insensitive() -> None:
 
 
 def test_unknown_name_lists_the_valid_ones() -> None:
-    with pytest.raises(UnknownConnector, match="valid values are FILE, MYSQL") as info:
+    with pytest.raises(UnknownConnector, match="valid values are ALIYUNOSS, FILE, MYSQL, REDIS, S3") as info:
         reg.get("ftp")
     assert isinstance(info.value, Permanent)
 
@@ -92,6 +92,68 @@ def test_config_from_url_file_and_errors() -> None:
         config_from_url("ftp://host/x")
     with pytest.raises(ConfigError, match="scheme"):
         config_from_url("/just/a/path")
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "s3://AK:se%2Fcret@bkt/data/x.csv?endpoint=http://127.0.0.1:5000&region=us-east-1",
+            ConnectionConfig(
+                "S3",
+                addr="http://127.0.0.1:5000",
+                account="AK",
+                password="se/cret",
+                space="bkt",
+                source_conf={"region": "us-east-1"},
+            ),
+        ),
+        (
+            "oss://id:key@models?endpoint=https://oss-cn-hangzhou.aliyuncs.com",
+            ConnectionConfig(
+                "ALIYUNOSS",
+                addr="https://oss-cn-hangzhou.aliyuncs.com",
+                account="id",
+                password="key",
+                space="models",
+            ),
+        ),
+        (
+            "redis://:pw@cache:6380/3",
+            ConnectionConfig("REDIS", addr="cache", port=6380, password="pw", space="3"),
+        ),
+        ("rediss://cache/0", ConnectionConfig("REDIS", addr="cache", space="0", source_conf={"ssl": True})),
+        (
+            "redis+cluster://node1:7000",
+            ConnectionConfig("REDIS", addr="node1", port=7000, colony_type="GROUP"),
+        ),
+        (
+            "redis://node1:7000?cluster=true",
+            ConnectionConfig("REDIS", addr="node1", port=7000, colony_type="GROUP"),
+        ),
+        (
+            "unix:///run/redis.sock?db=2",
+            ConnectionConfig("REDIS", space="2", source_conf={"unix_socket": "/run/redis.sock"}),
+        ),
+        ("https://data.example.com/sets/", ConnectionConfig("FILE", addr="https://data.example.com/sets/")),
+    ],
+)
+def test_config_from_url_for_every_store(url: str, expected: ConnectionConfig) -> None:
+    assert config_from_url(url) == expected
+    assert "cret" not in repr(config_from_url(url)) and "cret" not in config_from_url(url).describe()
+
+
+def test_split_url_names_connection_and_target() -> None:
+    config, target = split_url("s3://bkt/data/part-1.parquet?endpoint=http://h:1")
+    assert (config.connect_type, config.space, target) == ("S3", "bkt", "data/part-1.parquet")
+    config, target = split_url("https://h.example/x.csv?sig=1")
+    assert (config.connect_type, config.addr, target) == ("FILE", "", "https://h.example/x.csv?sig=1")
+    assert split_url("file:///srv/x.csv")[1] == "/srv/x.csv"
+    config, target = split_url("mysql://u@h/db?table=orders&charset=utf8mb4")
+    assert (target, config.source_conf) == ("orders", {"charset": "utf8mb4"})
+    assert split_url("redis://h/0?match=user:*")[1] == "user:*"
+    with pytest.raises(ConfigError, match=r"\?table=NAME"):
+        split_url("mysql://u@h/db")
 
 
 def test_open_connector_from_config_and_url() -> None:

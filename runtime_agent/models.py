@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import shutil
 import tarfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,20 +34,33 @@ def pack(model_dir: Path) -> bytes:
     """`model_dir`'s contents as gzip'd tar bytes (paths relative to the directory)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for path in sorted(model_dir.rglob("*")):
-            tar.add(path, arcname=str(path.relative_to(model_dir)), recursive=False)
+        _add_all(tar, model_dir)
     return buf.getvalue()
 
 
-def unpack(data: bytes, dest: Path) -> Path:
-    """Extract model.tar.gz bytes into `dest` (refusing links and paths that leave it).
+def pack_to(model_dir: Path, archive: Path) -> Path:
+    """Pack `model_dir` into the file `archive` (streamed to disk, so large models need no RAM)."""
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, mode="w:gz") as tar:
+        _add_all(tar, model_dir)
+    return archive
+
+
+def _add_all(tar: tarfile.TarFile, model_dir: Path) -> None:
+    for path in sorted(model_dir.rglob("*")):
+        tar.add(path, arcname=str(path.relative_to(model_dir)), recursive=False)
+
+
+def unpack(data: bytes | Path, dest: Path) -> Path:
+    """Extract a model.tar.gz (bytes or a local file) into `dest` (refusing links and paths that leave it).
 
     Raises:
         ModelError: the bytes are not a readable tar.gz archive.
     """
     dest.mkdir(parents=True, exist_ok=True)
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+        source = {"name": data} if isinstance(data, Path) else {"fileobj": io.BytesIO(data)}
+        with tarfile.open(mode="r:*", **source) as tar:
             tar.extractall(dest, filter="data")
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise ModelError(f"model archive cannot be unpacked: {exc}") from exc
@@ -79,12 +93,17 @@ async def upload(
     """
     from control.schemas import ConnectionSpec, ConnectType
 
-    data = await asyncio.to_thread(pack, model_dir)
     spec = connection or ConnectionSpec(connect_name="atom-models", connect_type=ConnectType.FILE)
     conn = await connections.get(spec, default_addr=default_base)
     path = object_path(model_name, run_id)
-    uri = await conn.put_object(path, data)
-    logger.info("stored model (%d bytes) at %s", len(data), uri)
+    archive = model_dir.parent / f".{model_dir.name}-{ARCHIVE}"
+    await asyncio.to_thread(pack_to, model_dir, archive)
+    try:
+        size = archive.stat().st_size
+        uri = await conn.upload(str(archive), path)  # atomic; multipart for large archives
+    finally:
+        archive.unlink(missing_ok=True)
+    logger.info("stored model (%d bytes) at %s", size, uri)
     return uri
 
 
@@ -107,17 +126,26 @@ async def download(
         raise ModelError("the model has no modelAddress: train it first or upload one")
     spec = connection or ConnectionSpec(connect_name="atom-models", connect_type=ConnectType.FILE)
     conn = await connections.get(spec, default_addr=default_base)
-    data = await conn.get_object(address)
-    logger.info("fetched model %s (%d bytes)", address, len(data))
     name = address.rstrip("/").rsplit("/", 1)[-1]
+    data: bytes | Path
+    try:
+        # object stores and HTTP: the shared cache's copy (parallel ranges, fetched once per host)
+        data = await conn.local_file(address)
+        logger.info("fetched model %s (%d bytes)", address, data.stat().st_size)
+    except NotImplementedError:  # stores without files (MYSQL's object table)
+        data = await conn.get_object(address)
+        logger.info("fetched model %s (%d bytes)", address, len(data))
     if name.endswith((".tar.gz", ".tgz", ".tar")):
         return await asyncio.to_thread(unpack, data, dest)
     return await asyncio.to_thread(_write_single, data, dest / (name or "model.bin"))
 
 
-def _write_single(data: bytes, file: Path) -> Path:
+def _write_single(data: bytes | Path, file: Path) -> Path:
     file.parent.mkdir(parents=True, exist_ok=True)
-    file.write_bytes(data)
+    if isinstance(data, Path):
+        shutil.copyfile(data, file)
+    else:
+        file.write_bytes(data)
     return file.parent
 
 

@@ -129,3 +129,28 @@ class EchoReasoning(ReasoningOperator):
 
     def predict(self, df: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame({"y": df["x"] * self.factor_value})
+
+
+class EmitsThenFails(Operator):
+    """Emits every batch it sees, then fails at the end of the task (after rows were flushed)."""
+
+    def operate_execute(self, batch: pd.DataFrame, ctx: Any) -> None:
+        ctx.emit(batch)
+
+    def task_finish_execute(self, ctx: Any) -> None:
+        raise RuntimeError("the operator failed after emitting its rows")
+
+
+class Emits(Operator):
+    """Emits every batch it sees."""
+
+    def operate_execute(self, batch: pd.DataFrame, ctx: Any) -> None:
+        ctx.emit(batch)
+
+
+class ReadsFiles(Operator):
+    """Works on its sources as local files (the file-operator path) and emits their sizes."""
+
+    async def task_init_execute(self, ctx: Any) -> None:
+        paths = await ctx.source_files("source")
+        ctx.emit(pd.DataFrame({"name": [p.name for p in paths], "size": [p.stat().st_size for p in paths]}))

@@ -242,6 +242,10 @@ class Connector(abc.ABC):
         """Store one object atomically; returns its URI."""
         raise NotImplementedError(f"{self.connect_type} connections do not store objects")
 
+    async def delete_object(self, path: str) -> None:
+        """Remove one object; a missing object is not an error."""
+        raise NotImplementedError(f"{self.connect_type} connections do not store objects")
+
     async def stat_object(self, path: str) -> ObjectInfo:
         """Size and version of one object; raises TargetNotFound when it is missing."""
         raise NotImplementedError(f"{self.connect_type} connections do not store objects")

@@ -190,6 +190,10 @@ class SyncConnector:
         """Blocking `Connector.sink`: `with conn.sink(t, WriteOptions(...)) as s: s.write(df)`."""
         return SyncSink(self.connector.sink(target, options))
 
+    def delete_object(self, path: str) -> None:
+        """Blocking `Connector.delete_object`."""
+        run(self.connector.delete_object(path))
+
     def stat_object(self, path: str) -> ObjectInfo:
         """Blocking `Connector.stat_object`."""
         return run(self.connector.stat_object(path))

@@ -131,8 +131,9 @@ class PagedReader:
 
     Attributes:
         cursor: resume point after the last batch handed on (None before the first batch when
-            the read did not resume): MYSQL tables the last key value, FILE and keyless queries
-            the row offset. Pass it as `ReadOptions(resume_from=reader.cursor)`.
+            the read did not resume): MYSQL tables the last key value, REDIS the SCAN position,
+            csv/jsonl files a byte offset, other files and keyless queries the row offset.
+            Pass it as `ReadOptions(resume_from=reader.cursor)`.
         stats: counters of pages fetched and batches handed on (`ReadStats`).
     """
 
@@ -251,7 +252,9 @@ def concat_frames(frames: list[Any]) -> Any:
     if len(frames) == 1:
         return _reset(frames[0])
     if isinstance(frames[0], pd.DataFrame):
-        return pd.concat(frames, ignore_index=True)
+        merged = pd.concat(frames, ignore_index=True)
+        merged.attrs = dict(frames[-1].attrs)  # byte-offset cursor marks ride on the last page
+        return merged
     import pyarrow as pa  # deferred: only Arrow reads need it
 
     return pa.concat_tables(frames, promote_options="default")

@@ -9,6 +9,7 @@ AtomError                                   # root; picklable, crosses Ray and p
     ├─ UnknownConnector(Permanent)          # connectType not in the registry
     ├─ ConnectorNotInstalled(Permanent)     # the SDK behind a connector is missing
     ├─ SourceUnavailable(Transient)         # store unreachable, connection dropped
+    │   └─ ObjectChanged                    # a remote object changed while it was downloaded
     ├─ AuthenticationFailed(Permanent)      # wrong account or password
     ├─ PermissionDenied(Permanent)          # authenticated, but may not read/write that
     ├─ TargetNotFound(Permanent)            # table, key, object or file missing
@@ -16,6 +17,7 @@ AtomError                                   # root; picklable, crosses Ray and p
     │   └─ SchemaChanged                    # the columns changed between two pages of one read
     ├─ RequestRejected(Permanent)           # the store refused a query or rows (syntax, constraint)
     └─ ConnectorConfigError(ConfigError)    # a setting that cannot work (no paging key, bad format)
+        └─ CacheDiskFull(Permanent)         # the file cache's disk is full / object over the limit
 control/errors.py:       ControlError subtree (NotFound, Conflict, InvalidTransition, ...)
 runtime_agent/errors.py: OperatorError subtree (OperatorLoadError, OperatorFailed, ...)
 ```
@@ -116,3 +118,11 @@ class RequestRejected(ConnectorError, Permanent):
 
 class ConnectorConfigError(ConnectorError, ConfigError):
     """A connection or data-source setting that cannot work (no key to page by, unknown format)."""
+
+
+class ObjectChanged(SourceUnavailable):
+    """The remote object changed while it was downloaded (validator mismatch); fetch it again."""
+
+
+class CacheDiskFull(ConnectorConfigError, Permanent):
+    """The cache directory's disk has no room (ENOSPC), or an object exceeds the cache's size limit."""

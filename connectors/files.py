@@ -1,126 +1,44 @@
-"""FILE connector: local files as DataFrames (csv, parquet, pickle, json/jsonl) and as objects.
+"""FILE connector: local files, directory datasets and HTTP(S) URLs as DataFrames, and local objects.
 
-A FILE connection's `addr` (or `source_conf["root"]`) is an optional base directory; a target is
-a path relative to it, an absolute path, or a `file://` URI. The format comes from
-`ReadOptions.data_format` or the file's extension. CSV and JSON lines stream in pages, parquet
-by record batches across row groups; pickle and JSON arrays load whole and are then sliced.
-Every write is atomic (temp file in the same directory, fsync, `os.replace`), so a reader never
-sees half a file and a failed write leaves the old file as it was. Blocking I/O runs in threads.
+A FILE connection's `addr` (or `source_conf["root"]`) is an optional base: a directory, or an
+`http(s)://` base URL. A target is a path relative to it, an absolute path, a `file://` URI or
+an `http(s)://` URL; a target ending in "/" is a directory dataset (part files in name order,
+see `connectors._file_dataset`). The format comes from `ReadOptions.data_format` or the
+extension (`connectors._formats`); pages are exact-size and resumable (csv/jsonl by byte offset).
+
+HTTP targets are read through the shared download cache (`connectors.cache`): parallel byte
+ranges into a content-addressed local file that other readers (in this process or others)
+share. `source_conf` keys for HTTP: `headers` (dict), `cache_dir`, `cache_max_bytes`,
+`parallel`, `part_size`, `timeout`; `account`/`password` become HTTP basic auth.
+
+Every local write is atomic (temp file in the same directory, fsync, `os.replace`), so a reader
+never sees half a file and a failed or aborted write leaves the old file as it was. Blocking
+I/O runs in threads.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import os
-import pickle
 import shutil
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+import stat
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, ClassVar
-from urllib.parse import unquote, urlparse
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import unquote, urljoin, urlparse
 
-import pandas as pd
+from connectors._file_dataset import DatasetSink, dataset_advance, dataset_pages
+from connectors._file_sink import FileSink, publish, temp_beside, unlink_quietly
+from connectors._formats import detect_format, file_pages, format_advance, translate_errors
+from connectors._paging import DEFAULT_PAGE_ROWS, PagedReader, resumable_pages
+from connectors.base import ConnectionConfig, Connector, ObjectInfo, ReadOptions, Sink, WriteOptions
+from connectors.errors import ConnectorConfigError, PermissionDenied, TargetNotFound
 
-from connectors._paging import DEFAULT_PAGE_ROWS, PagedReader, rows_advance
-from connectors.base import ConnectionConfig, Connector, ReadOptions, WriteMode
-from connectors.errors import (
-    BatchDecodeError,
-    ConnectorConfigError,
-    ConnectorError,
-    PermissionDenied,
-    RequestRejected,
-    SourceUnavailable,
-    TargetNotFound,
-)
+if TYPE_CHECKING:
+    from connectors.cache import FileCache
+    from connectors.http import HttpRangeSource
 
-logger = logging.getLogger(__name__)
-
-FORMATS: dict[str, str] = {
-    "csv": "csv",
-    "labelscsv": "csv",  # the seed's name for a CSV with a label column
-    "json": "json",
-    "jsonl": "jsonl",
-    "ndjson": "jsonl",
-    "parquet": "parquet",
-    "pq": "parquet",
-    "pickle": "pickle",
-    "pkl": "pickle",
-}
-"""Accepted `data_format` values and extensions, mapped to the format that handles them."""
-
-_COMPRESSION_SUFFIXES = {".gz", ".bz2", ".xz", ".zip", ".zst", ".tar"}
-
-
-def detect_format(path: Path, data_format: str = "") -> str:
-    """The file format to use: `data_format` when given, else the extension.
-
-    The original runtime's `labelsCSV` described the content (a labelled table), not the
-    encoding: its example pairs it with `.pkl` files. For it, a known extension wins.
-
-    Raises:
-        ConnectorConfigError: neither names a known format.
-    """
-    if data_format.lower() == "labelscsv":
-        ext_fmt = FORMATS.get(path.suffix.lower().lstrip("."))
-        data_format = ext_fmt or "csv"
-    if data_format:
-        fmt = FORMATS.get(data_format.lower())
-        if fmt is None:
-            raise ConnectorConfigError(
-                f"unknown dataFormat {data_format!r} for {path}: "
-                f"valid values are {', '.join(sorted(FORMATS))}"
-            )
-        return fmt
-    suffixes = [s.lower() for s in path.suffixes]
-    while suffixes and suffixes[-1] in _COMPRESSION_SUFFIXES:
-        suffixes.pop()
-    ext = suffixes[-1].lstrip(".") if suffixes else ""
-    fmt = FORMATS.get(ext)
-    if fmt is None:
-        raise ConnectorConfigError(
-            f"cannot tell the format of {path} from its extension: set the data source's dataFormat "
-            f"to one of {', '.join(sorted(FORMATS))}"
-        )
-    return fmt
-
-
-@contextlib.contextmanager
-def _translated(path: Path, doing: str) -> Iterator[None]:
-    """Turn OS, pandas and pyarrow errors about `path` into connector errors."""
-    import pyarrow as pa  # deferred: only file I/O needs it
-
-    try:
-        yield
-    except ConnectorError:
-        raise
-    except FileNotFoundError as exc:
-        raise TargetNotFound(
-            f"file {path} does not exist: check the data source's path", path=str(path)
-        ) from exc
-    except PermissionError as exc:
-        raise PermissionDenied(
-            f"no permission {doing} {path}: check the file's owner and mode", path=str(path)
-        ) from exc
-    except IsADirectoryError as exc:
-        raise ConnectorConfigError(f"{path} is a directory: name a file", path=str(path)) from exc
-    except (
-        pd.errors.ParserError,
-        UnicodeError,
-        pickle.UnpicklingError,
-        pa.ArrowException,
-        ValueError,
-        TypeError,
-        EOFError,
-    ) as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if doing == "writing":
-            raise RequestRejected(f"cannot write these rows to {path}: {detail}", path=str(path)) from exc
-        raise BatchDecodeError(f"cannot decode {path}: {detail}", path=str(path)) from exc
-    except OSError as exc:
-        raise SourceUnavailable(f"I/O error {doing} {path}: {exc.strerror or exc}", path=str(path)) from exc
+__all__ = ["FileConnector", "detect_format"]
 
 
 def _file_uri_path(uri: str) -> str:
@@ -130,8 +48,19 @@ def _file_uri_path(uri: str) -> str:
     return unquote(host + parsed.path)
 
 
+_CACHE_KNOBS = (("cache_max_bytes", "max_bytes"), ("part_size", "part_size"), ("parallel", "parallel"))
+
+
+def _file_etag(st: os.stat_result) -> str:
+    return f"{st.st_mtime_ns:x}-{st.st_size:x}"
+
+
+def _is_url(text: str) -> bool:
+    return text.startswith(("http://", "https://"))
+
+
 class FileConnector(Connector):
-    """Local files through one optional base directory.
+    """Local files (and HTTP(S) URLs) through one optional base directory or base URL.
 
     Example:
         >>> conn = FileConnector(ConnectionConfig("FILE", addr="/data"))
@@ -144,21 +73,45 @@ class FileConnector(Connector):
         """Open a FILE connection; no I/O happens until the first call.
 
         Args:
-            config: `addr` or `source_conf["root"]` is the base directory ("" = none: relative
-                paths are taken from the working directory).
+            config: `addr` or `source_conf["root"]` is the base directory or base URL ("" = none:
+                relative paths are taken from the working directory).
         """
         super().__init__(config)
         root = config.addr or str(config.source_conf.get("root", "") or "")
         if root.startswith("file://"):
             root = _file_uri_path(root)
-        self.root: Path | None = Path(root).expanduser() if root else None
+        self.base_url: str | None = None
+        self.root: Path | None = None
+        if _is_url(root):
+            self.base_url = root if root.endswith("/") else root + "/"
+        elif root:
+            self.root = Path(root).expanduser()
+        self._cache: FileCache | None = None
+        self._own_cache = False
 
-    # -- paths -----------------------------------------------------------------------------
+    # -- paths -----------------------------------------------------------------------------------
 
     def resolve(self, target: str) -> Path:
-        """The file a target names: `file://` URIs and absolute paths as they are, else under the base."""
+        """The local file a target names: `file://` URIs and absolute paths as they are, else under the base.
+
+        Raises:
+            ConnectorConfigError: the target is an HTTP(S) URL.
+        """
+        location = self.locate(target)
+        if isinstance(location, str):
+            raise ConnectorConfigError(
+                f"{self._display(location)} is an HTTP URL, not a local path: read it, or use a local target"
+            )
+        return location
+
+    def locate(self, target: str) -> Path | str:
+        """A local `Path`, or the absolute URL (a `str`) of an HTTP target."""
         if not target:
-            raise ConnectorConfigError("empty FILE target: give a file path")
+            raise ConnectorConfigError("empty FILE target: give a file path or URL")
+        if _is_url(target):
+            return target
+        if self.base_url is not None and not target.startswith(("/", "file://")):
+            return urljoin(self.base_url, target)
         raw = _file_uri_path(target) if target.startswith("file://") else target
         path = Path(raw).expanduser()
         if path.is_absolute() or self.root is None:
@@ -178,17 +131,20 @@ class FileConnector(Connector):
                 )
         return resolved
 
-    # -- read ------------------------------------------------------------------------------
+    # -- read ------------------------------------------------------------------------------------
 
     def read(self, target: str, options: ReadOptions | None = None) -> PagedReader:
-        """Stream a file as DataFrames.
+        """Stream a file, a directory dataset or an HTTP(S) object as DataFrames (or Arrow tables).
 
         Args:
-            target: a path relative to the base directory, an absolute path or a `file://` URI.
-            options: read knobs; `paginate_read_num` is the page size, `resume_from` a row offset.
+            target: a path relative to the base, an absolute path, a `file://` URI, an
+                `http(s)://` URL, or a directory ending in "/" (a dataset of part files).
+            options: read knobs; `paginate_read_num` is the page size; `resume_from` a cursor
+                an earlier reader reported (csv/jsonl: byte offset + rows; others: rows).
 
         Returns:
-            A `PagedReader`; its `cursor` is the number of rows handed on (plus `resume_from`).
+            A `PagedReader`. A dropped source (I/O error, HTTP connection lost) is retried and
+            the read resumes after the last page handed on.
 
         Raises:
             TargetNotFound: the file does not exist (raised on the first batch).
@@ -196,64 +152,270 @@ class FileConnector(Connector):
             ConnectorConfigError: the format cannot be told.
         """
         options = options or ReadOptions()
-        path = self.resolve(target)
-        fmt = detect_format(path, options.data_format)
+        location = self.locate(target)
         page_rows = options.paginate_read_num or DEFAULT_PAGE_ROWS
-        skip = int(options.resume_from or 0)
-        producer = _PAGE_PRODUCERS[fmt]
-        return PagedReader(producer(path, page_rows, skip), options, advance=rows_advance, name=str(path))
+        arrow = options.arrow
+        if isinstance(location, str):
+            fmt = detect_format(location, options.data_format)
+            name = self._display(location)
 
-    # -- write -----------------------------------------------------------------------------
+            def open_pages(cursor: Any) -> AsyncIterator[Any]:
+                return self._http_pages(str(location), fmt, page_rows, cursor, arrow)
 
-    async def write(self, df: pd.DataFrame, target: str, *, mode: WriteMode = "append") -> int:
-        """Write `df` to a file, atomically; the format comes from the extension.
+            advance = format_advance(fmt)
+        elif target.endswith("/"):
+            fmt = detect_format(location, options.data_format)
+            name = f"{location}/"
+
+            def open_pages(cursor: Any) -> AsyncIterator[Any]:
+                return dataset_pages(Path(location), fmt, page_rows, cursor, arrow)
+
+            advance = dataset_advance
+        else:
+            fmt = detect_format(location, options.data_format)
+            name = str(location)
+
+            def open_pages(cursor: Any) -> AsyncIterator[Any]:
+                return self._local_pages(Path(location), fmt, page_rows, cursor, arrow)
+
+            advance = format_advance(fmt)
+        pages = resumable_pages(
+            open_pages, cursor=options.resume_from, advance=advance, options=options, name=name
+        )
+        return PagedReader(pages, options, advance=advance, name=name)
+
+    async def _local_pages(
+        self, path: Path, fmt: str, page_rows: int, cursor: Any, arrow: bool
+    ) -> AsyncIterator[Any]:
+        is_dir = await asyncio.to_thread(path.is_dir)
+        if is_dir:
+            raise ConnectorConfigError(
+                f"{path} is a directory: end the target with / to read it as a dataset of part files",
+                path=str(path),
+            )
+        async for page in file_pages(path, fmt, page_rows=page_rows, cursor=cursor, arrow=arrow):
+            yield page
+
+    async def _http_pages(
+        self, url: str, fmt: str, page_rows: int, cursor: Any, arrow: bool
+    ) -> AsyncIterator[Any]:
+        source = self._http_source(url)
+        try:
+            cached = await self.cache.fetch(source)
+        finally:
+            await asyncio.to_thread(source.close)
+        async with cached:
+            pages = file_pages(
+                cached.path, fmt, page_rows=page_rows, cursor=cursor, arrow=arrow, name=source.uri
+            )
+            async for page in pages:
+                yield page
+
+    # -- HTTP --------------------------------------------------------------------------------------
+
+    @property
+    def cache(self) -> FileCache:
+        """The download cache HTTP reads go through (`source_conf["cache_dir"]`, else the default)."""
+        if self._cache is None:
+            from connectors.cache import FileCache, default_cache  # deferred: only HTTP targets need it
+
+            conf = self.config.source_conf
+            if conf.get("cache_dir"):
+                kwargs: dict[str, Any] = {}
+                for key, name in _CACHE_KNOBS:
+                    if conf.get(key):
+                        kwargs[name] = int(conf[key])
+                self._cache = FileCache(conf["cache_dir"], **kwargs)
+                self._own_cache = True
+            else:
+                self._cache = default_cache()
+        return self._cache
+
+    def _http_source(self, url: str) -> HttpRangeSource:
+        from connectors.http import HttpRangeSource  # deferred: only HTTP targets need it
+
+        conf = self.config.source_conf
+        return HttpRangeSource(
+            url,
+            headers=dict(conf.get("headers") or {}),
+            auth=(self.config.account, self.config.password) if self.config.account else None,
+            timeout=float(conf.get("timeout", 30.0)),
+        )
+
+    def _display(self, url: str) -> str:
+        from connectors.http import display_url  # deferred: only HTTP targets need it
+
+        return display_url(url)
+
+    def _refuse_http(self, location: Path | str, doing: str) -> Path:
+        if isinstance(location, str):
+            raise ConnectorConfigError(
+                f"cannot {doing} {self._display(location)}: FILE connections only read HTTP(S) URLs; "
+                "write to a local path or an object store (S3/OSS)"
+            )
+        return location
+
+    # -- write -----------------------------------------------------------------------------------
+
+    def sink(self, target: str, options: WriteOptions | None = None) -> Sink:
+        """A streaming, atomic writer to a file or directory dataset (see `connectors._file_sink`).
 
         Args:
-            df: the rows.
-            target: the file (parent directories are created).
-            mode: "append" adds rows to an existing file (same columns), "replace" overwrites it.
-
-        Returns:
-            The number of rows written.
+            target: the file (parent directories are created), or a directory ending in "/".
+            options: mode append/replace/upsert, key columns, run key, data format.
 
         Raises:
-            RequestRejected: appending columns that differ from the file's.
+            ConnectorConfigError: an HTTP target, an unknown format, or upsert without a key.
         """
-        if mode not in ("append", "replace"):
-            raise ConnectorConfigError(f"unknown write mode {mode!r}: valid values are append, replace")
-        path = self.resolve(target)
-        fmt = detect_format(path)
-        with _translated(path, "writing"):
-            await asyncio.to_thread(_write_frame, path, fmt, df, mode)
-        logger.debug("wrote %d rows to %s (%s, %s)", len(df), path, fmt, mode)
-        return len(df)
+        options = options or WriteOptions()
+        if options.mode == "upsert" and not options.key:
+            raise ConnectorConfigError("mode upsert needs key columns: pass key='id' (or a list)")
+        path = self._refuse_http(self.locate(target), "write to")
+        if target.endswith("/"):
+            fmt = detect_format(path, options.data_format)
+            return DatasetSink(path, target, options, fmt)
+        return FileSink(path, target, options, detect_format(path, options.data_format))
 
-    # -- objects ---------------------------------------------------------------------------
+    # -- objects -----------------------------------------------------------------------------------
 
     async def get_object(self, path: str) -> bytes:
-        """Read one file under the base directory whole.
+        """Read one file under the base directory (or one HTTP(S) object) whole.
 
         Raises:
             TargetNotFound: the file does not exist.
         """
+        location = self.locate(path)
+        if isinstance(location, str):
+            source = self._http_source(location)
+            try:
+                async with await self.cache.fetch(source) as cached:
+                    return await asyncio.to_thread(cached.path.read_bytes)
+            finally:
+                await asyncio.to_thread(source.close)
         file = self._object_path(path)
-        with _translated(file, "reading"):
+        with translate_errors(file, "reading"):
             return await asyncio.to_thread(file.read_bytes)
 
     async def put_object(self, path: str, data: bytes) -> str:
         """Store `data` at `path` under the base directory, atomically; returns its `file://` URI."""
+        self._refuse_http(self.locate(path), "store")
         file = self._object_path(path)
 
         def put() -> None:
-            with _atomic_file(file) as tmp, open(tmp, "wb") as fh:
-                fh.write(data)
+            tmp = temp_beside(file)
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                publish(tmp, file)
+            except BaseException:
+                unlink_quietly(tmp)
+                raise
 
-        with _translated(file, "writing"):
+        with translate_errors(file, "writing"):
             await asyncio.to_thread(put)
         return file.absolute().as_uri()
 
+    async def stat_object(self, path: str) -> ObjectInfo:
+        """Size and version (mtime+size for files, ETag for HTTP) of one object."""
+        location = self.locate(path)
+        if isinstance(location, str):
+            source = self._http_source(location)
+            try:
+                remote = await asyncio.to_thread(source.stat)
+            finally:
+                await asyncio.to_thread(source.close)
+            return ObjectInfo(path, remote.size, remote.validator)
+        file = self._object_path(path)
+        with translate_errors(file, "reading"):
+            st = await asyncio.to_thread(os.stat, file)
+        if stat.S_ISDIR(st.st_mode):
+            raise ConnectorConfigError(f"{file} is a directory, not an object: name a file", path=str(file))
+        return ObjectInfo(path, st.st_size, _file_etag(st), st.st_mtime)
+
+    async def list_objects(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        """Every file under the base directory whose relative path starts with `prefix`, in path order."""
+        if self.root is None:
+            raise ConnectorConfigError("listing objects needs a FILE connection with a base directory (addr)")
+        root = self.root
+
+        def scan() -> list[ObjectInfo]:
+            found = []
+            for dirpath, _dirs, names in os.walk(root):
+                for fname in names:
+                    full = Path(dirpath) / fname
+                    rel = full.relative_to(root).as_posix()
+                    if rel.startswith(prefix) and not fname.startswith("."):
+                        st = full.stat()
+                        found.append(ObjectInfo(rel, st.st_size, _file_etag(st), st.st_mtime))
+            return sorted(found, key=lambda o: o.path)
+
+        with translate_errors(root, "reading"):
+            objects = await asyncio.to_thread(scan)
+        for info in objects:
+            yield info
+
+    async def download(self, path: str, dest: str) -> str:
+        """Copy one object (a file, or an HTTP(S) object through the cache) to `dest`, atomically."""
+        location = self.locate(path)
+        target = Path(dest)
+
+        def copy(src: Path) -> None:
+            tmp = temp_beside(target)
+            try:
+                shutil.copyfile(src, tmp)
+                publish(tmp, target)
+            except BaseException:
+                unlink_quietly(tmp)
+                raise
+
+        if isinstance(location, str):
+            source = self._http_source(location)
+            try:
+                async with await self.cache.fetch(source) as cached:
+                    with translate_errors(target, "writing"):
+                        await asyncio.to_thread(copy, cached.path)
+            finally:
+                await asyncio.to_thread(source.close)
+            return dest
+        file = self._object_path(path)
+        with translate_errors(file, "reading"):
+            await asyncio.to_thread(copy, file)
+        return dest
+
+    async def upload(self, src: str, path: str) -> str:
+        """Copy the local file `src` to `path` under the base directory, atomically; returns its URI."""
+        self._refuse_http(self.locate(path), "upload to")
+        file = self._object_path(path)
+
+        def copy() -> None:
+            tmp = temp_beside(file)
+            try:
+                shutil.copyfile(src, tmp)
+                publish(tmp, file)
+            except BaseException:
+                unlink_quietly(tmp)
+                raise
+
+        with translate_errors(file, "writing"):
+            await asyncio.to_thread(copy)
+        return file.absolute().as_uri()
+
+    async def aclose(self) -> None:
+        """Release the cache this connection opened for itself (`cache_dir`); cached files stay."""
+        cache, self._cache = self._cache, None
+        if cache is not None and self._own_cache:
+            cache.close()
+        self._own_cache = False
+
     async def ping(self) -> None:
-        """Check the base directory exists."""
+        """Check the base directory exists (or the base URL answers)."""
+        if self.base_url is not None:
+            from connectors.http import probe  # deferred: only HTTP bases need it
+
+            conf = self.config.source_conf
+            auth = (self.config.account, self.config.password) if self.config.account else None
+            await asyncio.to_thread(probe, self.base_url, dict(conf.get("headers") or {}), auth)
+            return
         if self.root is None:
             return
         root = self.root
@@ -263,221 +425,3 @@ class FileConnector(Connector):
             if exists:
                 raise ConnectorConfigError(f"FILE base {root} is not a directory: point addr at a directory")
             raise TargetNotFound(f"FILE base directory {root} does not exist: create it or fix addr")
-
-
-# -- page producers ---------------------------------------------------------------------------
-
-PageProducer = Callable[[Path, int, int], AsyncIterator[pd.DataFrame]]
-
-
-async def _csv_pages(path: Path, page_rows: int, skip: int) -> AsyncIterator[pd.DataFrame]:
-    def open_reader() -> Any:
-        skiprows = (lambda i: 0 < i <= skip) if skip else None
-        try:
-            return pd.read_csv(path, chunksize=page_rows, skiprows=skiprows)
-        except pd.errors.EmptyDataError:
-            return None
-
-    with _translated(path, "reading"):
-        reader = await asyncio.to_thread(open_reader)
-    if reader is None:
-        return
-    try:
-        while True:
-            with _translated(path, "reading"):
-                page = await asyncio.to_thread(next, reader, None)
-            if page is None:
-                return
-            yield page
-    finally:
-        await asyncio.to_thread(reader.close)
-
-
-async def _parquet_pages(path: Path, page_rows: int, skip: int) -> AsyncIterator[pd.DataFrame]:
-    import pyarrow.parquet as pq  # deferred: only parquet reads need it
-
-    def open_batches() -> tuple[Any, Iterator[Any], int]:
-        pf = pq.ParquetFile(path)
-        meta = pf.metadata
-        first, left = 0, skip
-        while first < meta.num_row_groups and meta.row_group(first).num_rows <= left:
-            left -= meta.row_group(first).num_rows
-            first += 1
-        groups = list(range(first, meta.num_row_groups))
-        return pf, pf.iter_batches(batch_size=page_rows, row_groups=groups), left
-
-    def next_page(batches: Iterator[Any]) -> pd.DataFrame | None:
-        batch = next(batches, None)
-        return None if batch is None else batch.to_pandas()
-
-    with _translated(path, "reading"):
-        pf, batches, left = await asyncio.to_thread(open_batches)
-    try:
-        while True:
-            with _translated(path, "reading"):
-                page = await asyncio.to_thread(next_page, batches)
-            if page is None:
-                return
-            if left:
-                page, left = page.iloc[left:], max(0, left - len(page))
-            yield page
-    finally:
-        await asyncio.to_thread(pf.close)
-
-
-def _load_pickle(path: Path) -> pd.DataFrame:
-    obj = pd.read_pickle(path)
-    if isinstance(obj, pd.Series):
-        obj = obj.to_frame()
-    if not isinstance(obj, pd.DataFrame):
-        raise BatchDecodeError(
-            f"{path} holds a pickled {type(obj).__name__}, not a DataFrame: pickle a pandas DataFrame",
-            path=str(path),
-        )
-    return obj
-
-
-def _load_json(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_json(path)
-    except ValueError as exc:
-        if "Trailing data" not in str(exc):
-            raise
-        return pd.read_json(path, lines=True)  # a .json file that holds JSON lines
-
-
-def _whole_file_producer(load: Callable[[Path], pd.DataFrame]) -> PageProducer:
-    async def pages(path: Path, page_rows: int, skip: int) -> AsyncIterator[pd.DataFrame]:
-        with _translated(path, "reading"):
-            frame = await asyncio.to_thread(load, path)
-        if not len(frame):
-            yield frame  # no rows, but the columns are worth handing on (disposable reads)
-            return
-        for start in range(skip, len(frame), page_rows):
-            yield frame.iloc[start : start + page_rows]
-
-    return pages
-
-
-async def _jsonl_pages(path: Path, page_rows: int, skip: int) -> AsyncIterator[pd.DataFrame]:
-    with _translated(path, "reading"):
-        reader = await asyncio.to_thread(pd.read_json, path, lines=True, chunksize=page_rows)
-    left = skip
-    try:
-        while True:
-            with _translated(path, "reading"):
-                page = await asyncio.to_thread(next, reader, None)
-            if page is None:
-                return
-            if left:
-                page, left = page.iloc[left:], max(0, left - len(page))
-                if not len(page):
-                    continue
-            yield page
-    finally:
-        await asyncio.to_thread(reader.close)
-
-
-_PAGE_PRODUCERS: dict[str, PageProducer] = {
-    "csv": _csv_pages,
-    "json": _whole_file_producer(_load_json),
-    "jsonl": _jsonl_pages,
-    "parquet": _parquet_pages,
-    "pickle": _whole_file_producer(_load_pickle),
-}
-
-
-# -- atomic writes ----------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _atomic_file(path: Path, *, copy_existing: bool = False) -> Iterator[Path]:
-    """Yield a temp path beside `path`; on success fsync it and move it over `path`.
-
-    With `copy_existing`, the temp file starts as a copy of `path` (for appends).
-    On any error the temp file is removed and `path` is untouched.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies, as for a plain open
-    os.close(fd)
-    try:
-        if path.exists():
-            shutil.copymode(path, tmp)
-            if copy_existing:
-                shutil.copyfile(path, tmp)
-        yield tmp
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
-def _aligned(df: pd.DataFrame, columns: list[str], path: Path) -> pd.DataFrame:
-    """`df` with its columns in the file's order; refused when the column sets differ."""
-    if set(map(str, df.columns)) != set(columns) or len(df.columns) != len(columns):
-        raise RequestRejected(
-            f"cannot append to {path}: its columns are {columns}, the rows have "
-            f"{list(map(str, df.columns))}; write with mode='replace' or match the columns",
-            path=str(path),
-        )
-    return df[columns]
-
-
-def _has_rows(path: Path) -> bool:
-    try:
-        return path.stat().st_size > 0
-    except FileNotFoundError:
-        return False
-
-
-def _write_frame(path: Path, fmt: str, df: pd.DataFrame, mode: WriteMode) -> None:
-    append = mode == "append" and _has_rows(path)
-    if fmt == "csv":
-        if append:
-            columns = [str(c) for c in pd.read_csv(path, nrows=0).columns]
-            df = _aligned(df, columns, path)
-        with _atomic_file(path, copy_existing=append) as tmp:
-            if append:
-                with open(tmp, "rb+") as fh:
-                    fh.seek(-1, os.SEEK_END)
-                    if fh.read(1) != b"\n":
-                        fh.write(b"\n")
-            df.to_csv(tmp, mode="a" if append else "w", header=not append, index=False)
-    elif fmt == "jsonl":
-        with _atomic_file(path, copy_existing=append) as tmp:
-            text = df.to_json(orient="records", lines=True, date_format="iso") if len(df) else ""
-            with open(tmp, "a", encoding="utf-8") as fh:
-                if text and not text.endswith("\n"):
-                    text += "\n"
-                fh.write(text)
-    else:
-        if append:
-            old = _READ_WHOLE[fmt](path)
-            df = pd.concat([old, _aligned(df, [str(c) for c in old.columns], path)], ignore_index=True)
-        with _atomic_file(path) as tmp:
-            if fmt == "parquet":
-                df.to_parquet(tmp, index=False)
-            elif fmt == "pickle":
-                df.to_pickle(tmp)
-            else:
-                df.to_json(tmp, orient="records", date_format="iso")
-
-
-_READ_WHOLE: dict[str, Callable[[Path], pd.DataFrame]] = {
-    "json": _load_json,
-    "parquet": pd.read_parquet,
-    "pickle": _load_pickle,
-}

@@ -35,7 +35,7 @@ from connectors.base import ConnectionConfig, Connector, ObjectInfo, ReadOptions
 from connectors.errors import ConnectorConfigError, PermissionDenied, TargetNotFound
 
 if TYPE_CHECKING:
-    from connectors.cache import FileCache
+    from connectors.cache import CachedFile, FileCache
     from connectors.http import HttpRangeSource
 
 __all__ = ["FileConnector", "detect_format"]
@@ -88,6 +88,7 @@ class FileConnector(Connector):
             self.root = Path(root).expanduser()
         self._cache: FileCache | None = None
         self._own_cache = False
+        self._pins: list[CachedFile] = []
 
     # -- paths -----------------------------------------------------------------------------------
 
@@ -354,6 +355,36 @@ class FileConnector(Connector):
         for info in objects:
             yield info
 
+    async def local_file(self, target: str) -> Path:
+        """The file itself for local targets; for HTTP(S) the cache's copy, pinned until `aclose()`.
+
+        Raises:
+            TargetNotFound: no such file or URL.
+        """
+        location = self.locate(target)
+        if isinstance(location, Path):
+            if not await asyncio.to_thread(location.is_file):
+                raise TargetNotFound(f"file {location} does not exist: check the path", path=str(location))
+            return location
+        source = self._http_source(location)
+        try:
+            cached = await self.cache.fetch(source)
+        finally:
+            await asyncio.to_thread(source.close)
+        self._pins.append(cached)
+        return cached.path
+
+    async def prefetch(self, target: str) -> None:
+        """Download an HTTP(S) target into the cache ahead of its read (local files: nothing to do)."""
+        location = self.locate(target)
+        if isinstance(location, str) and not location.endswith("/"):
+            source = self._http_source(location)
+            try:
+                cached = await self.cache.fetch(source)
+            finally:
+                await asyncio.to_thread(source.close)
+            cached.release()
+
     async def download(self, path: str, dest: str) -> str:
         """Copy one object (a file, or an HTTP(S) object through the cache) to `dest`, atomically."""
         location = self.locate(path)
@@ -401,7 +432,10 @@ class FileConnector(Connector):
         return file.absolute().as_uri()
 
     async def aclose(self) -> None:
-        """Release the cache this connection opened for itself (`cache_dir`); cached files stay."""
+        """Unpin `local_file` copies and release a cache opened for this connection; cached files stay."""
+        pins, self._pins = self._pins, []
+        for pin in pins:
+            pin.release()
         cache, self._cache = self._cache, None
         if cache is not None and self._own_cache:
             cache.close()

@@ -420,6 +420,10 @@ async def run_task(
         export_env(spec, dirs, settings)
     loop = asyncio.get_running_loop()
     metric_queue: asyncio.Queue[MetricReport | None] = asyncio.Queue()
+    if settings.cache_dir is not None or settings.cache_max_bytes is not None:
+        from connectors.cache import default_cache  # deferred: only runs with remote files need it
+
+        default_cache(settings.cache_dir, max_bytes=settings.cache_max_bytes)
     connections = Connections(opener)
     reader = SourceReader([s for s in spec.sources if str(s.source_type) != "sink"], connections)
 

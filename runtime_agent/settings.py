@@ -40,7 +40,12 @@ class AgentSettings(BaseSettings):
     ray_num_cpus: int | None = None
     """CPUs for the local Ray instance (None: all); ignored when RAY_ADDRESS names a cluster."""
     sink_flush_rows: int = 50_000
-    """Emitted rows buffered before they are written to the sinks."""
+    """Emitted rows buffered before they are staged in the sinks."""
+    cache_dir: Path | None = None
+    """The shared download cache for HTTP/S3/OSS files (default ~/.cache/atom/files); give every
+    agent on a host the same directory (a hostPath volume on Kubernetes) so each object downloads once."""
+    cache_max_bytes: int | None = None
+    """The cache's size limit in bytes (default 20 GiB); least-recently-used unpinned files go first."""
     log_level: str = "INFO"
 
     def run_dirs(self, run_id: int) -> RunDirs:

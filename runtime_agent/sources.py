@@ -190,16 +190,21 @@ class SourceReader:
 def write_options(sink: SourceSpec, run_key: str) -> WriteOptions:
     """The write knobs of a sink data source (`sourceConf`: writeMode, key, runKey, idempotent).
 
-    `append` sinks are run-keyed by default (`run_key`, the run's identity), so a run that is
+    `append` sinks into tables (MYSQL, REDIS) and into datasets (a directory or prefix target
+    ending in "/") are run-keyed by default with `run_key`, the run's identity: a run that is
     retried, or an agent restarted for the same run, replaces its own rows instead of adding them
-    twice; `"idempotent": false` turns that off, `"runKey"` sets the key explicitly (for example a
-    business date, so every re-run of that date replaces the date's rows). `replace` and `upsert`
-    are idempotent by nature.
+    twice (tables tag rows in the `_atom_run` column; datasets name the part file after the run).
+    A single file or object is run-keyed only when asked (`"idempotent": true`), since that adds
+    the `_atom_run` column to the user's file. `"idempotent": false` turns it off everywhere;
+    `"runKey"` sets the key explicitly (for example a business date, so every re-run of that
+    date replaces the date's rows). `replace` and `upsert` are idempotent by nature.
     """
     conf = sink.source_conf
     mode = str(conf.get("writeMode", "append")).lower()
     key = conf.get("key") or conf.get("keyColumns")
-    keyed = str(conf.get("idempotent", True)).lower() not in ("false", "0", "no")
+    table_like = str(sink.connection.connect_type) in ("MYSQL", "REDIS") or sink.operate_execute.endswith("/")
+    flag = str(conf.get("idempotent", "")).lower()
+    keyed = flag in ("true", "1", "yes") or (flag == "" and table_like)
     explicit = str(conf.get("runKey") or "")
     run = explicit or (run_key if keyed and mode == "append" else "")
     return base_write_options(mode, key, run or None, sink.data_format)  # type: ignore[arg-type]

@@ -119,6 +119,7 @@ class AgentRunner:
         model_path: a model directory to put in `ctx.model_dir` first (for reasoning operators).
         workdir: where the run's files go (default: a new temp dir).
         train_executor: `local` (train_loop in-process) or `ray` (real Ray Train).
+        sink_conf: the sink's `sourceConf` (writeMode, key, runKey, idempotent).
         stop_after_heartbeats: answer stop=true to this heartbeat (tests of stopping).
         heartbeat_interval: seconds between heartbeats.
     """
@@ -138,6 +139,7 @@ class AgentRunner:
         disposable: bool = False,
         hooks: Mapping[str, str] | None = None,
         sink: bool = True,
+        sink_conf: Mapping[str, Any] | None = None,
         model_name: str | None = "model",
         model_path: Path | None = None,
         workdir: Path | None = None,
@@ -157,6 +159,7 @@ class AgentRunner:
         self.disposable = disposable
         self.hooks = dict(hooks or {})
         self.sink = sink
+        self.sink_conf = dict(sink_conf or {})
         self.model_name = model_name
         self.model_path = model_path
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="atom-runner-"))
@@ -232,6 +235,8 @@ class AgentRunner:
         }
         if role != SourceRole.SINK:
             fields.update({snake_case(k): v for k, v in self.hooks.items()})
+        else:
+            fields["source_conf"] = self.sink_conf
         return SourceSpec.model_validate(fields)
 
     async def arun(self) -> AgentResult:

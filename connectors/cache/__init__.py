@@ -130,11 +130,14 @@ class CacheStats:
 class FileCache:
     """A content-addressed download cache on local disk (see the module docstring)."""
 
+    DEFAULT_MAX_BYTES = 20 * 2**30
+    """The size limit when none is given: 20 GiB."""
+
     def __init__(
         self,
         root: Path | str | None = None,
         *,
-        max_bytes: int = 20 * 2**30,
+        max_bytes: int = 20 * 2**30,  # = DEFAULT_MAX_BYTES
         part_size: int = 16 * 2**20,
         parallel: int = 4,
         retries: int = 5,
@@ -370,11 +373,17 @@ _default: FileCache | None = None
 _default_lock = threading.Lock()
 
 
-def default_cache(root: Path | str | None = None) -> FileCache:
-    """The process-wide cache; `root` (e.g. the agent's ATOM_CACHE_DIR) moves it to that directory."""
+def default_cache(root: Path | str | None = None, *, max_bytes: int | None = None) -> FileCache:
+    """The process-wide cache; `root` (the agent's ATOM_CACHE_DIR) and `max_bytes` reconfigure it."""
     global _default
     with _default_lock:
         wanted = Path(root or DEFAULT_ROOT).expanduser()
-        if _default is None or (root is not None and _default.root != wanted):
-            _default = FileCache(wanted)
+        moved = root is not None and (_default is None or _default.root != wanted)
+        resized = max_bytes is not None and (_default is None or _default.max_bytes != max_bytes)
+        if _default is None or moved or resized:
+            current = _default
+            _default = FileCache(
+                wanted if root is not None or current is None else current.root,
+                max_bytes=max_bytes or (current.max_bytes if current else FileCache.DEFAULT_MAX_BYTES),
+            )
         return _default

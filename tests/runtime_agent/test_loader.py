@@ -26,7 +26,7 @@ def test_missing_class_names_it_and_lists_the_classes() -> None:
         load_object("tests.runtime_agent.operators", "NoSuchClass")
     message = str(info.value)
     assert "has no executeObject 'NoSuchClass'" in message and "check executeObject" in message
-    assert "Recorder" in message
+    assert "CamelCase" in message
 
 
 def test_missing_dependency_is_not_reported_as_a_missing_module() -> None:

@@ -36,7 +36,13 @@ async def test_a_failed_run_leaves_the_sink_as_it_was(tmp_path) -> None:
 
 async def test_a_retried_run_replaces_its_own_rows(tmp_path) -> None:
     def runner() -> AgentRunner:
-        return AgentRunner(Emits(), sources={"source": frame(30)}, runtime_type="PYTHON", workdir=tmp_path)
+        return AgentRunner(
+            Emits(),
+            sources={"source": frame(30)},
+            runtime_type="PYTHON",
+            workdir=tmp_path,
+            sink_conf={"idempotent": True},  # files are run-keyed on request (tables by default)
+        )
 
     first = await runner().arun()
     assert first.ok, first.reason
@@ -55,3 +61,28 @@ async def test_operators_can_work_on_local_files(tmp_path) -> None:
     assert result.ok, result.reason
     assert result.emitted["name"].tolist() == ["source-0.pkl", "source-1.pkl"]
     assert all(result.emitted["size"] > 0)
+
+
+def test_sink_write_options_defaults() -> None:
+    from control.schemas import ConnectionSpec, SourceSpec
+    from runtime_agent.sources import write_options
+
+    def sink(kind: str, target: str, **conf: object) -> SourceSpec:
+        return SourceSpec.model_validate(
+            {
+                "sourceName": "out",
+                "sourceType": "sink",
+                "operateExecute": target,
+                "sourceConf": conf,
+                "connection": ConnectionSpec(connect_name="c", connect_type=kind),
+            }
+        )
+
+    assert write_options(sink("MYSQL", "scores"), "n#1").run_key == "n#1"  # tables: keyed by default
+    assert write_options(sink("S3", "out/"), "n#1").run_key == "n#1"  # datasets too
+    assert write_options(sink("FILE", "out.csv"), "n#1").run_key is None  # single files on request
+    assert write_options(sink("FILE", "out.csv", idempotent=True), "n#1").run_key == "n#1"
+    assert write_options(sink("MYSQL", "scores", idempotent=False), "n#1").run_key is None
+    assert write_options(sink("MYSQL", "scores", runKey="2026-11-22"), "n#1").run_key == "2026-11-22"
+    upsert = write_options(sink("MYSQL", "scores", writeMode="upsert", key=["id"]), "n#1")
+    assert (upsert.mode, upsert.key, upsert.run_key) == ("upsert", ("id",), None)

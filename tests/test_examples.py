@@ -27,22 +27,25 @@ def test_connectors_script_runs_against_real_stores() -> None:
         else f"mysql://{auth}@{MYSQL_HOST}:{MYSQL_PORT}/test"
     )
     redis = os.environ.get("ATOM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "examples/connectors_script.py",
-            "--rows",
-            "5000",
-            "--mysql",
-            mysql,
-            "--redis",
-            redis,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    try:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "examples/connectors_script.py",
+                "--rows",
+                "5000",
+                "--mysql",
+                mysql,
+                "--redis",
+                redis,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        _clean_up(redis)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     assert any(line.startswith("file: 5000 rows written") for line in lines), proc.stdout

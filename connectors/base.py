@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 from connectors.errors import ConnectorConfigError
 
@@ -302,7 +302,7 @@ class Connector(abc.ABC):
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release sockets and threads."""
 
-    async def __aenter__(self) -> Connector:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -1,13 +1,18 @@
-"""MYSQL connector: MySQL/MariaDB tables and queries as DataFrames, over pymysql in worker threads.
+"""MYSQL connector: MySQL/MariaDB tables and queries as DataFrames or Arrow tables, and atomic table sinks.
 
-Reads page by key, never by OFFSET: a table is read with
-`SELECT * FROM t WHERE key > %s ORDER BY key LIMIT n`, where key is the primary key (or a
-single-column unique NOT NULL key, or `ReadOptions.key`). A SELECT query is wrapped as a derived
-table and paged the same way when `ReadOptions.key` names one of its columns; otherwise it is
-streamed once with an unbuffered cursor on a connection of its own. Within a page, rows come in
-`connect_read_num`-row fetches. Writes run in one transaction (create table if missing, DELETE for
-replace, batched multi-row INSERTs, commit) and roll back whole on any error. Objects (model files)
-live in the table `atom_objects`. Every pymysql error is translated into a `ConnectorError`.
+Reads page by key, never by OFFSET (`_mysql_read`): a table is read in pages of
+`WHERE key > last ORDER BY key LIMIT n`, where key is the primary key (or a single-column unique
+NOT NULL key, or `ReadOptions.key`); a SELECT query is paged the same way as a derived table
+when `ReadOptions.key` names one of its columns, and otherwise streamed once (`_mysql_stream`).
+Pages come through connectorx (Arrow over the binary protocol, ~15x pymysql) when it is installed
+and the columns allow it, else through pymysql; both give the same dtypes (`_mysql_types`).
+A dropped connection is retried with backoff and the read resumes after the last page handed
+on (`_paging.resumable_pages`).
+
+Writes go through `sink()` (`_mysql_sink`): rows are staged in a private table and applied in
+one step at commit (append, replace, upsert, run keys). Objects (model files) live in the
+table `atom_objects` (`_mysql_objects`). Every driver error is translated at this boundary into
+a `ConnectorError` (`_mysql_errors`), without the password.
 """
 
 from __future__ import annotations
@@ -16,87 +21,124 @@ import asyncio
 import contextlib
 import logging
 import threading
+import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar, TypeVar
 
-import pandas as pd
 import pymysql
 
-from connectors._mysql_sql import (
-    CONVERSIONS,
-    create_table_sql,
-    frame_from_rows,
-    is_query,
-    quote_ident,
-    records,
-    split_table,
-)
-from connectors._paging import DEFAULT_PAGE_ROWS, PagedReader, key_advance, rows_advance
-from connectors.base import ConnectionConfig, Connector, ReadOptions, WriteMode
-from connectors.errors import (
-    AuthenticationFailed,
-    ConnectorConfigError,
-    ConnectorError,
-    PermissionDenied,
-    RequestRejected,
-    SourceUnavailable,
-    TargetNotFound,
-)
+from connectors import _mysql_bulk
+from connectors._mysql_errors import LOST_CODES, ErrorContext
+from connectors._mysql_objects import ObjectStore
+from connectors._mysql_read import KeysetRead
+from connectors._mysql_settings import ConnectorSettings
+from connectors._mysql_sink import MySQLSink, drop_table
+from connectors._mysql_sql import CONVERSIONS, is_query
+from connectors._mysql_stream import StreamRead, quiet_close
+from connectors._mysql_types import Column
+from connectors._paging import PagedReader, resumable_pages, rows_advance
+from connectors.base import ConnectionConfig, Connector, ObjectInfo, ReadOptions, WriteOptions
+from connectors.errors import ConnectorConfigError, ConnectorError, SourceUnavailable
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 DEFAULT_PORT = 3306
-DEFAULT_FETCH_ROWS = 10_000
-"""Rows per fetch when `connect_read_num` is 0 (capped at the page size)."""
-WRITE_BATCH_ROWS = 5_000
-"""Rows per `executemany` call when writing (pymysql turns each into multi-row INSERTs)."""
-OBJECTS_TABLE = "atom_objects"
-
-_LOST = {2006, 2013, 2055}  # server gone / lost during query / lost at handshake
-_UNREACHABLE = {2002, 2003, 2005} | _LOST | {1040, 1053, 1205, 1213}
-_DENIED = {1044, 1142, 1143, 1227, 1370}
 _DRIVER_OPTIONS = ("charset", "read_timeout", "write_timeout", "init_command", "ssl", "unix_socket")
 
 
 class MySQLConnector(Connector):
-    """One MySQL/MariaDB database; one connection, opened on first use.
+    """One MySQL/MariaDB database: a pymysql connection (opened on first use) plus connectorx for bulk reads.
 
-    `source_conf` may set `connect_timeout` (seconds, default 5), `charset` (default utf8mb4),
-    `read_timeout`, `write_timeout`, `init_command`, `ssl` and `write_batch_rows`.
+    `source_conf` keys are listed in `connectors._mysql_settings` (engine, partitions, decimal,
+    connect_timeout, write_batch_rows, unix_socket, charset, read_timeout, write_timeout,
+    init_command, ssl). Column dtypes of reads are listed in `connectors._mysql_types`.
 
     Example:
         >>> cfg = ConnectionConfig("MYSQL", addr="127.0.0.1", account="root", space="test")
         >>> async with MySQLConnector(cfg) as conn:
-        ...     async for df in conn.read("orders", ReadOptions(paginate_read_num=10_000)): ...
+        ...     async for df in conn.read("orders", ReadOptions(paginate_read_num=100_000)): ...
     """
 
     connect_type: ClassVar[str] = "MYSQL"
 
     def __init__(self, config: ConnectionConfig) -> None:
-        """Keep the config; nothing connects until the first call.
+        """Check the config; nothing connects until the first call.
 
         Args:
             config: addr, port, account, password and space (the database) of the server.
+
+        Raises:
+            ConnectorConfigError: a bad `source_conf` value.
         """
         super().__init__(config)
         conf = config.source_conf
+        self.settings = ConnectorSettings.from_conf(conf)
         self.host = config.addr or "127.0.0.1"
         self.port = int(config.port or DEFAULT_PORT)
         self.database = config.space or str(conf.get("database", "") or "")
         self.connect_timeout = float(conf.get("connect_timeout", 5))
-        self.write_batch_rows = int(conf.get("write_batch_rows", WRITE_BATCH_ROWS))
+        self.unix_socket: str | None = conf.get("unix_socket") or None
+        self.errors = ErrorContext(
+            user=config.account,
+            host=self.unix_socket or self.host,
+            port=0 if self.unix_socket else self.port,
+            database=self.database,
+        )
         self._conn: pymysql.connections.Connection[Any] | None = None
         self._lock = threading.Lock()  # one statement at a time on the shared connection
         self._streams: set[pymysql.connections.Connection[Any]] = set()
+        self._stages: dict[str, weakref.finalize[Any, Any]] = {}
+        self._orphans: set[str] = set()
+        self._bulk = self._bulk_engine()
+        self.objects = ObjectStore(self)
 
-    # -- connection and error mapping ------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"MySQLConnector({self.config.describe()})"
 
     @property
     def where(self) -> str:
-        """`host:port/db`, for messages."""
-        return f"{self.host}:{self.port}" + (f"/{self.database}" if self.database else "")
+        """`host:port/db` (or the socket path), for messages."""
+        return self.errors.where
+
+    def _bulk_engine(self) -> _mysql_bulk.BulkEngine | None:
+        conf = self.config.source_conf
+        if self.settings.engine == "pymysql" or not _mysql_bulk.available():
+            if self.settings.engine == "connectorx":
+                raise ConnectorConfigError(
+                    "source_conf engine='connectorx' needs connectorx: pip install connectorx"
+                )
+            return None
+        return _mysql_bulk.BulkEngine(
+            user=self.config.account,
+            password=self.config.password,
+            host=self.host,
+            port=self.port,
+            database=self.database,
+            unix_socket=self.unix_socket,
+            init_command=conf.get("init_command"),
+            errors=self.errors,
+            partitions=self.settings.partitions,
+        )
+
+    def _choose_engine(self, wanted: str, columns: list[Column], name: str) -> str:
+        """The engine a read uses: connectorx unless it is missing or cannot decode a column."""
+        if wanted == "pymysql" or self._bulk is None:
+            return "pymysql"
+        reasons = []
+        odd = [c.name for c in columns if not c.bulk_ok]
+        if odd:
+            reasons.append(f"connectorx cannot decode columns {', '.join(odd)} exactly")
+        if self.config.source_conf.get("ssl"):
+            reasons.append("ssl is configured")
+        if reasons:
+            log = logger.warning if wanted == "connectorx" else logger.info
+            log("%s: reading with pymysql (%s)", name, "; ".join(reasons))
+            return "pymysql"
+        return "connectorx"
+
+    # -- the pymysql connection ------------------------------------------------------------
 
     def _open(self) -> pymysql.connections.Connection[Any]:
         kwargs: dict[str, Any] = {
@@ -116,66 +158,38 @@ class MySQLConnector(Connector):
         try:
             return pymysql.connect(**kwargs)
         except (pymysql.MySQLError, OSError) as exc:
-            raise self._translate(exc, "connecting") from exc
-
-    def _translate(self, exc: BaseException, doing: str, target: str | None = None) -> ConnectorError:
-        """The connector error for a pymysql or socket error raised while `doing`."""
-        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-        detail = str(exc.args[1]) if len(exc.args) > 1 else (str(exc) or type(exc).__name__)
-        user = self.config.account
-        ctx: dict[str, Any] = {"code": code, "where": self.where}
-        if code == 1045:
-            return AuthenticationFailed(
-                f"MySQL refused user {user!r} at {self.host}:{self.port}: check the account and password",
-                **ctx,
-            )
-        if code in _DENIED:
-            return PermissionDenied(
-                f"MySQL user {user!r} may not do this ({doing}) at {self.where}: {detail}; "
-                "ask for the grant or use another account",
-                **ctx,
-            )
-        if code == 1049:
-            return TargetNotFound(
-                f"MySQL database {self.database!r} does not exist at {self.host}:{self.port}: "
-                "create it or fix the connection's space",
-                **ctx,
-            )
-        if code == 1146:
-            name = target or "the table"
-            return TargetNotFound(
-                f"MySQL table {name} does not exist in {self.where}: check the data source's table name",
-                **ctx,
-            )
-        if code == 1046:
-            return ConnectorConfigError(
-                f"no database selected at {self.host}:{self.port}: set the connection's space (database) "
-                "or qualify the table as db.table",
-                **ctx,
-            )
-        if code in _UNREACHABLE or isinstance(exc, (OSError, pymysql.err.InterfaceError)):
-            return SourceUnavailable(
-                f"MySQL at {self.host}:{self.port} is unreachable or dropped the connection while {doing} "
-                f"({detail}): check the server is up and reachable, then retry",
-                **ctx,
-            )
-        if isinstance(exc, pymysql.err.OperationalError) and code is not None and code >= 2000:
-            return SourceUnavailable(f"MySQL client error while {doing} at {self.where}: {detail}", **ctx)
-        return RequestRejected(f"MySQL refused {doing} at {self.where}: {detail}", **ctx)
+            raise self.errors.from_pymysql(exc, "connecting") from exc
 
     def _run_locked(
-        self, fn: Callable[[pymysql.connections.Connection[Any]], T], doing: str, target: str | None
+        self,
+        fn: Callable[[pymysql.connections.Connection[Any]], T],
+        doing: str,
+        target: str | None,
+        retry_stale: bool = False,
     ) -> T:
+        """Run `fn(connection)` holding the connection lock; translate driver errors. Blocking.
+
+        With `retry_stale`, a connection that turns out to be dead (the server restarted or
+        timed it out) is replaced once and `fn` runs again: only for statements that are safe
+        to repeat (reads, metadata).
+        """
         with self._lock:
-            if self._conn is None:
-                self._conn = self._open()
-            try:
-                return fn(self._conn)
-            except (pymysql.MySQLError, OSError) as exc:
-                error = self._translate(exc, doing, target)
-                if isinstance(error, SourceUnavailable):
-                    self._drop_locked()
-                raise error from exc
+            for attempt in (1, 2):
+                fresh = self._conn is None
+                if self._conn is None:
+                    self._conn = self._open()
+                try:
+                    return fn(self._conn)
+                except (pymysql.MySQLError, OSError) as exc:
+                    error = self.errors.from_pymysql(exc, doing, target)
+                    if isinstance(error, SourceUnavailable):
+                        self._drop_locked()
+                        code = error.context.get("code")
+                        if retry_stale and not fresh and attempt == 1 and code in LOST_CODES:
+                            logger.info("MySQL connection to %s was dropped; reconnecting", self.where)
+                            continue
+                    raise error from exc
+        raise AssertionError("unreachable")
 
     def _drop_locked(self) -> None:
         conn, self._conn = self._conn, None
@@ -184,18 +198,23 @@ class MySQLConnector(Connector):
                 conn.close()
 
     async def _call(
-        self, fn: Callable[[pymysql.connections.Connection[Any]], T], doing: str, target: str | None = None
+        self,
+        fn: Callable[[pymysql.connections.Connection[Any]], T],
+        doing: str,
+        target: str | None = None,
+        *,
+        retry_stale: bool = False,
     ) -> T:
         """Run `fn(connection)` in a worker thread, holding the connection lock."""
-        return await asyncio.to_thread(self._run_locked, fn, doing, target)
+        return await asyncio.to_thread(self._run_locked, fn, doing, target, retry_stale)
 
     @staticmethod
-    def _execute(cur: Any, sql: str, params: Any = None) -> None:
+    def _execute(cur: Any, sql: Any, params: Any = None) -> None:
         logger.debug("SQL %s", sql)
         cur.execute(sql, params)
 
     async def ping(self) -> None:
-        """Connect (if needed) and run `SELECT 1`.
+        """Connect (if needed, replacing a dropped connection) and run `SELECT 1`.
 
         Raises:
             AuthenticationFailed, SourceUnavailable, TargetNotFound (unknown database).
@@ -206,31 +225,53 @@ class MySQLConnector(Connector):
                 self._execute(cur, "SELECT 1")
                 cur.fetchall()
 
-        await self._call(select_one, "pinging")
+        await self._call(select_one, "pinging", retry_stale=True)
 
     async def aclose(self) -> None:
-        """Close the connection and any query stream still open."""
+        """Drop unfinished sinks' staging tables, close the connection, streams and bulk threads."""
+        stages = list(self._stages) + list(self._orphans)
+        for stage in stages:
+            with contextlib.suppress(ConnectorError):
+                await self._call(lambda c, s=stage: drop_table(self, c, s), f"dropping {stage}", stage)  # type: ignore[misc]
+            self._unregister_stage(stage)
+        self._orphans.clear()
 
         def close() -> None:
             with self._lock:
                 self._drop_locked()
             for conn in list(self._streams):
-                _quiet_close(conn)
+                quiet_close(conn)
             self._streams.clear()
+            if self._bulk is not None:
+                self._bulk.close()
 
         await asyncio.to_thread(close)
 
-    # -- read --------------------------------------------------------------------------------
+    # -- staging tables of sinks ------------------------------------------------------------
+
+    def _register_stage(self, sink: MySQLSink, stage: str) -> None:
+        """Remember a sink's stage: dropped at `aclose()` if the sink never finishes."""
+        self._stages[stage] = weakref.finalize(sink, self._orphans.add, stage)
+
+    def _unregister_stage(self, stage: str) -> None:
+        finalizer = self._stages.pop(stage, None)
+        if finalizer is not None:
+            finalizer.detach()
+        self._orphans.discard(stage)
+
+    # -- read and write ----------------------------------------------------------------------
 
     def read(self, target: str, options: ReadOptions | None = None) -> PagedReader:
-        """Stream a table or a SELECT query as DataFrames, paging by key.
+        """Stream a table or a SELECT query as DataFrames (or Arrow tables), paging by key.
 
         Args:
             target: a table name (`t` or `db.t`) or a SELECT query.
             options: read knobs. `key` names the paging column (tables default to the primary
-                key; queries without a key are streamed once, unbuffered). `connect_read_num`
-                is rows per fetch within a page. `resume_from` is a key value (keyset reads) or
-                a row count (keyless queries).
+                key; queries without a key are streamed once with pymysql). `paginate_read_num`
+                defaults to 100,000 rows. `connect_read_num` is rows per fetch of the pymysql
+                engine. `resume_from` is a key value (keyset reads) or a row count (keyless
+                queries). `arrow=True` yields `pyarrow.Table`s. `retries`/`retry_backoff_s`
+                govern reconnects when the server drops the connection mid-read.
 
         Returns:
             A `PagedReader`; its `cursor` is the last key handed on (keyless queries: the row count).
@@ -238,291 +279,63 @@ class MySQLConnector(Connector):
         Raises:
             TargetNotFound: the table does not exist (raised on the first batch).
             ConnectorConfigError: a table has no single-column unique key and no `key` is set.
+            SchemaChanged: the columns changed between two pages (see `_mysql_read`).
+            SourceUnavailable: the server stayed away through every retry.
         """
         options = options or ReadOptions()
-        page_rows = options.paginate_read_num or DEFAULT_PAGE_ROWS
-        fetch_rows = min(options.connect_read_num or DEFAULT_FETCH_ROWS, page_rows)
-        if is_query(target):
-            query = target.strip().rstrip(";")
-            if options.key:
-                source = f"({query}) AS `_atom_q`"
-                pages = self._keyset_pages(source, options.key, page_rows, fetch_rows, options.resume_from)
-                return PagedReader(pages, options, advance=key_advance(options.key), name="query")
-            pages = self._stream_pages(query, page_rows, fetch_rows, int(options.resume_from or 0))
+        settings = self.settings.read(options)
+        query = is_query(target)
+        if query and not options.key:
+            stream = StreamRead(self, target, settings)
+            pages = resumable_pages(
+                stream.pages, cursor=options.resume_from, advance=rows_advance, options=options, name="query"
+            )
             return PagedReader(pages, options, advance=rows_advance, name="query")
-        found: dict[str, str] = {}
-        pages = self._table_pages(target, options, page_rows, fetch_rows, found)
+        keyset = KeysetRead(self, target, settings, query=query)
+        pages = resumable_pages(
+            keyset.pages,
+            cursor=options.resume_from,
+            advance=keyset.advance,
+            options=options,
+            name=keyset.name,
+        )
+        return PagedReader(pages, options, advance=keyset.advance, name=keyset.name)
 
-        def advance(batch: pd.DataFrame, cursor: Any) -> Any:
-            return key_advance(found["key"])(batch, cursor)
-
-        return PagedReader(pages, options, advance=advance, name=target)
-
-    async def _table_pages(
-        self, table: str, options: ReadOptions, page_rows: int, fetch_rows: int, found: dict[str, str]
-    ) -> AsyncIterator[pd.DataFrame]:
-        key = await self._call(lambda conn: self._paging_key(conn, table, options.key), "reading", table)
-        found["key"] = key
-        async for page in self._keyset_pages(
-            quote_ident(table), key, page_rows, fetch_rows, options.resume_from, table
-        ):
-            yield page
-
-    def _paging_key(self, conn: pymysql.connections.Connection[Any], table: str, key: str | None) -> str:
-        """The column to page `table` by; checks the table exists first."""
-        with conn.cursor() as cur:
-            self._execute(cur, f"SELECT * FROM {quote_ident(table)} LIMIT 0")
-            columns = [d[0] for d in cur.description or ()]
-            schema, name = split_table(table)
-            self._execute(
-                cur,
-                "SELECT INDEX_NAME, COLUMN_NAME, NULLABLE FROM information_schema.STATISTICS "
-                "WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s AND NON_UNIQUE = 0 "
-                "ORDER BY INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, SEQ_IN_INDEX",
-                (schema, name),
-            )
-            rows = cur.fetchall()
-        by_index: dict[str, list[tuple[str, str]]] = {}
-        for index, column, nullable in rows:
-            by_index.setdefault(index, []).append((column, nullable))
-        usable = [cols[0][0] for cols in by_index.values() if len(cols) == 1 and cols[0][1] != "YES"]
-        if key:
-            if key not in columns:
-                raise ConnectorConfigError(
-                    f"key {key!r} is not a column of MySQL table {table} (columns: {', '.join(columns)}): "
-                    "set the data source's key to one of them"
-                )
-            if key not in usable:
-                logger.warning(
-                    "key %r of %s is not a single-column unique NOT NULL index: paging may be slow, "
-                    "and rows sharing a key value at a page boundary may be skipped",
-                    key,
-                    table,
-                )
-            return key
-        if not usable:
-            raise ConnectorConfigError(
-                f"MySQL table {table} has no single-column primary or unique NOT NULL key to page by: "
-                "set the data source's key (ReadOptions.key) to a unique, indexed column"
-            )
-        return usable[0]
-
-    async def _keyset_pages(
-        self,
-        source: str,
-        key: str,
-        page_rows: int,
-        fetch_rows: int,
-        after: Any,
-        target: str | None = None,
-    ) -> AsyncIterator[pd.DataFrame]:
-        k = quote_ident(key)
-        first = f"SELECT * FROM {source} ORDER BY {k} LIMIT {int(page_rows)}"
-        later = f"SELECT * FROM {source} WHERE {k} > %s ORDER BY {k} LIMIT {int(page_rows)}"
-        last: Any = after
-
-        def fetch_page(conn: pymysql.connections.Connection[Any]) -> tuple[pd.DataFrame, Any]:
-            with conn.cursor(pymysql.cursors.SSCursor) as cur:
-                if last is None:
-                    self._execute(cur, first)
-                else:
-                    self._execute(cur, later, (last,))
-                rows: list[Any] = []
-                while chunk := cur.fetchmany(fetch_rows):
-                    rows.extend(chunk)
-                names = [d[0] for d in cur.description]
-                if key not in names:
-                    raise ConnectorConfigError(
-                        f"key {key!r} is not a column of the query's result ({', '.join(names)}): "
-                        "select it or set another key"
-                    )
-                last_key = rows[-1][names.index(key)] if rows else None
-                # the frame is built in this worker thread: keeps the event loop free
-                return frame_from_rows(rows, cur.description), last_key
-
-        while True:
-            page, last_key = await self._call(fetch_page, "reading", target or source)
-            if len(page):
-                last = last_key
-            if len(page) or last is None:
-                yield page  # an empty first page still carries the columns
-            if len(page) < page_rows:
-                return
-
-    async def _stream_pages(
-        self, query: str, page_rows: int, fetch_rows: int, skip: int
-    ) -> AsyncIterator[pd.DataFrame]:
-        """One unbuffered pass over `query` on a connection of its own (no key to page by)."""
-        conn = await asyncio.to_thread(self._open)
-        self._streams.add(conn)
-        cur = conn.cursor(pymysql.cursors.SSCursor)
-
-        def start() -> None:
-            self._execute(cur, query)
-            left = skip
-            while left > 0 and (chunk := cur.fetchmany(min(left, fetch_rows))):
-                left -= len(chunk)
-
-        def fetch_page() -> pd.DataFrame:
-            rows: list[Any] = []
-            while len(rows) < page_rows and (chunk := cur.fetchmany(min(fetch_rows, page_rows - len(rows)))):
-                rows.extend(chunk)
-            return frame_from_rows(rows, cur.description)
-
-        try:
-            try:
-                await asyncio.to_thread(start)
-            except (pymysql.MySQLError, OSError) as exc:
-                raise self._translate(exc, "running the query") from exc
-            first = True
-            while True:
-                try:
-                    page = await asyncio.to_thread(fetch_page)
-                except (pymysql.MySQLError, OSError) as exc:
-                    raise self._translate(exc, "reading the query's rows") from exc
-                if len(page) or first:
-                    yield page
-                first = False
-                if len(page) < page_rows:
-                    return
-        finally:
-            self._streams.discard(conn)
-            # closing the socket (not the cursor) avoids draining an abandoned result set
-            await asyncio.to_thread(_quiet_close, conn)
-
-    # -- write -------------------------------------------------------------------------------
-
-    async def write(
-        self, df: pd.DataFrame, target: str, *, mode: WriteMode = "append", key: str | None = None
-    ) -> int:
-        """Write `df` into a table in one transaction; nothing is left half-written.
-
-        A missing table is created from the DataFrame's dtypes (BIGINT, DOUBLE, TINYINT(1),
-        DATETIME(6), DECIMAL, TEXT, LONGBLOB); `key` makes that column its primary key.
+    def sink(self, target: str, options: WriteOptions | None = None) -> MySQLSink:
+        """An atomic streaming writer to the table `target` (created from the first batch if missing).
 
         Args:
-            df: the rows; column names are the table's column names.
             target: the table (`t` or `db.t`).
-            mode: "append" adds rows; "replace" deletes the existing rows first (same transaction).
-            key: primary-key column for a table this call creates (ignored otherwise).
-
-        Returns:
-            The number of rows written.
+            options: mode (append, replace, upsert), key columns (upsert matching; the primary
+                key of a created table), run_key (rows carry it in `_atom_run`; a later sink with
+                the same run key replaces them).
 
         Raises:
-            RequestRejected: the server refused a row (constraint, type, unknown column);
-                the transaction is rolled back and a table this call created is dropped.
+            ConnectorConfigError: a query as target, or upsert without key columns.
         """
-        if mode not in ("append", "replace"):
-            raise ConnectorConfigError(f"unknown write mode {mode!r}: valid values are append, replace")
+        options = options or WriteOptions()
         if is_query(target):
             raise ConnectorConfigError(f"cannot write to a query: name a table, not {target[:40]!r}")
-        table = quote_ident(target)
-        columns = [str(c) for c in df.columns]
-        insert = (
-            f"INSERT INTO {table} ({', '.join(map(quote_ident, columns))}) "
-            f"VALUES ({', '.join(['%s'] * len(columns))})"
-        )
-        rows = await asyncio.to_thread(records, df)
-        create = create_table_sql(target, df, key)
-        batch = max(1, self.write_batch_rows)
-
-        def work(conn: pymysql.connections.Connection[Any]) -> None:
-            with conn.cursor() as cur:
-                schema, name = split_table(target)
-                self._execute(
-                    cur,
-                    "SELECT COUNT(*) FROM information_schema.TABLES "
-                    "WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s",
-                    (schema, name),
-                )
-                created = not cur.fetchone()[0]
-                if created:
-                    self._execute(cur, create)  # DDL commits on its own: undone by DROP below
-                try:
-                    conn.begin()
-                    if mode == "replace":
-                        self._execute(cur, f"DELETE FROM {table}")
-                    if rows:
-                        logger.debug("SQL %s [x%d rows in batches of %d]", insert, len(rows), batch)
-                    for start in range(0, len(rows), batch):
-                        cur.executemany(insert, rows[start : start + batch])
-                    conn.commit()
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        conn.rollback()
-                    if created:
-                        with contextlib.suppress(Exception):
-                            self._execute(cur, f"DROP TABLE IF EXISTS {table}")
-                    raise
-
-        await self._call(work, f"writing {len(rows)} rows to {target}", target)
-        logger.debug("wrote %d rows to %s (%s)", len(rows), target, mode)
-        return len(rows)
+        if options.mode == "upsert" and not options.key:
+            raise ConnectorConfigError("mode upsert needs key columns: pass key='id' (or a list)")
+        if options.run_key and len(options.run_key) > 128:
+            raise ConnectorConfigError(f"run_key is {len(options.run_key)} characters; at most 128 fit")
+        return MySQLSink(self, target, options)
 
     # -- objects -----------------------------------------------------------------------------
 
     async def get_object(self, path: str) -> bytes:
-        """Read one object stored by `put_object`.
-
-        Raises:
-            TargetNotFound: no object at `path`.
-        """
-
-        def get(conn: pymysql.connections.Connection[Any]) -> Any:
-            with conn.cursor() as cur:
-                self._execute(cur, f"SELECT data FROM `{OBJECTS_TABLE}` WHERE path = %s", (path,))
-                return cur.fetchone()
-
-        try:
-            row = await self._call(get, f"reading object {path}", OBJECTS_TABLE)
-        except TargetNotFound:
-            row = None
-        if row is None:
-            raise TargetNotFound(
-                f"no object {path!r} in {self.where}/{OBJECTS_TABLE}: check the path", path=path
-            )
-        return bytes(row[0])
+        """Read one object stored by `put_object` (raises TargetNotFound when missing)."""
+        return await self.objects.get(path)
 
     async def put_object(self, path: str, data: bytes) -> str:
-        """Store `data` under `path` in the `atom_objects` table (created on demand).
+        """Store `data` under `path` in the `atom_objects` table; returns its `mysql://` URI."""
+        return await self.objects.put(path, data)
 
-        Returns:
-            `mysql://host:port/db/atom_objects/<path>`.
-        """
-        if len(path) > 512:
-            raise ConnectorConfigError(f"object path is {len(path)} characters; at most 512 fit in MySQL")
+    async def stat_object(self, path: str) -> ObjectInfo:
+        """Size, MD5 etag and modification time of one object (raises TargetNotFound)."""
+        return await self.objects.stat(path)
 
-        def put(conn: pymysql.connections.Connection[Any]) -> None:
-            with conn.cursor() as cur:
-                self._execute(
-                    cur,
-                    f"CREATE TABLE IF NOT EXISTS `{OBJECTS_TABLE}` (path VARCHAR(512) NOT NULL PRIMARY KEY, "
-                    "data LONGBLOB NOT NULL, updated_at DATETIME(6) NOT NULL) ENGINE=InnoDB",
-                )
-                self._execute(
-                    cur,
-                    f"REPLACE INTO `{OBJECTS_TABLE}` (path, data, updated_at) VALUES (%s, %s, NOW(6))",
-                    (path, data),
-                )
-
-        try:
-            await self._call(put, f"storing object {path} ({len(data)} bytes)", OBJECTS_TABLE)
-        except SourceUnavailable as exc:
-            if exc.context.get("code") in (1153, 2006, 2013) and len(data) > 1 << 20:
-                raise RequestRejected(
-                    f"MySQL at {self.where} refused a {len(data)}-byte object: raise the server's "
-                    "max_allowed_packet or store models in a FILE/S3 connection",
-                    path=path,
-                ) from exc
-            raise
-        return f"mysql://{self.host}:{self.port}/{self.database}/{OBJECTS_TABLE}/{path.lstrip('/')}"
-
-
-def _quiet_close(conn: pymysql.connections.Connection[Any]) -> None:
-    """Close a connection without draining an unread unbuffered result (the server drops it)."""
-    result = getattr(conn, "_result", None)
-    if result is not None:
-        result.unbuffered_active = False  # else its __del__ reads from the closed socket
-    with contextlib.suppress(Exception):
-        conn.close()
+    def list_objects(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        """Every object whose path starts with `prefix`, in path order (keyset pages)."""
+        return self.objects.list_objects(prefix)

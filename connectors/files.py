@@ -200,14 +200,9 @@ class FileConnector(Connector):
     async def _http_pages(
         self, url: str, fmt: str, page_rows: int, cursor: Any, arrow: bool
     ) -> AsyncIterator[Any]:
-        source = self._http_source(url)
-        try:
-            cached = await self.cache.fetch(source)
-        finally:
-            await asyncio.to_thread(source.close)
-        async with cached:
+        async with await self._fetch(url) as cached:
             pages = file_pages(
-                cached.path, fmt, page_rows=page_rows, cursor=cursor, arrow=arrow, name=source.uri
+                cached.path, fmt, page_rows=page_rows, cursor=cursor, arrow=arrow, name=cached.uri
             )
             async for page in pages:
                 yield page
@@ -231,6 +226,14 @@ class FileConnector(Connector):
             else:
                 self._cache = default_cache()
         return self._cache
+
+    async def _fetch(self, url: str) -> CachedFile:
+        """The cache's pinned copy of an HTTP(S) object (downloaded now unless already there)."""
+        source = self._http_source(url)
+        try:
+            return await self.cache.fetch(source)
+        finally:
+            await asyncio.to_thread(source.close)
 
     def _http_source(self, url: str) -> HttpRangeSource:
         from connectors.http import HttpRangeSource  # deferred: only HTTP targets need it
@@ -287,12 +290,8 @@ class FileConnector(Connector):
         """
         location = self.locate(path)
         if isinstance(location, str):
-            source = self._http_source(location)
-            try:
-                async with await self.cache.fetch(source) as cached:
-                    return await asyncio.to_thread(cached.path.read_bytes)
-            finally:
-                await asyncio.to_thread(source.close)
+            async with await self._fetch(location) as cached:
+                return await asyncio.to_thread(cached.path.read_bytes)
         file = self._object_path(path)
         with translate_errors(file, "reading"):
             return await asyncio.to_thread(file.read_bytes)
@@ -366,11 +365,7 @@ class FileConnector(Connector):
             if not await asyncio.to_thread(location.is_file):
                 raise TargetNotFound(f"file {location} does not exist: check the path", path=str(location))
             return location
-        source = self._http_source(location)
-        try:
-            cached = await self.cache.fetch(source)
-        finally:
-            await asyncio.to_thread(source.close)
+        cached = await self._fetch(location)
         self._pins.append(cached)
         return cached.path
 
@@ -378,12 +373,7 @@ class FileConnector(Connector):
         """Download an HTTP(S) target into the cache ahead of its read (local files: nothing to do)."""
         location = self.locate(target)
         if isinstance(location, str) and not location.endswith("/"):
-            source = self._http_source(location)
-            try:
-                cached = await self.cache.fetch(source)
-            finally:
-                await asyncio.to_thread(source.close)
-            cached.release()
+            (await self._fetch(location)).release()
 
     async def download(self, path: str, dest: str) -> str:
         """Copy one object (a file, or an HTTP(S) object through the cache) to `dest`, atomically."""
@@ -400,13 +390,9 @@ class FileConnector(Connector):
                 raise
 
         if isinstance(location, str):
-            source = self._http_source(location)
-            try:
-                async with await self.cache.fetch(source) as cached:
-                    with translate_errors(target, "writing"):
-                        await asyncio.to_thread(copy, cached.path)
-            finally:
-                await asyncio.to_thread(source.close)
+            async with await self._fetch(location) as cached:
+                with translate_errors(target, "writing"):
+                    await asyncio.to_thread(copy, cached.path)
             return dest
         file = self._object_path(path)
         with translate_errors(file, "reading"):

@@ -27,7 +27,8 @@ from typing import Any
 
 import pandas as pd
 
-from connectors._file_sink import FileSink, dir_lock, fsync_dir, publish, temp_beside
+from connectors._atomic import fsync_dir, publish, temp_beside
+from connectors._file_sink import FileSink, dir_lock
 from connectors._format_pages import iter_file_pages
 from connectors._formats import EXTENSIONS, FrameWriter, translate_errors
 from connectors._paging import concat_frames, slice_frame

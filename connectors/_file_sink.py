@@ -19,14 +19,13 @@ import contextlib
 import fcntl
 import logging
 import os
-import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from connectors._atomic import publish, temp_beside, unlink_quietly
 from connectors._formats import translate_errors
 from connectors._frame_writer import FrameWriter, Transform, align_columns, csv_columns
 from connectors.base import RUN_COLUMN, Sink, WriteOptions
@@ -36,37 +35,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 logger = logging.getLogger(__name__)
-
-
-def temp_beside(path: Path, suffix: str = ".tmp") -> Path:
-    """Create an empty hidden temp file next to `path` (mode 0o666 minus the umask)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}{suffix}")
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    return tmp
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make renames in `directory` durable (best effort)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def publish(tmp: Path, path: Path) -> None:
-    """fsync `tmp` and rename it over `path` (keeping `path`'s mode when it exists)."""
-    with contextlib.suppress(FileNotFoundError):
-        shutil.copymode(path, tmp)
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 @contextlib.contextmanager
@@ -79,12 +47,6 @@ def dir_lock(directory: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
-
-
-def unlink_quietly(path: Path | None) -> None:
-    if path is not None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
 
 
 def has_rows(path: Path) -> bool:

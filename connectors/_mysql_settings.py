@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors._mysql_types import DECIMAL_MODES, DecimalMode
+from connectors._options import conf_choice, conf_int
 from connectors.base import ReadOptions
-from connectors.errors import ConnectorConfigError
 
 DEFAULT_PAGE_ROWS = 100_000
 """Rows per page when `paginate_read_num` is 0: measured best on a 1M x 10 table (see benchmarks)."""
@@ -57,23 +57,6 @@ class ReadSettings:
     key: str | None
 
 
-def _int(conf: dict[str, Any], name: str, default: int, minimum: int = 1) -> int:
-    try:
-        value = int(conf.get(name, default))
-    except (TypeError, ValueError):
-        raise ConnectorConfigError(f"source_conf {name}={conf.get(name)!r} is not a whole number") from None
-    if value < minimum:
-        raise ConnectorConfigError(f"source_conf {name}={value} must be at least {minimum}")
-    return value
-
-
-def _choice(conf: dict[str, Any], name: str, default: str, valid: tuple[str, ...]) -> str:
-    value = str(conf.get(name, default)).lower()
-    if value not in valid:
-        raise ConnectorConfigError(f"source_conf {name}={value!r}: valid values are {', '.join(valid)}")
-    return value
-
-
 @dataclass(frozen=True)
 class ConnectorSettings:
     """The connection-wide knobs from `source_conf`."""
@@ -90,12 +73,12 @@ class ConnectorSettings:
         Raises:
             ConnectorConfigError: an unknown engine/decimal mode or a bad number.
         """
-        decimals = _choice(conf, "decimal", "arrow", DECIMAL_MODES)
+        decimals = conf_choice(conf, "decimal", "arrow", DECIMAL_MODES)
         return cls(
-            engine=_choice(conf, "engine", "auto", ENGINES),
-            partitions=_int(conf, "partitions", DEFAULT_PARTITIONS),
+            engine=conf_choice(conf, "engine", "auto", ENGINES),
+            partitions=conf_int(conf, "partitions", DEFAULT_PARTITIONS, minimum=1),
             decimals=decimals,  # type: ignore[arg-type]
-            write_batch_rows=_int(conf, "write_batch_rows", WRITE_BATCH_ROWS),
+            write_batch_rows=conf_int(conf, "write_batch_rows", WRITE_BATCH_ROWS, minimum=1),
         )
 
     def read(self, options: ReadOptions) -> ReadSettings:

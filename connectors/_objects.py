@@ -19,7 +19,6 @@ import asyncio
 import fnmatch
 import functools
 import logging
-import shutil
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -28,8 +27,10 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import urlparse
 
+from connectors._atomic import copy_atomically
 from connectors._object_io import ObjectRange, fetch_local, release, upload_file
 from connectors._object_read import prefix_reader, single_reader
+from connectors._options import conf_int
 from connectors.base import ConnectionConfig, Connector, ObjectInfo, ReadOptions, WriteOptions
 from connectors.errors import ConnectorConfigError, ConnectorError, SourceUnavailable
 
@@ -72,40 +73,6 @@ def resolve_endpoint(config: ConnectionConfig, default: Callable[[str], str | No
     return f"{scheme}://{addr}" + (f":{config.port}" if config.port else "")
 
 
-def conf_int(config: ConnectionConfig, name: str, default: int) -> int:
-    """An integer `source_conf` option (refused with a clear message when it is not one)."""
-    value = config.source_conf.get(name, default)
-    try:
-        return int(value)
-    except (TypeError, ValueError) as exc:
-        raise ConnectorConfigError(
-            f"{config.describe()}: sourceConf {name}={value!r} must be an integer"
-        ) from exc
-
-
-def conf_float(config: ConnectionConfig, name: str, default: float) -> float:
-    """A number `source_conf` option (seconds, ...), refused with a clear message when it is not one."""
-    value = config.source_conf.get(name, default)
-    try:
-        return float(value)
-    except (TypeError, ValueError) as exc:
-        raise ConnectorConfigError(
-            f"{config.describe()}: sourceConf {name}={value!r} must be a number"
-        ) from exc
-
-
-def conf_bool(config: ConnectionConfig, name: str, default: bool) -> bool:
-    """A boolean `source_conf` option (JSON true/false, or "true"/"false"/"1"/"0"/"yes"/"no")."""
-    value = config.source_conf.get(name, default)
-    if isinstance(value, str):
-        if value.strip().lower() in ("1", "true", "yes", "on"):
-            return True
-        if value.strip().lower() in ("0", "false", "no", "off", ""):
-            return False
-        raise ConnectorConfigError(f"{config.describe()}: sourceConf {name}={value!r} must be true or false")
-    return bool(value)
-
-
 class ObjectStoreConnector(Connector):
     """A bucket of an object store; subclasses implement the blocking `_` primitives.
 
@@ -130,11 +97,15 @@ class ObjectStoreConnector(Connector):
                 f"{config.describe()}: no bucket: set the connection's connectSpace to the bucket name"
             )
         self.bucket = config.space
-        self.max_workers = max(1, conf_int(config, "max_workers", 8))
-        self.part_size = max(self.min_part_size, conf_int(config, "part_size", 8 * MiB))
-        self.multipart_threshold = max(self.part_size, conf_int(config, "multipart_threshold", 16 * MiB))
-        self.direct_read_bytes = conf_int(config, "direct_read_bytes", 16 * MiB)
-        self.list_page_size = min(1000, max(1, conf_int(config, "list_page_size", 1000)))
+
+        def option(name: str, default: int) -> int:
+            return conf_int(config.source_conf, name, default, where=config.describe())
+
+        self.max_workers = max(1, option("max_workers", 8))
+        self.part_size = max(self.min_part_size, option("part_size", 8 * MiB))
+        self.multipart_threshold = max(self.part_size, option("multipart_threshold", 16 * MiB))
+        self.direct_read_bytes = option("direct_read_bytes", 16 * MiB)
+        self.list_page_size = min(1000, max(1, option("list_page_size", 1000)))
         self._executor: ThreadPoolExecutor | None = None
         self._client: Any = None
         self._client_lock = threading.Lock()
@@ -249,24 +220,13 @@ class ObjectStoreConnector(Connector):
     def cache(self) -> FileCache:
         """The file cache large objects go through.
 
-        The process-wide default cache, unless sourceConf sets `cache_dir`, `cache_part_size`
-        (bytes per range request) or `cache_parallel` (connections per object): then one owned
-        by this connector (closed by `aclose()`).
+        The process-wide default cache, unless sourceConf sets `cache_dir` or `cache_<knob>`
+        (see `connectors.cache.cache_for`): then one owned by this connector (closed by `aclose()`).
         """
         if self._cache is None:
-            from connectors.cache import FileCache, default_cache  # deferred: only large reads need it
+            from connectors.cache import cache_for  # deferred: only large reads need it
 
-            conf = self.config.source_conf
-            options = {
-                name: conf_int(self.config, f"cache_{name}", 0)
-                for name in ("part_size", "parallel")
-                if conf.get(f"cache_{name}")
-            }
-            if conf.get("cache_dir") or options:
-                self._cache = FileCache(root=conf.get("cache_dir") or None, **options)
-                self._own_cache = True
-            else:
-                self._cache = default_cache()
+            self._cache, self._own_cache = cache_for(self.config.source_conf, self.config.describe())
         return self._cache
 
     def range_source(self, key: str) -> ObjectRange:
@@ -317,16 +277,8 @@ class ObjectStoreConnector(Connector):
 
     async def download(self, path: str, dest: str) -> str:
         """Copy one object to the local file `dest` atomically, through the file cache (parallel ranges)."""
-        target = Path(dest)
-
-        def copy(src: Path) -> None:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.part")
-            shutil.copyfile(src, tmp)
-            tmp.replace(target)
-
         async with fetch_local(self, path, large=True) as local:
-            await asyncio.to_thread(copy, local)
+            await asyncio.to_thread(copy_atomically, local, Path(dest))
         return dest
 
     async def upload(self, src: str, path: str) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
+from connectors._atomic import bytes_atomically
 from connectors.errors import ConnectorConfigError
 
 if TYPE_CHECKING:
@@ -260,15 +261,7 @@ class Connector(abc.ABC):
         Object stores go through the shared file cache (parallel ranges, one download per object).
         """
         data = await self.get_object(path)
-
-        def save() -> None:
-            target = Path(dest)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.part")
-            tmp.write_bytes(data)
-            tmp.replace(target)
-
-        await asyncio.to_thread(save)
+        await asyncio.to_thread(bytes_atomically, data, Path(dest))
         return dest
 
     async def upload(self, src: str, path: str) -> str:

@@ -8,8 +8,8 @@ extension (`connectors._formats`); pages are exact-size and resumable (csv/jsonl
 
 HTTP targets are read through the shared download cache (`connectors.cache`): parallel byte
 ranges into a content-addressed local file that other readers (in this process or others)
-share. `source_conf` keys for HTTP: `headers` (dict), `cache_dir`, `cache_max_bytes`,
-`parallel`, `part_size`, `timeout`; `account`/`password` become HTTP basic auth.
+share. `source_conf` keys for HTTP: `headers` (dict), `timeout`, and the cache's `cache_dir`,
+`cache_max_bytes`, `cache_part_size`, `cache_parallel`; `account`/`password` become HTTP basic auth.
 
 Every local write is atomic (temp file in the same directory, fsync, `os.replace`), so a reader
 never sees half a file and a failed or aborted write leaves the old file as it was. Blocking
@@ -20,16 +20,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import unquote, urljoin, urlparse
 
+from connectors._atomic import bytes_atomically, copy_atomically
 from connectors._file_dataset import DatasetSink, dataset_advance, dataset_pages
-from connectors._file_sink import FileSink, publish, temp_beside, unlink_quietly
+from connectors._file_sink import FileSink
 from connectors._formats import detect_format, file_pages, format_advance, translate_errors
+from connectors._options import conf_float
 from connectors._paging import DEFAULT_PAGE_ROWS, PagedReader, resumable_pages
 from connectors.base import ConnectionConfig, Connector, ObjectInfo, ReadOptions, Sink, WriteOptions
 from connectors.errors import ConnectorConfigError, PermissionDenied, TargetNotFound
@@ -46,9 +47,6 @@ def _file_uri_path(uri: str) -> str:
     parsed = urlparse(uri)
     host = "" if parsed.netloc in ("", "localhost") else parsed.netloc
     return unquote(host + parsed.path)
-
-
-_CACHE_KNOBS = (("cache_max_bytes", "max_bytes"), ("part_size", "part_size"), ("parallel", "parallel"))
 
 
 def _file_etag(st: os.stat_result) -> str:
@@ -211,20 +209,11 @@ class FileConnector(Connector):
 
     @property
     def cache(self) -> FileCache:
-        """The download cache HTTP reads go through (`source_conf["cache_dir"]`, else the default)."""
+        """The download cache HTTP reads go through (`connectors.cache.cache_for` the source_conf)."""
         if self._cache is None:
-            from connectors.cache import FileCache, default_cache  # deferred: only HTTP targets need it
+            from connectors.cache import cache_for  # deferred: only HTTP targets need it
 
-            conf = self.config.source_conf
-            if conf.get("cache_dir"):
-                kwargs: dict[str, Any] = {}
-                for key, name in _CACHE_KNOBS:
-                    if conf.get(key):
-                        kwargs[name] = int(conf[key])
-                self._cache = FileCache(conf["cache_dir"], **kwargs)
-                self._own_cache = True
-            else:
-                self._cache = default_cache()
+            self._cache, self._own_cache = cache_for(self.config.source_conf, self.config.describe())
         return self._cache
 
     async def _fetch(self, url: str) -> CachedFile:
@@ -243,7 +232,7 @@ class FileConnector(Connector):
             url,
             headers=dict(conf.get("headers") or {}),
             auth=(self.config.account, self.config.password) if self.config.account else None,
-            timeout=float(conf.get("timeout", 30.0)),
+            timeout=conf_float(conf, "timeout", 30.0, where=self.config.describe()),
         )
 
     def _display(self, url: str) -> str:
@@ -301,18 +290,8 @@ class FileConnector(Connector):
         self._refuse_http(self.locate(path), "store")
         file = self._object_path(path)
 
-        def put() -> None:
-            tmp = temp_beside(file)
-            try:
-                with open(tmp, "wb") as fh:
-                    fh.write(data)
-                publish(tmp, file)
-            except BaseException:
-                unlink_quietly(tmp)
-                raise
-
         with translate_errors(file, "writing"):
-            await asyncio.to_thread(put)
+            await asyncio.to_thread(bytes_atomically, data, file)
         return file.absolute().as_uri()
 
     async def stat_object(self, path: str) -> ObjectInfo:
@@ -381,13 +360,7 @@ class FileConnector(Connector):
         target = Path(dest)
 
         def copy(src: Path) -> None:
-            tmp = temp_beside(target)
-            try:
-                shutil.copyfile(src, tmp)
-                publish(tmp, target)
-            except BaseException:
-                unlink_quietly(tmp)
-                raise
+            copy_atomically(src, target)
 
         if isinstance(location, str):
             async with await self._fetch(location) as cached:
@@ -404,17 +377,8 @@ class FileConnector(Connector):
         self._refuse_http(self.locate(path), "upload to")
         file = self._object_path(path)
 
-        def copy() -> None:
-            tmp = temp_beside(file)
-            try:
-                shutil.copyfile(src, tmp)
-                publish(tmp, file)
-            except BaseException:
-                unlink_quietly(tmp)
-                raise
-
         with translate_errors(file, "writing"):
-            await asyncio.to_thread(copy)
+            await asyncio.to_thread(copy_atomically, src, file)
         return file.absolute().as_uri()
 
     async def aclose(self) -> None:

@@ -22,7 +22,8 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from connectors._object_errors import store_error
-from connectors._objects import MiB, ObjectStoreConnector, conf_bool, conf_float, resolve_endpoint
+from connectors._objects import MiB, ObjectStoreConnector, resolve_endpoint
+from connectors._options import conf_bool, conf_float
 from connectors.base import ObjectInfo
 from connectors.errors import ConnectorConfigError, ConnectorError, SourceUnavailable
 
@@ -72,8 +73,11 @@ class OSSConnector(ObjectStoreConnector):
             raise ConnectorConfigError(
                 f"{self.config.describe()}: sourceConf auth_version={version!r}: valid values are v1, v2, v4"
             )
-        cfg = self.config
-        timeout = (conf_float(cfg, "connect_timeout", 10), conf_float(cfg, "read_timeout", 60))
+        conf, where = self.config.source_conf, self.config.describe()
+        timeout = (
+            conf_float(conf, "connect_timeout", 10, where=where),
+            conf_float(conf, "read_timeout", 60, where=where),
+        )
         return oss2.Bucket(
             auth,
             endpoint,
@@ -81,8 +85,8 @@ class OSSConnector(ObjectStoreConnector):
             connect_timeout=timeout,
             session=oss2.Session(pool_size=self.max_workers + 16),
             region=region,
-            is_path_style=conf_bool(self.config, "path_style", False),
-            enable_crc=conf_bool(self.config, "crc", True),
+            is_path_style=conf_bool(conf, "path_style", False, where=where),
+            enable_crc=conf_bool(conf, "crc", True, where=where),
         )
 
     def _close_client(self, client: Any) -> None:

@@ -23,7 +23,8 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from connectors._object_errors import store_error
-from connectors._objects import MiB, ObjectStoreConnector, conf_float, resolve_endpoint
+from connectors._objects import MiB, ObjectStoreConnector, resolve_endpoint
+from connectors._options import conf_float
 from connectors.base import ObjectInfo
 from connectors.errors import (
     AuthenticationFailed,
@@ -76,14 +77,14 @@ class S3Connector(ObjectStoreConnector):
     def _make_client(self) -> Any:
         from botocore.config import Config  # deferred for cost: the SDK loads only when S3 is used
 
-        conf = self.config.source_conf
+        conf, where = self.config.source_conf, self.config.describe()
         endpoint = resolve_endpoint(self.config, lambda region: None)
         checksums = str(conf.get("checksums", "when_required"))
         config = Config(
             region_name=str(conf.get("region", "") or "us-east-1"),
             retries={"total_max_attempts": 1, "mode": "standard"},
-            connect_timeout=conf_float(self.config, "connect_timeout", 10),
-            read_timeout=conf_float(self.config, "read_timeout", 60),
+            connect_timeout=conf_float(conf, "connect_timeout", 10, where=where),
+            read_timeout=conf_float(conf, "read_timeout", 60, where=where),
             max_pool_connections=self.max_workers + 16,
             s3={"addressing_style": str(conf.get("addressing_style", "path" if endpoint else "auto"))},
             request_checksum_calculation=checksums,

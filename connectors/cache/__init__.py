@@ -34,8 +34,10 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from connectors.cache._fetch import Download, ObjectChanged, Progress, content_digest
 from connectors.cache._lock import exclusive
@@ -49,6 +51,7 @@ __all__ = [
     "CachedFile",
     "Entry",
     "FileCache",
+    "cache_for",
     "ObjectChanged",
     "content_digest",
     "Progress",
@@ -371,6 +374,29 @@ class FileCache:
 
 _default: FileCache | None = None
 _default_lock = threading.Lock()
+
+
+CONF_KNOBS = ("max_bytes", "part_size", "parallel")
+"""`source_conf` keys `cache_<knob>` a connection may set beside `cache_dir`."""
+
+
+def cache_for(conf: Mapping[str, Any], where: str = "") -> tuple[FileCache, bool]:
+    """The cache a connection's `source_conf` asks for, and whether the connection owns it.
+
+    `cache_dir`, `cache_max_bytes`, `cache_part_size` (bytes per range request) or
+    `cache_parallel` (connections per object) give the connection its own cache (close it
+    with the connection); otherwise it shares the process-wide `default_cache()`.
+    """
+    from connectors._options import conf_int  # deferred: keeps this module's import light
+
+    options = {
+        name: conf_int(conf, f"cache_{name}", 0, minimum=1, where=where)
+        for name in CONF_KNOBS
+        if conf.get(f"cache_{name}")
+    }
+    if conf.get("cache_dir") or options:
+        return FileCache(conf.get("cache_dir") or None, **options), True
+    return default_cache(), False
 
 
 def default_cache(root: Path | str | None = None, *, max_bytes: int | None = None) -> FileCache:

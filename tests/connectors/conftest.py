@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pymysql
 import pytest
 
 from connectors import ConnectionConfig
+from tests.connectors.http_server import FileServer
 
 MYSQL_HOST = os.environ.get("ATOM_TEST_MYSQL_HOST", "127.0.0.1")
 MYSQL_PORT = int(os.environ.get("ATOM_TEST_MYSQL_PORT", "3306"))
@@ -104,3 +106,18 @@ def table_name(mysql_admin: Any) -> Iterator[str]:
         cur.execute("SHOW TABLES LIKE %s", (f"\\_atom\\_%{name}%",))
         for (left,) in cur.fetchall():
             cur.execute(f"DROP TABLE IF EXISTS `{left}`")
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Path:
+    """The directory the local HTTP test server serves (empty; tests put their files there)."""
+    path = tmp_path / "served"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def server(served: Path) -> Iterator[FileServer]:
+    """A running HTTP `FileServer` over `served` (ranges, ETags, fault knobs), stopped after the test."""
+    with FileServer(served) as srv:
+        yield srv

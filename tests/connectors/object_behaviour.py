@@ -24,8 +24,8 @@ from connectors import ConnectionConfig, ReadOptions, open_connector
 from connectors._objects import ObjectStoreConnector
 from connectors.base import WriteOptions
 from connectors.errors import ConnectorConfigError, SchemaChanged, SourceUnavailable, TargetNotFound
-from tests.connectors.conformance import assert_same_rows, collect, joined, sample_frame
-from tests.connectors.object_fixtures import Faults
+from tests.connectors.conformance import ConnectorConformance, assert_same_rows, collect, joined, sample_frame
+from tests.connectors.object_fixtures import Faults, fresh_key
 
 FAST_RETRY: dict[str, Any] = {"retries": 5, "retry_backoff_s": 0.02}
 
@@ -321,3 +321,15 @@ class ObjectStoreBehaviour:
             with pytest.raises(TargetNotFound) as info:
                 await store.get_object(f"{prefix}nope.bin")
         assert f"{prefix}nope.bin" in one_line(info.value, store.config.password)
+
+
+class ObjectStoreConformance(ConnectorConformance):
+    """The conformance suite for an object store; subclasses parametrize `object_format` and give `config`."""
+
+    @pytest.fixture
+    def target(self, object_format: str) -> str:
+        return fresh_key(object_format)
+
+    @pytest.fixture
+    def missing_target(self, target: str) -> str:
+        return target.replace("/data.", "/missing.")

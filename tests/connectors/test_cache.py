@@ -38,19 +38,6 @@ def blob(root: Path, name: str, size: int, seed: int = 0) -> bytes:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Path:
-    path = tmp_path / "served"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def server(served: Path) -> Iterator[FileServer]:
-    with FileServer(served) as srv:
-        yield srv
-
-
-@pytest.fixture
 def cache(tmp_path: Path) -> Iterator[FileCache]:
     c = FileCache(tmp_path / "cache", part_size=MiB, parallel=4, retry_backoff_s=0.01)
     yield c

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.client
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -18,19 +17,6 @@ from tests.connectors.conformance import assert_same_rows, collect, joined, samp
 from tests.connectors.http_server import FileServer
 
 pytestmark = pytest.mark.http
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Path:
-    path = tmp_path / "served"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def server(served: Path) -> Iterator[FileServer]:
-    with FileServer(served) as srv:
-        yield srv
 
 
 @pytest.fixture

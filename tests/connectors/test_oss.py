@@ -16,8 +16,8 @@ from connectors import ConnectionConfig, ReadOptions, open_connector
 from connectors.errors import AuthenticationFailed, PermissionDenied, RequestRejected, TargetNotFound
 from connectors.oss import OSSConnector
 from connectors.registry import open_url
-from tests.connectors.conformance import ConnectorConformance, assert_same_rows, collect, joined, sample_frame
-from tests.connectors.object_behaviour import ObjectStoreBehaviour
+from tests.connectors.conformance import assert_same_rows, collect, joined, sample_frame
+from tests.connectors.object_behaviour import ObjectStoreBehaviour, ObjectStoreConformance
 from tests.connectors.object_fixtures import (  # noqa: F401 - fixtures
     BUCKET,
     OSS_KEY_ID,
@@ -44,14 +44,10 @@ def oss_config(server: OSSServer, tmp_path: Path, **conf: object) -> ConnectionC
     )
 
 
-class TestOSSConformance(ConnectorConformance):
+class TestOSSConformance(ObjectStoreConformance):
     @pytest.fixture(params=["parquet", "csv", "jsonl"])
-    def target(self, request: pytest.FixtureRequest) -> str:
-        return fresh_key(request.param)
-
-    @pytest.fixture
-    def missing_target(self, target: str) -> str:
-        return target.replace("/data.", "/missing.")
+    def object_format(self, request: pytest.FixtureRequest) -> str:
+        return str(request.param)
 
     @pytest.fixture
     def config(self, oss: OSSServer, tmp_path: Path) -> ConnectionConfig:  # noqa: F811

@@ -22,8 +22,8 @@ from connectors.errors import (
 )
 from connectors.registry import open_url
 from connectors.s3 import S3Connector
-from tests.connectors.conformance import ConnectorConformance, assert_same_rows, collect, joined, sample_frame
-from tests.connectors.object_behaviour import ObjectStoreBehaviour
+from tests.connectors.conformance import assert_same_rows, collect, joined, sample_frame
+from tests.connectors.object_behaviour import ObjectStoreBehaviour, ObjectStoreConformance
 from tests.connectors.object_fixtures import (  # noqa: F401 - fixtures
     BUCKET,
     S3_KEY_ID,
@@ -53,14 +53,10 @@ def s3_config(endpoint: str, tmp_path: Path, **conf: object) -> ConnectionConfig
     )
 
 
-class TestS3Conformance(ConnectorConformance):
+class TestS3Conformance(ObjectStoreConformance):
     @pytest.fixture(params=["parquet", "csv", "jsonl", "pkl"])
-    def target(self, request: pytest.FixtureRequest) -> str:
-        return fresh_key(request.param)
-
-    @pytest.fixture
-    def missing_target(self, target: str) -> str:
-        return target.replace("/data.", "/missing.")
+    def object_format(self, request: pytest.FixtureRequest) -> str:
+        return str(request.param)
 
     @pytest.fixture
     def config(self, moto_server: str, tmp_path: Path) -> ConnectionConfig:  # noqa: F811

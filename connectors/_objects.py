@@ -348,6 +348,11 @@ class ObjectStoreConnector(Connector):
             return prefix_reader(self, target, options)
         return single_reader(self, target, options)
 
+    @classmethod
+    def run_keyed_by_default(cls, target: str) -> bool:
+        """Only datasets (targets ending in "/"): a run's rows go to a part named after it."""
+        return target.endswith("/")
+
     def sink(self, target: str, options: WriteOptions | None = None) -> ObjectSink:
         """A streaming writer to an object (or a new part object under a prefix ending in "/").
 

@@ -206,6 +206,16 @@ class Connector(abc.ABC):
     def read(self, target: str, options: ReadOptions | None = None) -> AsyncIterator[pd.DataFrame]:
         """Yield DataFrames of `target` (a table, query, file path or key pattern)."""
 
+    @classmethod
+    def run_keyed_by_default(cls, target: str) -> bool:
+        """Whether a platform sink appending to `target` should carry the run key unasked.
+
+        Tables and key stores keep run keys beside the rows at no cost to the user's data, so
+        they say yes; file and object stores say yes only for datasets (targets ending in "/"),
+        where the run key names a part file, not for a single file that would gain a column.
+        """
+        return True
+
     @abc.abstractmethod
     def sink(self, target: str, options: WriteOptions | None = None) -> Sink:
         """A streaming writer to `target`; nothing is visible before its `commit()`."""

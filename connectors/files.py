@@ -250,6 +250,11 @@ class FileConnector(Connector):
 
     # -- write -----------------------------------------------------------------------------------
 
+    @classmethod
+    def run_keyed_by_default(cls, target: str) -> bool:
+        """Only datasets (targets ending in "/"): a run's rows go to a part named after it."""
+        return target.endswith("/")
+
     def sink(self, target: str, options: WriteOptions | None = None) -> Sink:
         """A streaming, atomic writer to a file or directory dataset (see `connectors._file_sink`).
 

@@ -69,6 +69,13 @@ def read_options(source: SourceSpec) -> ReadOptions:
     )
 
 
+def connector_class(connect_type: str) -> type[Connector]:
+    """The connector class registered for a connectType (imported on first use)."""
+    from connectors.registry import get  # deferred: registry imports connector modules
+
+    return get(connect_type)
+
+
 def default_opener() -> ConnectorOpener:
     """`connectors.registry.open_connector`, imported on first use."""
     from connectors.registry import open_connector  # deferred: registry imports connector modules
@@ -190,21 +197,23 @@ class SourceReader:
 def write_options(sink: SourceSpec, run_key: str) -> WriteOptions:
     """The write knobs of a sink data source (`sourceConf`: writeMode, key, runKey, idempotent).
 
-    `append` sinks into tables (MYSQL, REDIS) and into datasets (a directory or prefix target
-    ending in "/") are run-keyed by default with `run_key`, the run's identity: a run that is
-    retried, or an agent restarted for the same run, replaces its own rows instead of adding them
-    twice (tables tag rows in the `_atom_run` column; datasets name the part file after the run).
-    A single file or object is run-keyed only when asked (`"idempotent": true`), since that adds
-    the `_atom_run` column to the user's file. `"idempotent": false` turns it off everywhere;
+    `append` sinks are run-keyed with `run_key`, the run's identity, wherever the connector says
+    that costs nothing (`Connector.run_keyed_by_default`: tables and key stores, and datasets
+    whose target ends in "/"): a run that is retried, or an agent restarted for the same run,
+    replaces its own rows instead of adding them twice. A single file or object is run-keyed
+    only when asked (`"idempotent": true`), since that adds the `_atom_run` column to the file.
+    `"idempotent": false` turns it off everywhere;
     `"runKey"` sets the key explicitly (for example a business date, so every re-run of that
     date replaces the date's rows). `replace` and `upsert` are idempotent by nature.
     """
     conf = sink.source_conf
     mode = str(conf.get("writeMode", "append")).lower()
     key = conf.get("key") or conf.get("keyColumns")
-    table_like = str(sink.connection.connect_type) in ("MYSQL", "REDIS") or sink.operate_execute.endswith("/")
     flag = str(conf.get("idempotent", "")).lower()
-    keyed = flag in ("true", "1", "yes") or (flag == "" and table_like)
+    keyed = flag in ("true", "1", "yes") or (
+        flag == ""
+        and connector_class(str(sink.connection.connect_type)).run_keyed_by_default(sink.operate_execute)
+    )
     explicit = str(conf.get("runKey") or "")
     run = explicit or (run_key if keyed and mode == "append" else "")
     return base_write_options(mode, key, run or None, sink.data_format)  # type: ignore[arg-type]

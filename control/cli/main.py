@@ -156,7 +156,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", help="where data and spec go (default {home}/quickstart)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the run and the service")
     p.add_argument("--predict-rows", type=int, default=5, help=argparse.SUPPRESS)
+
+    _plugin_commands(command)
     return parser
+
+
+def _plugin_commands(command: Callable[[str, str, Handler | None], argparse.ArgumentParser]) -> None:
+    """Commands other packages add (`atom tui`), from the `atom.commands` entry point group.
+
+    Found at run time so that control never imports them (DESIGN.md §1).
+    """
+    from importlib.metadata import entry_points
+
+    for ep in sorted(entry_points(group="atom.commands"), key=lambda e: e.name):
+        try:
+            register = ep.load()
+        except ImportError as exc:
+            command(ep.name, f"(cannot load: {exc})", _broken_plugin(ep.name, exc))
+            continue
+        register(command)
+
+
+def _broken_plugin(name: str, exc: ImportError) -> Handler:
+    async def handler(ctx: Context, args: argparse.Namespace) -> int:
+        raise UsageError(f"`atom {name}` cannot load ({exc}): reinstall Atom with `pip install -e .`")
+
+    return handler
 
 
 def main(argv: Sequence[str] | None = None, *, transport: httpx.AsyncBaseTransport | None = None) -> int:

@@ -17,6 +17,7 @@ from control.schemas import NodeRelationIn
 from control.settings import Settings
 from control.store import models as m
 from control.store.engine import Store
+from tests.e2e.conftest import make_tabular
 
 NOW = datetime(2026, 11, 20, 9, 30, 0, tzinfo=UTC)
 """The dashboard's clock in snapshot tests."""
@@ -42,6 +43,7 @@ async def seed_demo(
     """One experiment with an exam of three chained nodes, a loose node, connections, sources, an
     operator, a model with two versions, two services and a dozen runs."""
     demo = Demo()
+    make_tabular(data_dir)
     await client.ensure_space(space)
 
     async def make(kind: str, body: dict[str, Any]) -> int:
@@ -88,9 +90,10 @@ async def seed_demo(
             "sources",
             {
                 "sourceName": "scores",
-                "connectionName": "warehouse",
+                "connectionName": "lake",
                 "sourceType": "sink",
-                "operateExecute": "ctr_scores",
+                "operateExecute": "scores.csv",
+                "dataFormat": "csv",
             },
         ),
     ]

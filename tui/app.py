@@ -4,6 +4,7 @@ screen, details pushed on top), owns the trouble state and offers the jumps scre
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, ClassVar
 
 from textual import work
@@ -74,11 +75,16 @@ class AtomApp(App[None]):
         self.api = Api(client, on_trouble=self._control_trouble, on_ok=self._control_ok)
         self._owns_client = owns_client
         self._probe_timer: Timer | None = None
+        self._last_ok = time.monotonic()
         self.title = f"Atom · {self.space}"
-        self.sub_title = config.url + (" (embedded)" if config.embedded else "")
+        self.where = config.url + (" (embedded)" if config.embedded else "")
+        """Where control is, for headers."""
+        self.sub_title = self.where
 
     def on_mount(self) -> None:
         self.theme = THEMES.get(self.config.theme, "textual-dark")
+        if self.config.live:
+            self.set_interval(self.config.refresh * 2, self._watch_control)
 
     async def on_unmount(self) -> None:
         if self._owns_client:
@@ -150,6 +156,7 @@ class AtomApp(App[None]):
             self._probe_timer = self.set_interval(self.config.refresh, self._probe)
 
     def _control_ok(self) -> None:
+        self._last_ok = time.monotonic()
         if self.trouble is None:
             return
         self.trouble = None
@@ -158,9 +165,15 @@ class AtomApp(App[None]):
             self._probe_timer = None
         self.screen.post_message(ControlRecovered())
 
+    def _watch_control(self) -> None:
+        """Notice trouble even on a screen that is not polling: probe when nothing has been heard lately."""
+        quiet = time.monotonic() - self._last_ok > self.config.refresh * 2
+        if self.trouble is None and quiet:
+            self._probe()
+
     @work(exclusive=True, group="probe", exit_on_error=False)
     async def _probe(self) -> None:
-        """While in trouble: one authenticated call; success clears the banner and reloads."""
+        """One authenticated call: success clears the banner (and reloads), failure shows it."""
         try:
             await self.api.call(lambda c: c.list_spaces())
         except Exception:  # noqa: BLE001 - still in trouble; the banner says why

@@ -43,7 +43,8 @@ def utc_and_no_blink(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def tui_settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home", port=free_port(), heartbeat_timeout=60, reconcile_interval=0.3)
+    # the seeded runs have no agent: a long heartbeat timeout keeps reconcile from failing them mid-test
+    return Settings(home=tmp_path / "home", port=free_port(), heartbeat_timeout=1e9, reconcile_interval=0.3)
 
 
 @pytest.fixture

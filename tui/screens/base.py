@@ -90,7 +90,7 @@ class AtomScreen(Screen[None]):
         self.refresh_data()
 
     def on_screen_resume(self) -> None:
-        self.sub_title = self.TITLE_TEXT
+        self.sub_title = f"{self.TITLE_TEXT} · {self.atom.where}" if self.TITLE_TEXT else self.atom.where
         self.refresh_data()
         if self.config.live:
             if self._timer is None:

@@ -130,7 +130,7 @@ class FormScreen(ModalScreen[FormResult | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="form"):
             yield Static(self.form_title, id="form-title")
-            with VerticalScroll(id="form-fields"):
+            with VerticalScroll(id="form-fields", can_focus=False):  # focus lands on the first field
                 for spec in self.fields:
                     mark = " *" if spec.required else ""
                     yield Label(f"{spec.label}{mark}", classes="field-label")

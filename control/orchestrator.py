@@ -26,7 +26,7 @@ from control.errors import Conflict, ControlError, InvalidSpec, NotFound
 from control.secrets import Vault, new_token, token_hash
 from control.settings import Settings
 from control.store import models as m
-from control.store import repo
+from control.store import repo, run_views
 from control.store.engine import Store
 
 logger = logging.getLogger(__name__)
@@ -92,13 +92,27 @@ class Orchestrator:
     # -- runs -------------------------------------------------------------------------------
 
     async def start_node(self, event: s.TaskEvent) -> list[int]:
-        run, token = await self.db(lambda ses: runs.start_node(session=ses, event=event, adapter="local"))
-        await self.dispatch(run.id, token)
-        return [run.id]
+        """startNodeTask: create the run(s) and dispatch those not waiting for upstream runs.
+
+        An exam's waiting runs are dispatched later by the reconcile loop. When a dispatch fails
+        (the run is then failed), the others are still dispatched before the error is raised.
+        """
+        created = await self.db(lambda ses: runs.start_task(session=ses, event=event, adapter="local"))
+        failure: ControlError | None = None
+        for run, token in created:
+            if token is None:
+                continue
+            try:
+                await self.dispatch(run.id, token)
+            except ControlError as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        return [run.id for run, _ in created]
 
     async def create_operators(self, payload: s.CreateOperatorsPayload) -> list[int]:
         """Run a training operator from a full seed payload: no node, no stored relation."""
-        spec = self._spec_from_payload(payload)
+        spec = payload.task_spec(self.vault.encrypt)
 
         def create(ses: Session) -> tuple[m.Runtime, str]:
             space_id = payload.operator_to.space_id
@@ -132,47 +146,6 @@ class Orchestrator:
         run, token = await self.db(create)
         await self.dispatch(run.id, token)
         return [run.id]
-
-    def _spec_from_payload(self, payload: s.CreateOperatorsPayload) -> s.TaskSpec:
-        def conn(entity: Any) -> s.ConnectionSpec:
-            password = entity.connect_password or ""
-            return s.ConnectionSpec(
-                connect_name=entity.connect_name or f"connection-{entity.id or 0}",
-                connect_type=entity.connect_type,
-                connect_addr=entity.connect_addr,
-                connect_port=entity.connect_port,
-                connect_account=entity.connect_account,
-                connect_password=self.vault.encrypt(password) if password else "",
-                connect_space=entity.connect_space,
-                colony_type=entity.colony_type,
-                source_conf=entity.source_conf,
-            )
-
-        op = payload.operator_to
-        sources = []
-        for i, pair in enumerate(payload.source_and_connects):
-            src = pair.source_to
-            fields = s.SourceSpec.fields_of(src)
-            fields["source_name"] = src.source_name or f"{src.source_type.value}-{i}"
-            sources.append(s.SourceSpec.model_validate({**fields, "connection": conn(pair.connect_to)}))
-        model = None
-        if payload.model_to is not None:
-            model = s.ModelSpec(
-                model_name=payload.model_to.model_name,
-                model_address=payload.model_to.model_address,
-                connection=conn(payload.model_connect) if payload.model_connect else None,
-            )
-        name = (
-            "".join(c if c.isalnum() else "-" for c in op.operator_name.lower()).strip("-")[:63] or "operator"
-        )
-        return s.TaskSpec(
-            run_id=0,
-            node_name=s.check_dns1123(name) if name else "operator",
-            space_id=op.space_id,
-            operator=s.OperatorSpec.model_validate(s.OperatorSpec.fields_of(op)),
-            sources=sorted(sources, key=lambda x: x.order),
-            model=model,
-        )
 
     def run_launch(self, run_id: int, token: str, model_name: str | None) -> Launch:
         base = self.settings.runs_dir / str(run_id)
@@ -243,7 +216,7 @@ class Orchestrator:
             runs.transition(session=ses, run=run, to=s.RunState.STOPPED, reason=reason)
             sched = runs.schedule_of(session=ses, run_id=run_id)
             return (
-                runs.view(session=ses, run=run, history=True),
+                run_views.view(session=ses, run=run, history=True),
                 sched.external_id if sched else None,
                 run.adapter,
             )

@@ -1,8 +1,10 @@
 """The reconcile loop: keeps every run's and service's state true to what its adapter reports.
 
 Each pass observes, then proposes: a dead agent process, a missed heartbeat, a dispatch
-that never completed, a service that became ready or died. Runs survive a control
-restart: the first pass picks up every non-terminal run from the store.
+that never completed, a service that became ready or died. It also moves exam launches on:
+a queued run whose upstream runs all succeeded is dispatched, one whose upstream run failed
+or was stopped is stopped. Runs survive a control restart: the first pass picks up every
+non-terminal run (and every waiting exam run) from the store.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from sqlalchemy.orm import Session
 
 from control import runs
 from control import schemas as s
+from control.errors import ControlError
 from control.orchestrator import Orchestrator
+from control.secrets import new_token, token_hash
 from control.store import models as m
 from control.store.models import utcnow
 
@@ -34,7 +38,7 @@ class Watched:
     adapter: str
     external_id: str | None
     age: float
-    silent_for: float | None
+    silent_for: float
     log_path: str
 
 
@@ -45,6 +49,42 @@ def _log_tail(path: str, lines: int = 3) -> str:
         return ""
     tail = [ln.strip() for ln in text[-lines:] if ln.strip()]
     return (": " + " | ".join(tail))[:400] if tail else ""
+
+
+def judge_waiting(*, session: Session) -> list[tuple[int, str]]:
+    """Decide every queued exam run that waits for upstream runs (one reconcile pass).
+
+    A run with a failed or stopped upstream run is stopped ("upstream <name> failed"); one whose
+    upstream runs all succeeded is claimed (pending, a fresh run token). Runs are judged in id
+    order, which is launch order, so a stop cascades down a chain in one pass.
+
+    Returns:
+        `(run id, run token)` of each claimed run: dispatch them.
+    """
+    waiting = session.scalars(
+        select(m.Runtime)
+        .where(m.Runtime.state == s.RunState.QUEUED.value, m.Runtime.exam_id.is_not(None))
+        .order_by(m.Runtime.id)
+    ).all()
+    ready: list[tuple[int, str]] = []
+    for run in waiting:
+        wanted = list(run.upstream_run_ids or [])
+        if not wanted:
+            continue  # a root: startNodeTask dispatches it
+        ups = session.scalars(select(m.Runtime).where(m.Runtime.id.in_(wanted)).order_by(m.Runtime.id)).all()
+        ended = [u for u in ups if u.state in (s.RunState.FAILED.value, s.RunState.STOPPED.value)]
+        if ended or len(ups) < len(set(wanted)):
+            why = f"upstream {ended[0].node_name} {ended[0].state}" if ended else "an upstream run is gone"
+            runs.transition(session=session, run=run, to=s.RunState.STOPPED, reason=why)
+        elif all(u.state == s.RunState.SUCCEEDED.value for u in ups):
+            token = new_token()
+            run.token_hash = token_hash(token)
+            names = ", ".join(u.node_name for u in ups)
+            runs.transition(
+                session=session, run=run, to=s.RunState.PENDING, reason=f"upstream {names} succeeded"
+            )
+            ready.append((run.id, token))
+    return ready
 
 
 class Reconciler:
@@ -68,8 +108,19 @@ class Reconciler:
         await self._http.aclose()
 
     async def reconcile_once(self) -> None:
+        await self._waiting()
         await self._runs()
         await self._services()
+
+    # -- exam launches ----------------------------------------------------------------------
+
+    async def _waiting(self) -> None:
+        for run_id, token in await self.orch.db(lambda ses: judge_waiting(session=ses)):
+            logger.info("run %s: upstream runs succeeded; dispatching", run_id)
+            try:
+                await self.orch.dispatch(run_id, token)
+            except ControlError as exc:  # dispatch already failed the run with the reason
+                logger.warning("run %s could not be dispatched: %s", run_id, exc)
 
     # -- runs -------------------------------------------------------------------------------
 
@@ -78,8 +129,12 @@ class Reconciler:
             now = utcnow()
             out = []
             for run in ses.scalars(select(m.Runtime).where(m.Runtime.state.in_(ACTIVE))):
+                if run.state == s.RunState.QUEUED.value and run.upstream_run_ids:
+                    continue  # waits for its upstream runs (`judge_waiting`)
                 sched = runs.schedule_of(session=ses, run_id=run.id)
-                beat = run.heartbeat_at
+                # silence counts from the last heartbeat, else from the dispatch (an exam run may
+                # be dispatched long after it was created), else from creation
+                since = run.heartbeat_at or (sched.last_sync_at if sched else None) or run.created_at
                 out.append(
                     Watched(
                         run_id=run.id,
@@ -87,7 +142,7 @@ class Reconciler:
                         adapter=run.adapter,
                         external_id=sched.external_id if sched else None,
                         age=(now - run.created_at).total_seconds(),
-                        silent_for=(now - beat).total_seconds() if beat else None,
+                        silent_for=(now - since).total_seconds(),
                         log_path=run.log_path,
                     )
                 )
@@ -108,7 +163,7 @@ class Reconciler:
             if observed.exit_code == 0:
                 return "the agent exited without reporting a result" + _log_tail(w.log_path)
             return observed.detail + _log_tail(w.log_path)
-        silent = w.silent_for if w.silent_for is not None else w.age
+        silent = w.silent_for
         if silent > self.heartbeat_timeout:
             await self.orch.adapter(w.adapter).stop(w.external_id, grace=5)
             return f"no heartbeat from the agent for {int(silent)} s (limit {int(self.heartbeat_timeout)} s)"

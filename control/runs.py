@@ -1,11 +1,14 @@
 """Run records in the store: freeze a task spec, create runtimes, move states, take agent reports.
 
-Every function takes a session inside the caller's transaction; none dispatches anything.
+An exam launch (startNodeTask with taskType EXAM) creates one run per node in nextNodeId order;
+runs with upstream runs wait `queued` until the reconcile loop (`control.reconcile.judge_waiting`)
+claims or stops them. Every function takes a session inside the caller's transaction; none dispatches.
+Views of runs are in `control.store.run_views`.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -16,7 +19,7 @@ from control.errors import Conflict, InvalidSpec, NotFound
 from control.secrets import Vault, new_token, token_hash
 from control.states import check
 from control.store import models as m
-from control.store import repo
+from control.store import relations, repo
 from control.store.models import utcnow
 
 
@@ -36,13 +39,13 @@ def connection_spec(conn: m.Connection) -> s.ConnectionSpec:
 
 
 def build_task_spec(*, session: Session, node: m.Node, event: s.TaskEvent) -> s.TaskSpec:
-    rel = repo.relation_of(session=session, node_id=node.id)
+    rel = relations.relation_of(session=session, node_id=node.id)
     if rel is None:
         raise InvalidSpec(f"node {node.node_name!r} has no relation: create it with createNodeRelation")
     op = session.get(m.Operator, rel.operator_id)
     assert op is not None
     sources = []
-    for sid in repo.relation_source_ids(session=session, relation_id=rel.id):
+    for sid in relations.relation_source_ids(session=session, relation_id=rel.id):
         src = session.get(m.DataSource, sid)
         conn = session.get(m.Connection, src.connection_id) if src else None
         if src is None or conn is None:
@@ -85,8 +88,15 @@ def new_runtime(
     node_id: int | None,
     adapter: str,
     reason: str,
+    exam_id: int | None = None,
+    upstream_run_ids: Sequence[int] = (),
 ) -> tuple[m.Runtime, str]:
-    """Create a queued runtime and its schedule record; returns (runtime, run token)."""
+    """Create a queued runtime and its schedule record; returns (runtime, run token).
+
+    Args:
+        exam_id: the exam launch the run belongs to.
+        upstream_run_ids: runs that must succeed first (the run waits queued until then).
+    """
     token = new_token()
     attempt = 1
     if node_id is not None:
@@ -101,11 +111,14 @@ def new_runtime(
         operator_runtime_type=spec.operator.operator_runtime_type.value,
         adapter=adapter,
         state=s.RunState.QUEUED.value,
+        reason=reason,
         attempt=attempt,
         token_hash=token_hash(token),
         spec={},
         envs=spec.envs,
         run_parameter=spec.run_parameter,
+        exam_id=exam_id,
+        upstream_run_ids=list(upstream_run_ids) if exam_id is not None else None,
     )
     session.add(run)
     session.flush()
@@ -118,23 +131,26 @@ def new_runtime(
     return run, token
 
 
-def start_node(*, session: Session, event: s.TaskEvent, adapter: str) -> tuple[m.Runtime, str]:
-    if event.task_type.upper() != "NODE":
-        raise InvalidSpec(
-            f"taskType {event.task_type!r} cannot be started yet: start the exam's nodes one by one "
-            "(taskType NODE)"
-        )
-    node = repo.get_by_id(session=session, orm=m.Node, ident=event.task_id, label="node")
-    if node.node_status != s.NodeStatus.EDIT_FINISH.value:
-        raise Conflict(
-            f"node {node.node_name!r} is {node.node_status}, not EDIT_FINISH: "
-            "finish editing it before starting"
-        )
-    if event.operator_runtime_type and event.operator_runtime_type.value != node.operator_runtime_type:
-        raise InvalidSpec(
-            f"operatorRuntimeType {event.operator_runtime_type.value} does not match node "
-            f"{node.node_name!r}, which is {node.operator_runtime_type}"
-        )
+def start_task(*, session: Session, event: s.TaskEvent, adapter: str) -> list[tuple[m.Runtime, str | None]]:
+    """startNodeTask: the runs to create, each with its token when it is to be dispatched now.
+
+    Raises:
+        InvalidSpec: an unknown taskType, or an exam that cannot start (see `start_exam`).
+    """
+    kind = event.task_type.upper()
+    if kind == "NODE":
+        run, token = start_node(session=session, event=event, adapter=adapter)
+        return [(run, token)]
+    if kind == "EXAM":
+        return start_exam(session=session, event=event, adapter=adapter)
+    raise InvalidSpec(
+        f"taskType {event.task_type!r} is not one of NODE, EXAM",
+        field="taskType",
+        field_msg="valid values are NODE, EXAM",
+    )
+
+
+def _refuse_busy(*, session: Session, node: m.Node) -> None:
     busy = session.scalar(
         select(m.Runtime.id).where(
             m.Runtime.node_id == node.id,
@@ -145,6 +161,26 @@ def start_node(*, session: Session, event: s.TaskEvent, adapter: str) -> tuple[m
     )
     if busy is not None:
         raise Conflict(f"node {node.node_name!r} is already running as run {busy}: stop it first")
+
+
+def start_node(*, session: Session, event: s.TaskEvent, adapter: str) -> tuple[m.Runtime, str]:
+    """Create the run of one node (taskType NODE)."""
+    if event.task_type.upper() != "NODE":
+        raise InvalidSpec(f"taskType {event.task_type!r}: start it with start_task", field="taskType")
+    node = repo.get_by_id(session=session, orm=m.Node, ident=event.task_id, label="node")
+    if node.node_status != s.NodeStatus.EDIT_FINISH.value:
+        raise Conflict(
+            f"node {node.node_name!r} is {node.node_status}, not EDIT_FINISH: "
+            "finish editing it before starting"
+        )
+    if event.operator_runtime_type and event.operator_runtime_type.value != node.operator_runtime_type:
+        raise InvalidSpec(
+            f"operatorRuntimeType {event.operator_runtime_type.value} does not match node "
+            f"{node.node_name!r}, which is {node.operator_runtime_type}",
+            field="operatorRuntimeType",
+            field_msg=f"node {node.node_name!r} is {node.operator_runtime_type}",
+        )
+    _refuse_busy(session=session, node=node)
     spec = build_task_spec(session=session, node=node, event=event)
     return new_runtime(
         session=session,
@@ -154,6 +190,88 @@ def start_node(*, session: Session, event: s.TaskEvent, adapter: str) -> tuple[m
         adapter=adapter,
         reason="startNodeTask",
     )
+
+
+def exam_order(*, session: Session, nodes: Sequence[m.Node]) -> list[tuple[m.Node, list[m.Node]]]:
+    """`nodes` in topological order of their nextNodeId edges, each with its upstream nodes.
+
+    Only edges between `nodes` count; ties keep id order, so the order is stable.
+    """
+    by_id = {n.id: n for n in nodes}
+    upstream: dict[int, list[int]] = {n.id: [] for n in nodes}
+    for n in nodes:
+        rel = relations.relation_of(session=session, node_id=n.id)
+        if rel is not None and rel.next_node_id in by_id and rel.next_node_id != n.id:
+            upstream[rel.next_node_id].append(n.id)
+    done: list[int] = []
+    left = sorted(by_id)
+    while left:
+        ready = [i for i in left if all(u in done for u in upstream[i])]
+        if not ready:
+            names = ", ".join(by_id[i].node_name for i in left)
+            raise InvalidSpec(
+                f"the nodes {names} form a cycle", field="taskId", field_msg="the DAG has a cycle"
+            )
+        done += ready
+        left = [i for i in left if i not in ready]
+    return [(by_id[i], [by_id[u] for u in upstream[i]]) for i in done]
+
+
+def start_exam(*, session: Session, event: s.TaskEvent, adapter: str) -> list[tuple[m.Runtime, str | None]]:
+    """Create one run per node of the exam, roots first (with tokens: dispatch them now).
+
+    Every other run waits `queued` ("waiting for <upstream names>") with its upstream run ids
+    recorded, so the launch survives a control restart.
+
+    Raises:
+        NotFound: no such exam.
+        InvalidSpec: the exam has no nodes, or some are not EDIT_FINISH (named).
+        Conflict: one of its nodes is already running.
+    """
+    exam = repo.get_by_id(session=session, orm=m.Exam, ident=event.task_id, label="exam")
+    nodes = session.scalars(select(m.Node).where(m.Node.exam_id == exam.id).order_by(m.Node.id)).all()
+    if not nodes:
+        raise InvalidSpec(
+            f"exam {exam.exam_name!r} has no nodes: set examId {exam.id} on the nodes it runs",
+            field="taskId",
+            field_msg=f"exam {exam.exam_name!r} has no nodes",
+        )
+    unfinished = [n.node_name for n in nodes if n.node_status != s.NodeStatus.EDIT_FINISH.value]
+    if unfinished:
+        names = ", ".join(repr(n) for n in unfinished)
+        raise InvalidSpec(
+            f"exam {exam.exam_name!r} cannot start: node(s) {names} not EDIT_FINISH: finish editing them",
+            field="taskId",
+            field_msg=f"node(s) {names} not EDIT_FINISH",
+        )
+    for node in nodes:
+        _refuse_busy(session=session, node=node)
+    plan = [
+        (node, ups, build_task_spec(session=session, node=node, event=event))
+        for node, ups in exam_order(session=session, nodes=nodes)
+    ]
+    run_of: dict[int, m.Runtime] = {}
+    created: list[tuple[m.Runtime, str | None]] = []
+    for node, ups, spec in plan:
+        up_runs = [run_of[u.id] for u in ups]
+        reason = (
+            f"waiting for {', '.join(r.node_name for r in up_runs)}"
+            if up_runs
+            else f"startNodeTask (exam {exam.exam_name})"
+        )
+        run, token = new_runtime(
+            session=session,
+            spec=spec,
+            space_id=node.space_id,
+            node_id=node.id,
+            adapter=adapter,
+            reason=reason,
+            exam_id=exam.id,
+            upstream_run_ids=[r.id for r in up_runs],
+        )
+        run_of[node.id] = run
+        created.append((run, None if up_runs else token))
+    return created
 
 
 def get_run(*, session: Session, run_id: int) -> m.Runtime:
@@ -210,6 +328,11 @@ def heartbeat(*, session: Session, run: m.Runtime, beat: s.Heartbeat) -> bool:
         run.stage = beat.stage[:64]
     if beat.rows_read is not None:
         run.rows_read = beat.rows_read
+    if beat.sources:
+        known = {str(src.get("sourceName")) for src in (run.spec or {}).get("sources", [])}
+        latest = dict(run.source_progress or {})
+        latest.update({name: p.wire() for name, p in beat.sources.items() if name in known})
+        run.source_progress = latest  # a new dict: the JSON column sees the change
     return run.stop_requested or s.RunState(run.state).is_terminal()
 
 
@@ -275,43 +398,6 @@ def run_for_finish(*, session: Session, event: s.TaskEvent) -> m.Runtime:
     return latest
 
 
-def view(*, session: Session, run: m.Runtime, history: bool = False) -> s.RunOut:
-    sched = schedule_of(session=session, run_id=run.id)
-    out = s.RunOut(
-        id=run.id,
-        node_id=run.node_id,
-        node_name=run.node_name,
-        space_id=run.space_id,
-        operator_runtime_type=s.OperatorRuntimeType(run.operator_runtime_type),
-        adapter=run.adapter,
-        state=s.RunState(run.state),
-        reason=run.reason,
-        attempt=run.attempt,
-        progress=run.progress,
-        stage=run.stage,
-        rows_read=run.rows_read,
-        created_at=run.created_at,
-        started_at=run.started_at,
-        finished_at=run.finished_at,
-        heartbeat_at=run.heartbeat_at,
-        external_id=sched.external_id if sched else None,
-    )
-    if history:
-        rows = session.scalars(
-            select(m.RunTransition).where(m.RunTransition.runtime_id == run.id).order_by(m.RunTransition.id)
-        )
-        out.history = [
-            s.Transition(
-                from_state=s.RunState(t.from_state) if t.from_state else None,
-                to_state=s.RunState(t.to_state),
-                reason=t.reason,
-                at=t.at,
-            )
-            for t in rows
-        ]
-    return out
-
-
 def decrypted(conn: s.ConnectionSpec, vault: Vault) -> s.ConnectionSpec:
     """The connection with its stored (encrypted) password decrypted, in place."""
     if conn.connect_password:
@@ -327,9 +413,3 @@ def agent_spec(*, run: m.Runtime, vault: Vault) -> s.TaskSpec:
     if spec.model and spec.model.connection:
         decrypted(spec.model.connection, vault)
     return spec
-
-
-def stale_before(seconds: float) -> datetime:
-    from datetime import timedelta
-
-    return utcnow() - timedelta(seconds=seconds)

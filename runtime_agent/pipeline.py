@@ -25,6 +25,7 @@ from control.schemas import (
     ModelVersionReport,
     OperatorRuntimeType,
     RunState,
+    SourceProgress,
     TaskEvent,
     TaskSpec,
 )
@@ -136,10 +137,15 @@ async def report_running(run: Run) -> None:
     await run.callbacks.report_state(RunState.RUNNING, f"agent pid {os.getpid()}")
 
 
+def source_progress(run: Run) -> dict[str, SourceProgress] | None:
+    """Rows read (and the row count, where known) per source so far, for a heartbeat."""
+    return run.reader.progress() if run.reader is not None else None
+
+
 async def heartbeat_loop(run: Run, interval: float, request_stop: Any) -> None:
     """Send a heartbeat every `interval` seconds; a `stop: true` answer stops the run."""
     while True:
-        beat = Heartbeat(stage=run.ctx.stage[:100], rows_read=run.ctx.rows_read)
+        beat = Heartbeat(stage=run.ctx.stage[:100], rows_read=run.ctx.rows_read, sources=source_progress(run))
         try:
             stop = await run.callbacks.heartbeat(beat)
         except Exception as exc:  # heartbeats are best effort
@@ -333,7 +339,9 @@ async def execute(run: Run, operator: Any = None) -> None:
     await register_model(run)
     run.ctx.stage = "finish"
     with contextlib.suppress(Exception):  # the last counts (rows read, stage) before the run ends
-        await run.callbacks.heartbeat(Heartbeat(stage="finish", rows_read=run.ctx.rows_read, progress=1.0))
+        await run.callbacks.heartbeat(
+            Heartbeat(stage="finish", rows_read=run.ctx.rows_read, progress=1.0, sources=source_progress(run))
+        )
     await finish(run)
 
 

@@ -11,6 +11,7 @@ import contextlib
 import inspect
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from connectors.base import Connector, Sink
-    from control.schemas import ConnectionSpec, SourceSpec
+    from control.schemas import ConnectionSpec, SourceProgress, SourceSpec
     from runtime_agent.context import OperatorContext
 
 logger = logging.getLogger(__name__)
@@ -124,13 +125,61 @@ def _log_prefetch_failure(task: asyncio.Task[None]) -> None:
         logger.warning("pre-download failed (the read will retry): %s", task.exception())
 
 
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+async def known_total(source: SourceSpec, conn: Connector) -> int | None:
+    """The source's row count where it costs next to nothing (a local parquet file's footer); else None."""
+    target = source.operate_execute
+    fmt = source.data_format.lower()
+    if str(source.connection.connect_type) != "FILE" or target.endswith("/"):
+        return None
+    if fmt not in ("parquet", "pq") and not (not fmt and target.lower().endswith(PARQUET_SUFFIXES)):
+        return None
+    locate = getattr(conn, "locate", None)
+    try:
+        location = locate(target) if locate is not None else None
+        if not isinstance(location, Path):  # an HTTP file: its footer is not here yet
+            return None
+        import pyarrow.parquet as pq  # deferred: only parquet sources need it
+
+        return int(await asyncio.to_thread(lambda: pq.read_metadata(location).num_rows))
+    except Exception as exc:  # a count is a nicety: the read itself reports real problems
+        logger.debug("no row count for %r: %s", source.source_name, exc)
+        return None
+
+
+@dataclass
+class SourceCount:
+    """Rows read from one source in the current pass over it, and its row count when known."""
+
+    rows_read: int = 0
+    rows_total: int | None = None
+
+
 class SourceReader:
-    """Reads the run's input sources through their connectors."""
+    """Reads the run's input sources through their connectors, counting rows per source.
+
+    Attributes:
+        counts: sourceName -> `SourceCount`, for the heartbeats (`progress()`).
+    """
 
     def __init__(self, sources: Sequence[SourceSpec], connections: Connections) -> None:
         self.sources = ordered(sources)
         self.connections = connections
+        self.counts: dict[str, SourceCount] = {}
         self._prefetches: list[asyncio.Task[None]] = []
+
+    def progress(self) -> dict[str, SourceProgress] | None:
+        """Per-source progress for a heartbeat; None before any source was read."""
+        from control.schemas import SourceProgress  # deferred: keep `import runtime_agent` light
+
+        if not self.counts:
+            return None
+        return {
+            name: SourceProgress(rows_read=c.rows_read, rows_total=c.rows_total)
+            for name, c in self.counts.items()
+        }
 
     async def prefetch(self) -> None:
         """Start every source's pre-download (object stores, HTTP files) in the background.
@@ -169,11 +218,21 @@ class SourceReader:
             source.operate_execute,
             conn.config.describe(),
         )
+        count = self.counts.setdefault(source.source_name, SourceCount())
+        count.rows_read = 0  # a new pass over the source
+        if count.rows_total is None:
+            count.rows_total = await known_total(source, conn)
         if not source.disposable:
             async for batch in conn.read(source.operate_execute, options):
+                count.rows_read += len(batch)
                 yield batch
+            count.rows_total = count.rows_read  # read to the end: exact
             return
-        frames = [batch async for batch in conn.read(source.operate_execute, options)]
+        frames = []
+        async for batch in conn.read(source.operate_execute, options):
+            count.rows_read += len(batch)
+            frames.append(batch)
+        count.rows_total = count.rows_read
         if len(frames) == 1:
             yield frames[0]
         elif frames:

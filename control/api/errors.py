@@ -1,8 +1,13 @@
-"""The one place errors become HTTP: `{"msg": "..."}`, 4xx for the caller's fault, 5xx for ours."""
+"""The one place errors become HTTP: `{"msg": "..."}`, 4xx for the caller's fault, 5xx for ours.
+
+A 422 also carries `errors: [{"field": <camelCase wire name, dotted for nesting>, "msg": ...}]`,
+so a form can put each message beside its field (empty when no single field is to blame).
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -10,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from connectors.errors import AtomError, ConfigError, Permanent, Transient
-from control.errors import ControlError
+from control.errors import ControlError, describe_fields, field_errors
 
 logger = logging.getLogger(__name__)
 
@@ -27,18 +32,13 @@ def status_for(exc: AtomError) -> int:
     return 500
 
 
-def describe(exc: RequestValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
-        where = ".".join(loc) or "body"
-        if err.get("type") == "extra_forbidden":
-            parts.append(f"{where}: unknown field")
-        elif err.get("type") == "missing":
-            parts.append(f"{where}: required")
-        else:
-            parts.append(f"{where}: {err.get('msg')}")
-    return "invalid request: " + "; ".join(parts)
+def body_of(exc: AtomError, status: int) -> dict[str, Any]:
+    """The JSON body for `exc`: `msg`, plus `errors` on a 422."""
+    body: dict[str, Any] = {"msg": str(exc)}
+    errors = getattr(exc, "errors", None)
+    if status == 422 or errors:
+        body["errors"] = list(errors) if isinstance(errors, list) else []
+    return body
 
 
 def install(app: FastAPI) -> None:
@@ -47,11 +47,14 @@ def install(app: FastAPI) -> None:
         status = status_for(exc)
         if status >= 500:
             logger.error("request failed: %s", exc)
-        return JSONResponse({"msg": str(exc)}, status_code=status)
+        return JSONResponse(body_of(exc, status), status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"msg": describe(exc)}, status_code=422)
+        errors = field_errors(exc.errors())
+        return JSONResponse(
+            {"msg": "invalid request: " + describe_fields(errors), "errors": errors}, status_code=422
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

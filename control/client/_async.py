@@ -24,6 +24,8 @@ from control.schemas import (
     NodeRelationOut,
     RunOut,
     RunPage,
+    RunSort,
+    RunSpecView,
     ServeSpec,
     ServiceOut,
     StartResult,
@@ -88,7 +90,10 @@ class AsyncControlClient:
     async def request(
         self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
     ) -> Any:
-        """Send one request; return the decoded JSON body or raise `ControlAPIError`."""
+        """Send one request; return the decoded JSON body or raise `ControlAPIError`.
+
+        A 422's `errors` become `ControlAPIError.fields` (wire field name -> message).
+        """
         if isinstance(json, BaseModel):
             json = json.model_dump(mode="json", by_alias=True, exclude_unset=True)
         if params:
@@ -98,11 +103,14 @@ class AsyncControlClient:
         except httpx.TransportError as exc:
             raise ControlUnreachable(self.base_url, type(exc).__name__) from exc
         if resp.status_code >= 400:
+            fields: dict[str, str] = {}
             try:
-                msg = resp.json().get("msg") or resp.text
-            except ValueError:
+                body = resp.json()
+                msg = body.get("msg") or resp.text
+                fields = _fields(body.get("errors"))
+            except (ValueError, AttributeError):
                 msg = resp.text or resp.reason_phrase
-            raise ControlAPIError(str(msg), status_code=resp.status_code, path=path)
+            raise ControlAPIError(str(msg), status_code=resp.status_code, fields=fields, path=path)
         if not resp.content:
             return None
         return resp.json()
@@ -184,13 +192,47 @@ class AsyncControlClient:
         state: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        q: str | None = None,
+        sort: RunSort | str | None = None,
+        desc: bool | None = None,
     ) -> RunPage:
+        """One page of runs, newest first unless `sort`/`desc` say otherwise.
+
+        Args:
+            space: only this space's runs.
+            node: only runs of the node with exactly this name.
+            state: only runs in this state.
+            limit: page size (at most 1000).
+            offset: runs to skip.
+            q: text filter: whitespace-separated terms, ANDed; a term matches node name, state,
+                adapter or operator type (substring), or the run id; `state:`, `node:` (prefix),
+                `type:` and `adapter:` terms match one field.
+            sort: a `RunSort` key (id, node, operator, adapter, state, attempt, created, started,
+                finished, duration, progress); None: id.
+            desc: largest first (the server's default: True).
+
+        Returns:
+            The page; `total` counts every matching run.
+        """
         return await self._get(
-            f"{API}/runs", RunPage, space=space, node=node, state=state, limit=limit, offset=offset
+            f"{API}/runs",
+            RunPage,
+            space=space,
+            node=node,
+            state=state,
+            limit=limit,
+            offset=offset,
+            q=q or None,
+            sort=str(sort) if sort is not None else None,
+            desc=desc,
         )
 
     async def get_run(self, run_id: int) -> RunOut:
         return await self._get(f"{API}/runs/{run_id}", RunOut)
+
+    async def run_spec(self, run_id: int) -> RunSpecView:
+        """The run's frozen task spec (no passwords: `hasPassword`), with each source's rows read/total."""
+        return await self._get(f"{API}/runs/{run_id}/spec", RunSpecView)
 
     async def stop_run(self, run_id: int, reason: str = "stopped by user") -> RunOut:
         return await self._post(f"{API}/runs/{run_id}/stop", RunOut, {"reason": reason})
@@ -236,3 +278,15 @@ class AsyncControlClient:
 
     async def serve_spec(self, service_id: int) -> ServeSpec:
         return await self._get(f"{API}/agent/services/{service_id}/spec", ServeSpec)
+
+
+def _fields(errors: Any) -> dict[str, str]:
+    """`{"field": msg}` from a 422 body's `errors` list (messages of a repeated field joined)."""
+    out: dict[str, str] = {}
+    if not isinstance(errors, builtins.list):
+        return out
+    for err in errors:
+        if isinstance(err, dict) and err.get("field") is not None:
+            name, msg = str(err["field"]), str(err.get("msg", ""))
+            out[name] = f"{out[name]}; {msg}" if name in out else msg
+    return out

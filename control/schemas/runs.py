@@ -2,6 +2,8 @@
 
 The runtime agent fetches a `TaskSpec`, reports through `StateReport`, `Heartbeat`,
 `MetricReport` and `ModelVersionReport`, and ends with `TaskEvent` on runningAutoFinish.
+Users read a run as `RunOut` (pages of them as `RunPage`) and its frozen spec as `RunSpecView`,
+which never carries a password.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from control.schemas._base import (
     RunState,
     ServiceState,
     SourceRole,
+    StrEnum,
     Wire,
 )
 from control.schemas.entities import ServiceInfoFields
@@ -31,6 +34,8 @@ class TaskEvent(Wire):
     task_id: int
     """The node id (or the exam id when `taskType` is EXAM)."""
     task_type: str = "NODE"
+    """NODE starts one node; EXAM starts every node of the exam (all EDIT_FINISH) in nextNodeId order,
+    each with these envs and runParameter (operatorRuntimeType is then not checked)."""
     envs: dict[str, str] = Field(default_factory=dict)
     operator_runtime_type: OperatorRuntimeType | None = None
     run_parameter: dict[str, str] = Field(default_factory=dict)
@@ -38,6 +43,7 @@ class TaskEvent(Wire):
 
 class StartResult(Wire):
     run_ids: list[int]
+    """Every run created; for an exam, in topological order (roots first)."""
     msg: str = "started"
 
 
@@ -51,19 +57,22 @@ class FinishResult(Wire):
 # -- what the agent receives ------------------------------------------------------------------
 
 
-class ConnectionSpec(Wire):
+class ConnectionSpecFields(Wire):
     connect_name: str
     connect_type: ConnectType
     connect_addr: str = ""
     connect_port: int | None = None
     connect_account: str = ""
-    connect_password: str = Field(default="", repr=False)
     connect_space: str = ""
     colony_type: ColonyType = ColonyType.SINGLE
     source_conf: dict[str, Any] = Field(default_factory=dict)
 
 
-class SourceSpec(Wire):
+class ConnectionSpec(ConnectionSpecFields):
+    connect_password: str = Field(default="", repr=False)
+
+
+class SourceSpecFields(Wire):
     source_name: str
     source_type: SourceRole
     operate_execute: str = ""
@@ -80,6 +89,9 @@ class SourceSpec(Wire):
     data_execute_before: str = ""
     data_execute_after: str = ""
     operate_execute_after: str = ""
+
+
+class SourceSpec(SourceSpecFields):
     connection: ConnectionSpec
 
 
@@ -133,10 +145,21 @@ class StateReport(Wire):
     reason: str = ""
 
 
+class SourceProgress(Wire):
+    """How far the agent has read one source."""
+
+    rows_read: int = Field(ge=0)
+    """Rows read so far (in the current pass over the source)."""
+    rows_total: int | None = Field(default=None, ge=0)
+    """The source's row count where it is known cheaply (parquet metadata, a finished read); else null."""
+
+
 class Heartbeat(Wire):
     progress: float | None = Field(default=None, ge=0, le=1)
     stage: str | None = None
     rows_read: int | None = None
+    sources: dict[str, SourceProgress] | None = None
+    """Per-source progress keyed by sourceName; null leaves what control has as it is."""
 
 
 class MetricReport(Wire):
@@ -193,12 +216,74 @@ class RunOut(Wire):
     finished_at: datetime | None = None
     heartbeat_at: datetime | None = None
     external_id: str | None = None
+    exam_id: int | None = None
+    """The exam this run was started with (taskType EXAM), else null."""
+    upstream_run_ids: list[int] = Field(default_factory=list)
+    """Runs of the same exam launch that must succeed before this one is dispatched."""
     history: list[Transition] = Field(default_factory=list)
 
 
 class RunPage(Wire):
     items: list[RunOut]
     total: int
+    """How many runs match the filters (not only this page)."""
+
+
+class RunSort(StrEnum):
+    """Sort keys of `GET /api/v1/runs` (`sort=`); ties are broken by id, newest first."""
+
+    ID = "id"
+    NODE = "node"
+    OPERATOR = "operator"
+    ADAPTER = "adapter"
+    STATE = "state"
+    ATTEMPT = "attempt"
+    CREATED = "created"
+    STARTED = "started"
+    FINISHED = "finished"
+    DURATION = "duration"
+    """(finishedAt, or now while running) - startedAt; runs not started sort last."""
+    PROGRESS = "progress"
+
+
+# -- the run's frozen spec, as users see it -----------------------------------------------------
+
+
+class ConnectionView(ConnectionSpecFields):
+    """A connection of a run's spec without its password (`hasPassword` says whether it has one)."""
+
+    has_password: bool = False
+
+
+class SourceView(SourceSpecFields):
+    connection: ConnectionView
+    rows_read: int | None = None
+    """Rows the agent has read from this source (its latest heartbeat); null before any."""
+    rows_total: int | None = None
+    """The source's row count where the agent knows it cheaply; else null."""
+
+
+class ModelView(Wire):
+    model_id: int | None = None
+    model_name: str
+    model_address: str = ""
+    connection: ConnectionView | None = None
+
+
+class RunSpecView(Wire):
+    """`GET /api/v1/runs/{runId}/spec`: the TaskSpec frozen at start, no password in it."""
+
+    run_id: int
+    node_id: int | None = None
+    node_name: str
+    space_id: int | None = None
+    attempt: int = 1
+    operator: OperatorSpec
+    sources: list[SourceView] = Field(default_factory=list)
+    model: ModelView | None = None
+    service_info: ServiceInfoSpec | None = None
+    envs: dict[str, str] = Field(default_factory=dict)
+    run_parameter: dict[str, str] = Field(default_factory=dict)
 
 
 class LogChunk(Wire):

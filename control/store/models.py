@@ -279,7 +279,7 @@ class Runtime(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     space_id: Mapped[int | None] = mapped_column(Id, ForeignKey("spaces.id"), nullable=True, index=True)
     node_id: Mapped[int | None] = mapped_column(Id, ForeignKey("nodes.id"), nullable=True, index=True)
-    node_name: Mapped[str] = mapped_column(String(63))
+    node_name: Mapped[str] = mapped_column(String(63), index=True)
     operator_runtime_type: Mapped[str] = mapped_column(String(16))
     adapter: Mapped[str] = mapped_column(String(16), default="local")
     state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
@@ -288,6 +288,12 @@ class Runtime(Base):
     progress: Mapped[float | None] = mapped_column(Float, nullable=True)
     stage: Mapped[str | None] = mapped_column(String(64), nullable=True)
     rows_read: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    source_progress: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    """sourceName -> {"rowsRead", "rowsTotal"}: the latest per-source counts from the agent's heartbeats."""
+    exam_id: Mapped[int | None] = mapped_column(Id, nullable=True, index=True)
+    """The exam launch this run belongs to (taskType EXAM); no foreign key, the record outlives the exam."""
+    upstream_run_ids: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
+    """Runs of the same launch that must succeed before this one is dispatched (queued until then)."""
     token_hash: Mapped[str] = mapped_column(String(64))
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     """The TaskSpec frozen at start, connection passwords encrypted."""

@@ -17,9 +17,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from control import schemas as s
-from control.errors import Conflict, InvalidSpec, NotFound
+from control.errors import Conflict, InvalidSpec, NotFound, describe_fields, field_errors
 from control.secrets import Vault
 from control.store import models as m
+from control.store.relations import check_node_complete, relation_of, relation_view
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,11 @@ KINDS: dict[str, Kind] = {
         Kind("nodes", m.Node, s.NodeIn, s.NodeOut, "node_name", "node"),
     )
 }
+
+
+def wire_name(k: Kind) -> str:
+    """The wire (camelCase) name of `k`'s name field: `connectName`, `nodeName`, ..."""
+    return k.body.model_fields[k.name_attr].alias or k.name_attr
 
 
 def kind(path: str) -> Kind:
@@ -100,6 +106,14 @@ def get_by_id(*, session: Session, orm: type[Any], ident: int, label: str) -> An
     return row
 
 
+def referenced(*, session: Session, k: Kind, space_id: int, ref: str | int, field: str) -> Any:
+    """`find`, for a reference in a request body: a missing entity is the body's fault (422 on `field`)."""
+    try:
+        return find(session=session, k=k, space_id=space_id, ref=ref)
+    except NotFound as exc:
+        raise InvalidSpec(str(exc), field=field, field_msg=f"no {k.label} {ref!r} in this space") from None
+
+
 def list_rows(*, session: Session, k: Kind, space_id: int) -> Sequence[m.Base]:
     orm: Any = k.orm
     stmt: Select[Any] = select(orm).where(orm.space_id == space_id).order_by(orm.id)
@@ -150,24 +164,44 @@ def _columns(
         data.pop("connection_name", None)
         if conn_ref is None:
             raise InvalidSpec(
-                f"data source {data['source_name']!r} has no connection: set connectionId or connectionName"
+                f"data source {data['source_name']!r} has no connection: set connectionId or connectionName",
+                field="connectionName",
+                field_msg="required (or connectionId)",
             )
-        data["connection_id"] = find(
-            session=session, k=KINDS["connections"], space_id=space_id, ref=conn_ref
+        data["connection_id"] = referenced(
+            session=session,
+            k=KINDS["connections"],
+            space_id=space_id,
+            ref=conn_ref,
+            field="connectionId" if isinstance(conn_ref, int) else "connectionName",
         ).id
     elif k.path == "models":
         conn_ref = data.pop("connect_id", None) or data.pop("connection_name", None)
         data.pop("connection_name", None)
         data["connect_id"] = (
-            find(session=session, k=KINDS["connections"], space_id=space_id, ref=conn_ref).id
+            referenced(
+                session=session,
+                k=KINDS["connections"],
+                space_id=space_id,
+                ref=conn_ref,
+                field="connectId" if isinstance(conn_ref, int) else "connectionName",
+            ).id
             if conn_ref
             else None
         )
     elif k.path == "exams":
-        find(session=session, k=KINDS["experiments"], space_id=space_id, ref=data["experiment_id"])
+        referenced(
+            session=session,
+            k=KINDS["experiments"],
+            space_id=space_id,
+            ref=data["experiment_id"],
+            field="experimentId",
+        )
     elif k.path == "nodes":
         if data.get("exam_id") is not None:
-            find(session=session, k=KINDS["exams"], space_id=space_id, ref=data["exam_id"])
+            referenced(
+                session=session, k=KINDS["exams"], space_id=space_id, ref=data["exam_id"], field="examId"
+            )
         if data.get("node_status") == s.NodeStatus.EDIT_FINISH:
             check_node_complete(
                 session=session, node_id=existing.id if existing is not None else None, name=data["node_name"]
@@ -183,19 +217,12 @@ def _flush(session: Session, label: str, name: str) -> None:
 
 
 def validate_body(k: Kind, data: dict[str, Any]) -> BaseModel:
+    """Validate `data` as `k`'s body; a refusal names each wire field (camelCase) to blame."""
     try:
         return k.body.model_validate(data)
     except ValidationError as exc:
-        raise InvalidSpec(describe_validation(k.label, exc)) from None
-
-
-def describe_validation(label: str, exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or label
-        msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
-        parts.append(f"{loc}: {msg}")
-    return f"invalid {label}: " + "; ".join(parts)
+        errors = field_errors(exc.errors(), whole=k.label)
+        raise InvalidSpec(f"invalid {k.label}: {describe_fields(errors)}", errors=errors) from None
 
 
 def create(*, session: Session, k: Kind, space_id: int, body: BaseModel, vault: Vault) -> Any:
@@ -216,7 +243,9 @@ def replace(
     """Create or replace by name; returns (row, created). Omitted passwords are kept."""
     if getattr(body, k.name_attr) != name:
         raise InvalidSpec(
-            f"the body names {k.label} {getattr(body, k.name_attr)!r} but the path names {name!r}"
+            f"the body names {k.label} {getattr(body, k.name_attr)!r} but the path names {name!r}",
+            field=wire_name(k),
+            field_msg=f"must be {name!r}, the name in the path",
         )
     orm: Any = k.orm
     row = session.scalar(select(orm).where(orm.space_id == space_id, getattr(orm, k.name_attr) == name))
@@ -242,7 +271,10 @@ def patch(
     by_alias = {f.alias or n: n for n, f in k.body.model_fields.items()}
     unknown = [key for key in changes if key not in by_alias and key not in k.body.model_fields]
     if unknown:
-        raise InvalidSpec(f"invalid {k.label}: {', '.join(unknown)}: unknown field")
+        raise InvalidSpec(
+            f"invalid {k.label}: {', '.join(unknown)}: unknown field",
+            errors=[{"field": key, "msg": "unknown field"} for key in unknown],
+        )
     merged = {**current, **{by_alias.get(key, key): v for key, v in changes.items()}}
     body = validate_body(k, merged)  # a password not in `changes` stays None: the stored one is kept
     cols = _columns(session=session, k=k, space_id=space_id, body=body, vault=vault, existing=row)
@@ -259,118 +291,6 @@ def delete(*, session: Session, k: Kind, space_id: int, ref: str | int) -> None:
         session.flush()
     except IntegrityError as exc:
         raise Conflict(f"{k.label} {ref!r} is still used by other records: remove those first") from exc
-
-
-# -- node relations and DAG checks -----------------------------------------------------------
-
-
-def relation_of(*, session: Session, node_id: int) -> m.NodeRelation | None:
-    return session.scalar(select(m.NodeRelation).where(m.NodeRelation.node_id == node_id))
-
-
-def relation_source_ids(*, session: Session, relation_id: int) -> list[int]:
-    rows = session.scalars(
-        select(m.NodeRelationSource.data_source_id)
-        .where(m.NodeRelationSource.relation_id == relation_id)
-        .order_by(m.NodeRelationSource.position)
-    )
-    return list(rows)
-
-
-def check_node_complete(*, session: Session, node_id: int | None, name: str) -> None:
-    """A node may be EDIT_FINISH only once its relation names an operator."""
-    rel = relation_of(session=session, node_id=node_id) if node_id is not None else None
-    if rel is None:
-        raise InvalidSpec(
-            f"node {name!r} has no relation: bind its operator and data with createNodeRelation "
-            "before marking it EDIT_FINISH"
-        )
-
-
-def _would_cycle(*, session: Session, node_id: int, next_node_id: int | None) -> bool:
-    seen = {node_id}
-    current = next_node_id
-    while current is not None:
-        if current in seen:
-            return True
-        seen.add(current)
-        current = session.scalar(select(m.NodeRelation.next_node_id).where(m.NodeRelation.node_id == current))
-    return False
-
-
-def upsert_relation(*, session: Session, body: s.NodeRelationIn) -> m.NodeRelation:
-    """createNodeRelation: validate every link, refuse cycles, replace an existing relation."""
-    node = get_by_id(session=session, orm=m.Node, ident=body.node_id, label="node")
-    space_id = node.space_id
-
-    def same_space(orm: type[Any], ident: int | None, label: str) -> Any:
-        if ident is None:
-            return None
-        row = get_by_id(session=session, orm=orm, ident=ident, label=label)
-        if row.space_id != space_id:
-            raise InvalidSpec(f"{label} {ident} belongs to another space than node {node.node_name!r}")
-        return row
-
-    operator = same_space(m.Operator, body.operator_id, "operator")
-    if operator.operator_runtime_type != node.operator_runtime_type:
-        raise InvalidSpec(
-            f"operator {operator.operator_name!r} is {operator.operator_runtime_type} but node "
-            f"{node.node_name!r} is {node.operator_runtime_type}"
-        )
-    sources = [same_space(m.DataSource, i, "data source") for i in body.all_source_ids()]
-    if not any(
-        src.source_type != s.SourceRole.SINK.value for src in sources
-    ) and operator.operator_runtime_type in (
-        "TRAIN",
-        "FEATURES",
-        "PYTHON_DATA",
-    ):
-        raise InvalidSpec(f"node {node.node_name!r} needs at least one input data source (sourceType source)")
-    same_space(m.Model, body.model_id, "model")
-    for si in (body.service_info_id, body.max_service_info_id, body.min_service_info_id):
-        same_space(m.ServiceInfo, si, "service info")
-    if body.next_node_id is not None:
-        same_space(m.Node, body.next_node_id, "next node")
-        if _would_cycle(session=session, node_id=node.id, next_node_id=body.next_node_id):
-            raise InvalidSpec(
-                f"nextNodeId {body.next_node_id} would make a cycle through node {node.node_name!r}"
-            )
-    rel = relation_of(session=session, node_id=node.id)
-    if rel is None:
-        rel = m.NodeRelation(node_id=node.id, operator_id=operator.id)
-        session.add(rel)
-    rel.operator_id = operator.id
-    rel.next_node_id = body.next_node_id
-    rel.model_id = body.model_id
-    rel.service_info_id = body.service_info_id
-    rel.max_service_info_id = body.max_service_info_id
-    rel.min_service_info_id = body.min_service_info_id
-    session.flush()
-    for old in session.scalars(
-        select(m.NodeRelationSource).where(m.NodeRelationSource.relation_id == rel.id)
-    ):
-        session.delete(old)
-    session.flush()
-    for pos, src in enumerate(sources):
-        session.add(m.NodeRelationSource(relation_id=rel.id, data_source_id=src.id, position=pos))
-    if node.node_status == s.NodeStatus.CREATE.value:
-        node.node_status = s.NodeStatus.EDITING.value
-    session.flush()
-    return rel
-
-
-def relation_view(*, session: Session, rel: m.NodeRelation) -> dict[str, Any]:
-    return s.NodeRelationOut(
-        id=rel.id,
-        node_id=rel.node_id,
-        next_node_id=rel.next_node_id,
-        operator_id=rel.operator_id,
-        data_source_ids=relation_source_ids(session=session, relation_id=rel.id),
-        model_id=rel.model_id,
-        service_info_id=rel.service_info_id,
-        max_service_info_id=rel.max_service_info_id,
-        min_service_info_id=rel.min_service_info_id,
-    ).wire()
 
 
 def count(*, session: Session, stmt: Select[Any]) -> int:

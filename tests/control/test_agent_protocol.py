@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from control import runs
 from control import schemas as s
+from control.client import AsyncControlClient
 from control.store import models as m
 from tests.control.factory import LAMP, define_node, ok
 
@@ -144,3 +145,73 @@ async def test_touch_deploy_waits_for_approval(app: FastAPI, api: httpx.AsyncCli
     )
     svc = await ok(await api.get(f"/api/v1/services/{result['serviceId']}"))
     assert svc["state"] == "waiting_approval" and svc["endpoint"] is None
+
+
+async def test_run_spec_has_no_password_and_the_sources_progress(
+    app: FastAPI, api: httpx.AsyncClient, tmp_path
+) -> None:
+    d = await define_node(api, data_dir=str(tmp_path), password="Hunter2-secret")
+    await ok(
+        await api.patch(
+            "/api/v1/spaces/default/connections/files",
+            json={
+                "sourceConf": {
+                    "root": str(tmp_path),
+                    "session_token": "tok-XYZ",
+                    "nested": {"secretKey": "k-1"},
+                }
+            },
+        )
+    )
+    orch = app.state.orchestrator
+    run, token = await orch.db(
+        lambda ses: runs.start_node(session=ses, event=s.TaskEvent(task_id=d["node"]["id"]), adapter="local")
+    )
+    stored = await orch.db(lambda ses: ses.get(m.Runtime, run.id).spec)
+    encrypted = stored["sources"][0]["connection"]["connectPassword"]
+    assert encrypted and "Hunter2" not in encrypted
+
+    before = await api.get(f"/api/v1/runs/{run.id}/spec")
+    assert before.status_code == 200
+    for secret in ("Hunter2", encrypted, "connectPassword", "tok-XYZ", "k-1"):
+        assert secret not in before.text
+    spec = before.json()
+    assert spec["runId"] == run.id and spec["nodeName"] == "train-tabular"
+    assert [x["sourceName"] for x in spec["sources"]] == ["train", "test", "predictions"]
+    conn = spec["sources"][0]["connection"]
+    assert conn["hasPassword"] is True and conn["connectName"] == "files"
+    assert conn["sourceConf"] == {
+        "root": str(tmp_path),
+        "session_token": "***",
+        "nested": {"secretKey": "***"},
+    }
+    assert spec["model"]["connection"]["hasPassword"] is True
+    assert all(x["rowsRead"] is None and x["rowsTotal"] is None for x in spec["sources"])
+
+    auth = {"Authorization": f"Bearer {token}"}
+    await ok(await api.post(f"{AG}/{run.id}/state", json={"state": "running"}, headers=auth))
+    beat = {
+        "rowsRead": 120,
+        "sources": {
+            "train": {"rowsRead": 100, "rowsTotal": 480},
+            "nobody": {"rowsRead": 5},  # not a source of this run: dropped
+        },
+    }
+    await ok(await api.post(f"{AG}/{run.id}/heartbeat", json=beat, headers=auth))
+    later = {"sources": {"test": {"rowsRead": 20, "rowsTotal": None}}}  # merged with the earlier counts
+    await ok(await api.post(f"{AG}/{run.id}/heartbeat", json=later, headers=auth))
+    await ok(await api.post(f"{AG}/{run.id}/heartbeat", json={"stage": "train"}, headers=auth))  # keeps them
+    bad = await api.post(
+        f"{AG}/{run.id}/heartbeat", json={"sources": {"train": {"rowsRead": -1}}}, headers=auth
+    )
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "sources.train.rowsRead"
+
+    transport = httpx.ASGITransport(app=app)
+    async with AsyncControlClient("http://control", transport=transport) as client:
+        view = await client.run_spec(run.id)
+    progress = {x.source_name: (x.rows_read, x.rows_total) for x in view.sources}
+    assert progress == {"train": (100, 480), "test": (20, None), "predictions": (None, None)}
+    stored_progress = await orch.db(lambda ses: ses.get(m.Runtime, run.id).source_progress)
+    assert set(stored_progress) == {"train", "test"}
+    missing = await api.get("/api/v1/runs/9999/spec")
+    assert missing.status_code == 404

@@ -149,6 +149,9 @@ async def test_successful_run_calls_control_in_order(
     }
     assert outcome.model_version == "v1"
     assert TOKEN not in caplog.text and "pw-xyz" not in caplog.text
+    last_beat = [b for _, p, b in fake.calls if p.endswith("/heartbeat")][-1]
+    assert last_beat["rowsRead"] == 3
+    assert last_beat["sources"] == {"in": {"rowsRead": 3, "rowsTotal": 3}}  # read to the end: the total
 
 
 async def test_failure_is_reported_with_one_line(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from control import schemas as s
 from control.api.deps import Orch, require_run_token, require_service_token
 from control.errors import NotFound
 from control.store import models as m
+from control.store import run_views
 
 router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
 
@@ -40,7 +41,7 @@ def report_state(run_id: int, report: s.StateReport, orch: Orch) -> s.RunOut:
         runs.transition(
             session=ses, run=run, to=report.state, reason=report.reason or f"agent: {report.state.value}"
         )
-        return runs.view(session=ses, run=run)
+        return run_views.view(session=ses, run=run)
 
 
 @router.post("/runs/{run_id}/heartbeat", dependencies=[Depends(run_auth)])

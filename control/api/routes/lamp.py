@@ -11,7 +11,7 @@ from control.api.deps import Orch, bearer, require_user
 from control.errors import Unauthorized
 from control.secrets import token_hash
 from control.store import models as m
-from control.store import repo
+from control.store import relations
 
 LAMP = "/lamp/atom/service/operator"
 router = APIRouter(tags=["seed paths"])
@@ -23,17 +23,24 @@ router = APIRouter(tags=["seed paths"])
 def create_node_relation(body: s.NodeRelationIn, orch: Orch) -> dict[str, Any]:
     """Bind a node to its operator, data sources, model and base / max / min service info."""
     with orch.store.transaction() as ses:
-        rel = repo.upsert_relation(session=ses, body=body)
-        return repo.relation_view(session=ses, rel=rel)
+        rel = relations.upsert_relation(session=ses, body=body)
+        return relations.relation_view(session=ses, rel=rel)
 
 
 @router.post(
     f"{LAMP}/taskEvent/startNodeTask", response_model=s.StartResult, dependencies=[Depends(require_user)]
 )
 async def start_node_task(event: s.TaskEvent, orch: Orch) -> s.StartResult:
-    """Start a node: check it is EDIT_FINISH and complete, create runtime + schedule, dispatch."""
+    """Start a node (taskType NODE) or an exam (taskType EXAM, taskId = exam id).
+
+    A node must be EDIT_FINISH and complete; its run is created and dispatched. An exam starts
+    every node in nextNodeId order: roots at once, each other node queued until its upstream
+    runs succeed (stopped if one fails). `runIds` lists every run, roots first.
+    """
     run_ids = await orch.start_node(event)
-    return s.StartResult(run_ids=run_ids, msg=f"run {run_ids[0]} started")
+    if len(run_ids) == 1:
+        return s.StartResult(run_ids=run_ids, msg=f"run {run_ids[0]} started")
+    return s.StartResult(run_ids=run_ids, msg=f"exam started: runs {', '.join(map(str, run_ids))}")
 
 
 @router.post(f"{LAMP}/taskEvent/runningAutoFinish", response_model=s.FinishResult)

@@ -1,4 +1,4 @@
-"""Run routes for users: list, describe, stop, logs (paged by byte offset) and metrics."""
+"""Run routes for users: list (filter, sort), describe, spec, stop, logs (paged by byte offset), metrics."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from control import runs
 from control import schemas as s
 from control.api.deps import Orch, require_user
 from control.store import models as m
-from control.store import repo
+from control.store import repo, run_list, run_views
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_user)], tags=["runs"])
 
@@ -21,28 +21,49 @@ router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_user)], tags=
 def list_runs(
     orch: Orch,
     space: str | None = None,
-    node: str | None = None,
+    node: str | None = Query(None, description="only runs of the node with exactly this name"),
     state: s.RunState | None = None,
+    q: str | None = Query(
+        None,
+        max_length=500,
+        description="text filter: whitespace-separated terms, all must match. A term matches the node "
+        "name, state, adapter or operator runtime type (case-insensitive substring), or equals the run id "
+        "when it is digits; `state:running`, `node:train` (prefix), `type:TRAIN` and `adapter:local` "
+        "match that field only",
+    ),
+    sort: s.RunSort = Query(s.RunSort.ID, description="sort key; ties are broken by id, newest first"),
+    desc: bool = Query(True, description="largest first; runs without a value (NULL) sort last either way"),
     limit: int = Query(50, ge=1, le=1000),
     offset: int = Query(0, ge=0),
 ) -> s.RunPage:
+    """A page of runs; `total` counts every run that matches the filters."""
     with orch.store.transaction() as ses:
-        stmt = select(m.Runtime)
-        if space is not None:
-            stmt = stmt.where(m.Runtime.space_id == repo.get_space(session=ses, space=space).id)
-        if node is not None:
-            stmt = stmt.where(m.Runtime.node_name == node)
-        if state is not None:
-            stmt = stmt.where(m.Runtime.state == state.value)
-        total = repo.count(session=ses, stmt=stmt)
-        rows = ses.scalars(stmt.order_by(m.Runtime.id.desc()).limit(limit).offset(offset)).all()
-        return s.RunPage(items=[runs.view(session=ses, run=r) for r in rows], total=total)
+        space_id = repo.get_space(session=ses, space=space).id if space is not None else None
+        rows, total = run_list.list_runs(
+            session=ses,
+            space_id=space_id,
+            node=node,
+            state=state,
+            q=q,
+            sort=sort,
+            desc=desc,
+            limit=limit,
+            offset=offset,
+        )
+        return s.RunPage(items=run_views.views(session=ses, runs=rows), total=total)
 
 
 @router.get("/runs/{run_id}", response_model=s.RunOut)
 def get_run(run_id: int, orch: Orch) -> s.RunOut:
     with orch.store.transaction() as ses:
-        return runs.view(session=ses, run=runs.get_run(session=ses, run_id=run_id), history=True)
+        return run_views.view(session=ses, run=runs.get_run(session=ses, run_id=run_id), history=True)
+
+
+@router.get("/runs/{run_id}/spec", response_model=s.RunSpecView)
+def run_spec(run_id: int, orch: Orch) -> s.RunSpecView:
+    """The task spec frozen when the run started, without passwords, with each source's progress."""
+    with orch.store.transaction() as ses:
+        return run_views.spec_view(run=runs.get_run(session=ses, run_id=run_id))
 
 
 @router.post("/runs/{run_id}/stop", response_model=s.RunOut)

@@ -1,0 +1,153 @@
+"""Node relations and the DAG checks behind createNodeRelation: keyword-only functions on a session.
+
+A relation binds a node to its operator, data sources, model and service infos; `nextNodeId`
+links the exam's DAG. Every refusal names the body field to blame (`InvalidSpec.errors`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from control import schemas as s
+from control.errors import InvalidSpec
+from control.store import models as m
+
+
+def relation_of(*, session: Session, node_id: int) -> m.NodeRelation | None:
+    return session.scalar(select(m.NodeRelation).where(m.NodeRelation.node_id == node_id))
+
+
+def relation_source_ids(*, session: Session, relation_id: int) -> list[int]:
+    rows = session.scalars(
+        select(m.NodeRelationSource.data_source_id)
+        .where(m.NodeRelationSource.relation_id == relation_id)
+        .order_by(m.NodeRelationSource.position)
+    )
+    return list(rows)
+
+
+def check_node_complete(*, session: Session, node_id: int | None, name: str) -> None:
+    """A node may be EDIT_FINISH only once its relation names an operator."""
+    rel = relation_of(session=session, node_id=node_id) if node_id is not None else None
+    if rel is None:
+        raise InvalidSpec(
+            f"node {name!r} has no relation: bind its operator and data with createNodeRelation "
+            "before marking it EDIT_FINISH",
+            field="nodeStatus",
+            field_msg="the node has no relation yet: create it with createNodeRelation first",
+        )
+
+
+def _would_cycle(*, session: Session, node_id: int, next_node_id: int | None) -> bool:
+    seen = {node_id}
+    current = next_node_id
+    while current is not None:
+        if current in seen:
+            return True
+        seen.add(current)
+        current = session.scalar(select(m.NodeRelation.next_node_id).where(m.NodeRelation.node_id == current))
+    return False
+
+
+def upsert_relation(*, session: Session, body: s.NodeRelationIn) -> m.NodeRelation:
+    """createNodeRelation: validate every link, refuse cycles, replace an existing relation.
+
+    Raises:
+        InvalidSpec: a link names nothing, another space's entity or the wrong kind of operator,
+            or would close a cycle; `errors` names the body field (nodeId, operatorId, nextNodeId, ...).
+    """
+    node = session.get(m.Node, body.node_id)
+    if node is None:
+        raise InvalidSpec(f"node {body.node_id} does not exist", field="nodeId", field_msg="no such node")
+    space_id = node.space_id
+
+    def same_space(orm: type[Any], ident: int | None, label: str, field: str) -> Any:
+        if ident is None:
+            return None
+        row = session.get(orm, ident)
+        if row is None:
+            raise InvalidSpec(f"{label} {ident} does not exist", field=field, field_msg=f"no such {label}")
+        if row.space_id != space_id:
+            raise InvalidSpec(
+                f"{label} {ident} belongs to another space than node {node.node_name!r}",
+                field=field,
+                field_msg=f"{label} {ident} is in another space",
+            )
+        return row
+
+    operator = same_space(m.Operator, body.operator_id, "operator", "operatorId")
+    if operator.operator_runtime_type != node.operator_runtime_type:
+        raise InvalidSpec(
+            f"operator {operator.operator_name!r} is {operator.operator_runtime_type} but node "
+            f"{node.node_name!r} is {node.operator_runtime_type}",
+            field="operatorId",
+            field_msg=f"is {operator.operator_runtime_type}, the node is {node.operator_runtime_type}",
+        )
+    source_field = "dataSourceIds" if body.data_source_ids else "dataSourceId"
+    sources = [same_space(m.DataSource, i, "data source", source_field) for i in body.all_source_ids()]
+    if not any(
+        src.source_type != s.SourceRole.SINK.value for src in sources
+    ) and operator.operator_runtime_type in (
+        "TRAIN",
+        "FEATURES",
+        "PYTHON_DATA",
+    ):
+        raise InvalidSpec(
+            f"node {node.node_name!r} needs at least one input data source (sourceType source)",
+            field=source_field,
+            field_msg="needs at least one input data source (sourceType source)",
+        )
+    same_space(m.Model, body.model_id, "model", "modelId")
+    for si, field in (
+        (body.service_info_id, "serviceInfoId"),
+        (body.max_service_info_id, "maxServiceInfoId"),
+        (body.min_service_info_id, "minServiceInfoId"),
+    ):
+        same_space(m.ServiceInfo, si, "service info", field)
+    if body.next_node_id is not None:
+        same_space(m.Node, body.next_node_id, "next node", "nextNodeId")
+        if _would_cycle(session=session, node_id=node.id, next_node_id=body.next_node_id):
+            raise InvalidSpec(
+                f"nextNodeId {body.next_node_id} would make a cycle through node {node.node_name!r}",
+                field="nextNodeId",
+                field_msg=f"would make a cycle through node {node.node_name!r}",
+            )
+    rel = relation_of(session=session, node_id=node.id)
+    if rel is None:
+        rel = m.NodeRelation(node_id=node.id, operator_id=operator.id)
+        session.add(rel)
+    rel.operator_id = operator.id
+    rel.next_node_id = body.next_node_id
+    rel.model_id = body.model_id
+    rel.service_info_id = body.service_info_id
+    rel.max_service_info_id = body.max_service_info_id
+    rel.min_service_info_id = body.min_service_info_id
+    session.flush()
+    for old in session.scalars(
+        select(m.NodeRelationSource).where(m.NodeRelationSource.relation_id == rel.id)
+    ):
+        session.delete(old)
+    session.flush()
+    for pos, src in enumerate(sources):
+        session.add(m.NodeRelationSource(relation_id=rel.id, data_source_id=src.id, position=pos))
+    if node.node_status == s.NodeStatus.CREATE.value:
+        node.node_status = s.NodeStatus.EDITING.value
+    session.flush()
+    return rel
+
+
+def relation_view(*, session: Session, rel: m.NodeRelation) -> dict[str, Any]:
+    return s.NodeRelationOut(
+        id=rel.id,
+        node_id=rel.node_id,
+        next_node_id=rel.next_node_id,
+        operator_id=rel.operator_id,
+        data_source_ids=relation_source_ids(session=session, relation_id=rel.id),
+        model_id=rel.model_id,
+        service_info_id=rel.service_info_id,
+        max_service_info_id=rel.max_service_info_id,
+        min_service_info_id=rel.min_service_info_id,
+    ).wire()

@@ -1,0 +1,40 @@
+"""The Alembic history builds exactly the ORM's schema, on SQLite and MariaDB, and 0002 steps down and up."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+
+from control.store.engine import MIGRATIONS, Store
+from control.store.models import Base
+
+
+def _alembic(store: Store, target: str, *, down: bool = False) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        (command.downgrade if down else command.upgrade)(cfg, target)
+
+
+def test_migrations_match_the_models(db_url: str) -> None:
+    store = Store(db_url)
+    try:
+        with store.engine.connect() as conn:
+            diff = compare_metadata(
+                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+            )
+        assert diff == []
+        columns = {c["name"] for c in inspect(store.engine).get_columns("runtimes")}
+        assert {"source_progress", "exam_id", "upstream_run_ids"} <= columns
+        _alembic(store, "0001", down=True)
+        columns = {c["name"] for c in inspect(store.engine).get_columns("runtimes")}
+        assert "exam_id" not in columns
+        _alembic(store, "head")
+        indexes = {i["name"] for i in inspect(store.engine).get_indexes("runtimes")}
+        assert {"ix_runtimes_node_name", "ix_runtimes_exam_id"} <= indexes
+    finally:
+        store.dispose()

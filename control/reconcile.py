@@ -149,9 +149,12 @@ class Reconciler:
             return out
 
         for w in await self.orch.db(load):
-            reason = await self._judge_run(w)
-            if reason is not None:
-                await self._fail_run(w, reason)
+            try:
+                reason = await self._judge_run(w)
+                if reason is not None:
+                    await self._fail_run(w, reason)
+            except ControlError as exc:  # one run's trouble must not stop the pass for the others
+                logger.warning("run %s: reconcile skipped it: %s", w.run_id, exc)
 
     async def _judge_run(self, w: Watched) -> str | None:
         if w.external_id is None:
@@ -173,7 +176,9 @@ class Reconciler:
         def fail(ses: Session) -> None:
             run = runs.get_run(session=ses, run_id=w.run_id)
             if run.state in ACTIVE:  # the agent may have finished while we looked
-                runs.transition(session=ses, run=run, to=s.RunState.FAILED, reason=reason)
+                # a queued run never started, so it cannot fail (seed 002): it is stopped instead
+                to = s.RunState.STOPPED if run.state == s.RunState.QUEUED.value else s.RunState.FAILED
+                runs.transition(session=ses, run=run, to=to, reason=reason)
 
         logger.warning("run %s failed: %s", w.run_id, reason)
         await self.orch.db(fail)

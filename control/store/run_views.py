@@ -8,10 +8,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from control import schemas as s
+from control.errors import NotFound
 from control.store import models as m
 
 #: sourceConf keys whose values are credentials: shown as "***" in a run's spec
@@ -103,7 +105,10 @@ def _connection(conn: s.ConnectionSpec | None) -> s.ConnectionView | None:
 
 def spec_view(*, run: m.Runtime) -> s.RunSpecView:
     """The run's frozen TaskSpec for users: passwords out (`hasPassword`), per-source progress in."""
-    spec = s.TaskSpec.model_validate(run.spec)
+    try:
+        spec = s.TaskSpec.model_validate(run.spec)
+    except ValidationError:
+        raise NotFound(f"run {run.id} has no task spec to show (it was recorded without one)") from None
     progress = run.source_progress or {}
     sources = []
     for src in spec.sources:

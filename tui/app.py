@@ -85,6 +85,19 @@ class AtomApp(App[None]):
         self.theme = THEMES.get(self.config.theme, "textual-dark")
         if self.config.live:
             self.set_interval(self.config.refresh * 2, self._watch_control)
+        self._first_space()
+
+    @work(group="space", exit_on_error=False)
+    async def _first_space(self) -> None:
+        """On a fresh install the current space does not exist yet: make it, so every screen starts
+        empty rather than with an error, and the first thing a user creates has a home."""
+        try:
+            spaces = await self.api.call(lambda c: c.list_spaces())
+            if not any(s.get("spaceName") == self.space for s in spaces):
+                await self.api.call(lambda c: c.ensure_space(self.space))
+                self.screen.post_message(SpaceChanged(self.space))
+        except Exception:  # noqa: BLE001 - trouble shows in the banner; screens say the rest
+            logger.debug("could not check space %s", self.space, exc_info=True)
 
     async def on_unmount(self) -> None:
         if self._owns_client:

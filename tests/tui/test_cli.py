@@ -3,6 +3,7 @@ remote control URL or an embedded control server."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
 import select
@@ -66,10 +67,8 @@ def run_in_pty(
         return -1, output
     finally:
         os.close(fd)
-        try:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
             os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, ChildProcessError):
-            pass
 
 
 def tui_env(home: Path, **extra: str) -> dict[str, str]:

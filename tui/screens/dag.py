@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 class DagScreen(AtomScreen):
     """The DAG of exam `exam_id` (in the space current when it opened)."""
 
-    TITLE_TEXT = "exam DAG"
+    TITLE_TEXT = "Exam DAG"
     DEFAULT_CSS = """
     DagScreen #dag-title { height: 1; padding: 0 1; }
     DagScreen DagView { height: auto; max-height: 70%; }

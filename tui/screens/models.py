@@ -44,7 +44,7 @@ def metrics_text(metrics: dict[str, Any] | None, width: int) -> str:
 class ModelsScreen(ResourceScreen):
     """Models beside (or above, when narrow) the selected model's versions."""
 
-    TITLE_TEXT = "models"
+    TITLE_TEXT = "Models"
     KIND = "models"
     NOUN = "model"
     SIDE_ALWAYS = True

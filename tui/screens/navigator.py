@@ -61,7 +61,7 @@ class Entry:
 class NavigatorScreen(AtomScreen):
     """Spaces, experiments, exams and nodes; `enter` on an exam opens its DAG."""
 
-    TITLE_TEXT = "navigator"
+    TITLE_TEXT = "Navigator"
     DEFAULT_CSS = """
     NavigatorScreen #nav-body { height: 1fr; }
     NavigatorScreen #nav-tree { width: 50%; max-width: 64; border: round $primary-darken-2; }

@@ -96,7 +96,7 @@ class ResourceScreen(TableScreen):
 class ConnectionsScreen(ResourceScreen):
     """Connections; `t` asks control to open the selected one and says how it went in one line."""
 
-    TITLE_TEXT = "connections"
+    TITLE_TEXT = "Connections"
     KIND = "connections"
     NOUN = "connection"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("t", "test", "Test")]
@@ -156,7 +156,7 @@ class ConnectionsScreen(ResourceScreen):
 
 
 class SourcesScreen(ResourceScreen):
-    TITLE_TEXT = "sources"
+    TITLE_TEXT = "Sources"
     KIND = "sources"
     NOUN = "source"
 
@@ -186,7 +186,7 @@ class SourcesScreen(ResourceScreen):
 
 
 class OperatorsScreen(ResourceScreen):
-    TITLE_TEXT = "operators"
+    TITLE_TEXT = "Operators"
     KIND = "operators"
     NOUN = "operator"
 
@@ -208,7 +208,7 @@ def _mib(value: Any) -> Any:
 
 
 class ServiceInfosScreen(ResourceScreen):
-    TITLE_TEXT = "service-infos"
+    TITLE_TEXT = "Service infos"
     KIND = "service-infos"
     NOUN = "service info"
 

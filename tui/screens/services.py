@@ -55,7 +55,7 @@ def curl_example(row: dict[str, Any]) -> str:
 class ServicesScreen(TableScreen):
     """Inference services of the current space, refreshed live."""
 
-    TITLE_TEXT = "services"
+    TITLE_TEXT = "Services"
     NOUN = "service"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "approve", "Approve"),

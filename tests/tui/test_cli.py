@@ -36,7 +36,7 @@ def test_without_a_terminal_it_says_how_to_get_one(capsys: pytest.CaptureFixture
 def run_in_pty(
     args: list[str], env: dict[str, str], *, expect: bytes, timeout: float = 60
 ) -> tuple[int, bytes]:
-    """Start `atom ...` on a pseudo-terminal, wait until `expect` is drawn, press ctrl+q; exit code and output."""
+    """Run `atom ...` on a pseudo-terminal until `expect` is drawn, press ctrl+q; exit code and output."""
     pid, fd = pty.fork()
     if pid == 0:  # the child: become `atom tui` on the terminal
         os.execve(ATOM, [ATOM, *args], env)

@@ -127,3 +127,15 @@ def settle(pilot: Any) -> Awaitable[None]:
     """A pause long enough for workers started by the last key to land (snapshot stability)."""
     result: Awaitable[None] = pilot.pause(0.3)
     return result
+
+
+def screen_text(app: Any) -> str:
+    """What the terminal shows right now, as plain text (what a user reads)."""
+    import io
+
+    from rich.console import Console
+
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True, record=True)
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return console.export_text(styles=False)

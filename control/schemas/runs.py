@@ -121,8 +121,8 @@ class ServiceInfoSpec(ServiceInfoFields):
     si_name: str = ""
 
 
-class TaskSpec(Wire):
-    """Everything one run needs: fetched by the agent with its run token."""
+class RunSpecFields(Wire):
+    """What a run's task spec holds besides its sources and model (shared by the two views of it)."""
 
     run_id: int
     node_id: int | None = None
@@ -130,11 +130,16 @@ class TaskSpec(Wire):
     space_id: int | None = None
     attempt: int = 1
     operator: OperatorSpec
-    sources: list[SourceSpec] = Field(default_factory=list)
-    model: ModelSpec | None = None
     service_info: ServiceInfoSpec | None = None
     envs: dict[str, str] = Field(default_factory=dict)
     run_parameter: dict[str, str] = Field(default_factory=dict)
+
+
+class TaskSpec(RunSpecFields):
+    """Everything one run needs: fetched by the agent with its run token."""
+
+    sources: list[SourceSpec] = Field(default_factory=list)
+    model: ModelSpec | None = None
 
 
 # -- what the agent reports -------------------------------------------------------------------
@@ -270,20 +275,11 @@ class ModelView(Wire):
     connection: ConnectionView | None = None
 
 
-class RunSpecView(Wire):
+class RunSpecView(RunSpecFields):
     """`GET /api/v1/runs/{runId}/spec`: the TaskSpec frozen at start, no password in it."""
 
-    run_id: int
-    node_id: int | None = None
-    node_name: str
-    space_id: int | None = None
-    attempt: int = 1
-    operator: OperatorSpec
     sources: list[SourceView] = Field(default_factory=list)
     model: ModelView | None = None
-    service_info: ServiceInfoSpec | None = None
-    envs: dict[str, str] = Field(default_factory=dict)
-    run_parameter: dict[str, str] = Field(default_factory=dict)
 
 
 class LogChunk(Wire):

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tui.widgets.dag import BOX_MAX, DagBox, crossings, draw, layout
+from tui.widgets.dag import BOX_MAX, DagBox, draw
+from tui.widgets.dag_layout import crossings, layout
 
 
 def real(layers: list[list[int]]) -> list[list[int]]:

@@ -8,7 +8,8 @@ from textual.app import App, ComposeResult
 
 from control.schemas import LogChunk
 from tests.tui.conftest import until
-from tui.widgets.logview import LogBuffer, LogView, RunLog, clean, highlight
+from tui.widgets.log_buffer import LogBuffer, clean, highlight
+from tui.widgets.logview import LogView, RunLog
 
 
 class FakeLog:

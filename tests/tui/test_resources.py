@@ -3,7 +3,6 @@ describe, filter, sort, delete with a confirm, "test connection", and no passwor
 
 from __future__ import annotations
 
-import html
 import re
 from datetime import timedelta
 from typing import Any
@@ -17,7 +16,7 @@ from control.settings import Settings
 from control.store import models as m
 from control.store.engine import Store
 from tests.e2e.conftest import LiveControl
-from tests.tui.conftest import SMALL, WIDE, TuiFactory, settle, until
+from tests.tui.conftest import SMALL, WIDE, TuiFactory, screen_text, settle, until
 from tests.tui.seed import NOW, Demo
 from tui.app import AtomApp
 from tui.screens.table import TableScreen
@@ -30,23 +29,6 @@ PASSWORD = "s3cret-Pa55"
 
 
 # -- helpers the other dashboard tests of these screens share -------------------------------------
-
-
-def screen_text(app: AtomApp) -> str:
-    """What the terminal shows, as lines of text (from the SVG screenshot)."""
-    rows: dict[float, list[tuple[float, str]]] = {}
-    for found in re.finditer(
-        r'<text[^>]*x="([\d.]+)" y="([\d.]+)"[^>]*>(.*?)</text>', app.export_screenshot()
-    ):
-        x, y, text = float(found.group(1)), float(found.group(2)), html.unescape(found.group(3))
-        rows.setdefault(y, []).append((x, text))
-    lines = []
-    for _, parts in sorted(rows.items()):
-        line = ""
-        for x, text in sorted(parts):
-            line = line.ljust(round(x / 12.2)) + text
-        lines.append(line.replace("\xa0", " "))
-    return "\n".join(lines)
 
 
 def notices(app: AtomApp) -> list[str]:

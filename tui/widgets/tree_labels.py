@@ -17,7 +17,7 @@ from rich.text import Text
 
 from control.schemas import RunState
 from tui.format import clock_time, run_duration, state_text
-from tui.widgets.dag import layout
+from tui.widgets.dag_layout import layout
 
 if TYPE_CHECKING:
     from control.client import AsyncControlClient

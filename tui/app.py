@@ -13,13 +13,14 @@ from textual.binding import Binding, BindingType
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker
 
 from control.client import AsyncControlClient
 from tui.api import Api, Trouble
 from tui.commands import AtomCommands
 from tui.config import THEMES, TuiConfig
 from tui.messages import ControlRecovered, SpaceChanged
+from tui.workers import report_failure
 
 logger = logging.getLogger(__name__)
 
@@ -193,11 +194,7 @@ class AtomApp(App[None]):
             logger.debug("control still unavailable", exc_info=True)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """A worker that failed unexpectedly becomes a notice, never a crash."""
-        if event.state is WorkerState.ERROR and event.worker.error is not None:
-            error = event.worker.error
-            logger.error("worker %s failed", event.worker.name, exc_info=error)
-            self.notify(f"unexpected {type(error).__name__}: {error}", severity="error", timeout=10)
+        report_failure(self, event)
 
 
 def make_app(

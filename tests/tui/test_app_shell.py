@@ -94,3 +94,23 @@ async def test_banner_when_the_token_is_refused(tui_settings: Settings) -> None:
             text = str(app.screen.query_one(TroubleBanner).render())
             assert "401" in text and "ATOM_TOKEN" in text
             assert "a-wrong-token" not in text and "the-right-token" not in text
+
+
+async def test_an_unexpected_error_is_a_notice_not_a_crash(make_tui: TuiFactory) -> None:
+    app = make_tui()
+
+    async def broken(**_: object) -> None:
+        raise ValueError("a bug in a screen")
+
+    async with app.run_test(size=SMALL) as pilot:
+        app.api.client.list_runs = broken  # type: ignore[method-assign,assignment]
+        app.goto("runs")
+        await until(
+            pilot,
+            lambda: any("a bug in a screen" in n.message for n in app._notifications),
+            what="the notice",
+        )
+        assert app.is_running
+        app.goto("tree")
+        await settle(pilot)
+        assert app.is_running and app.current_mode == "tree"

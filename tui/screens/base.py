@@ -18,11 +18,13 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Footer, Header
+from textual.worker import Worker
 
 from control.errors import ControlAPIError
 from tui.errors import Unavailable
 from tui.messages import ControlRecovered, SpaceChanged
 from tui.widgets.banner import TroubleBanner
+from tui.workers import report_failure
 
 if TYPE_CHECKING:
     from control.client import AsyncControlClient
@@ -101,6 +103,9 @@ class AtomScreen(Screen[None]):
     def on_screen_suspend(self) -> None:
         if self._timer is not None:
             self._timer.pause()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        report_failure(self, event)
 
     @on(ControlRecovered)
     def _recovered(self) -> None:

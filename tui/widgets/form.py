@@ -21,9 +21,11 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, Select, SelectionList, Static, TextArea
+from textual.worker import Worker
 
 from control.errors import ControlAPIError
 from tui.errors import Unavailable
+from tui.workers import report_failure
 
 Kind = Literal["text", "int", "password", "select", "multi", "bool", "json"]
 
@@ -233,6 +235,9 @@ class FormScreen(ModalScreen[FormResult | None]):
         status.update(Text(message))
         status.set_class(bool(message) and not ok, "error")
         status.set_class(bool(message) and ok, "ok")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        report_failure(self, event)
 
     # -- actions ----------------------------------------------------------------------------
 

@@ -23,10 +23,12 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Input, Static
+from textual.worker import Worker
 
 from control.schemas import LogChunk
 from tui.format import count, nbytes
 from tui.widgets.log_buffer import LogBuffer, clean, highlight
+from tui.workers import report_failure
 
 Fetch = Callable[[int, int], Awaitable[LogChunk | None]]
 """`fetch(offset, limit)`: up to `limit` bytes of the log from byte `offset`."""
@@ -183,6 +185,9 @@ class RunLog(Vertical):
         self._note = ""
         self._earlier_busy = False
         self._polling = False
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        report_failure(self, event)
 
     def compose(self) -> ComposeResult:
         yield Input(placeholder="search the log; Enter: next match, Esc: close", id="log-search")

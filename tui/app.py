@@ -77,6 +77,7 @@ class AtomApp(App[None]):
         self._owns_client = owns_client
         self._probe_timer: Timer | None = None
         self._last_ok = time.monotonic()
+        self._space_checked = False
         self.title = f"Atom · {self.space}"
         self.where = config.url + (" (embedded)" if config.embedded else "")
         """Where control is, for headers."""
@@ -88,10 +89,11 @@ class AtomApp(App[None]):
             self.set_interval(self.config.refresh * 2, self._watch_control)
         self._first_space()
 
-    @work(group="space", exit_on_error=False)
+    @work(exclusive=True, group="space", exit_on_error=False)
     async def _first_space(self) -> None:
         """On a fresh install the current space does not exist yet: make it, so every screen starts
-        empty rather than with an error, and the first thing a user creates has a home."""
+        empty rather than with an error, and the first thing a user creates has a home. Tried again
+        when control comes back, if control could not be asked at start."""
         try:
             spaces = await self.api.call(lambda c: c.list_spaces())
             if not any(s.get("spaceName") == self.space for s in spaces):
@@ -99,6 +101,8 @@ class AtomApp(App[None]):
                 self.screen.post_message(SpaceChanged(self.space))
         except Exception:  # noqa: BLE001 - trouble shows in the banner; screens say the rest
             logger.debug("could not check space %s", self.space, exc_info=True)
+            return
+        self._space_checked = True
 
     async def on_unmount(self) -> None:
         if self._owns_client:
@@ -178,6 +182,8 @@ class AtomApp(App[None]):
             self._probe_timer.stop()
             self._probe_timer = None
         self.screen.post_message(ControlRecovered())
+        if not self._space_checked:
+            self._first_space()
 
     def _watch_control(self) -> None:
         """Notice trouble even on a screen that is not polling: probe when nothing has been heard lately."""

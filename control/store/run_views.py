@@ -128,16 +128,5 @@ def spec_view(*, run: m.Runtime) -> s.RunSpecView:
             model_address=spec.model.model_address,
             connection=_connection(spec.model.connection),
         )
-    return s.RunSpecView(
-        run_id=spec.run_id,
-        node_id=spec.node_id,
-        node_name=spec.node_name,
-        space_id=spec.space_id,
-        attempt=spec.attempt,
-        operator=spec.operator,
-        sources=sources,
-        model=model,
-        service_info=spec.service_info,
-        envs=spec.envs,
-        run_parameter=spec.run_parameter,
-    )
+    shared = {name: getattr(spec, name) for name in s.RunSpecFields.model_fields}
+    return s.RunSpecView(**shared, sources=sources, model=model)

@@ -46,6 +46,16 @@ class LiveControl:
         self.server.should_exit = True
         self.thread.join(timeout=30)
 
+    def kill_started(self) -> None:
+        """Kill every agent and service process this control started (and their children)."""
+        import os
+        import signal
+
+        for adapter in self.app.state.orchestrator.adapters.values():
+            for pid in list(getattr(adapter, "_procs", {})):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+
 
 @pytest.fixture
 def live_settings(tmp_path: Path) -> Settings:
@@ -56,15 +66,7 @@ def live_settings(tmp_path: Path) -> Settings:
 def live_control(live_settings: Settings) -> Iterator[LiveControl]:
     with LiveControl(live_settings) as live:
         yield live
-        # stop every agent and service this control started
-        orch = live.app.state.orchestrator
-        for adapter in orch.adapters.values():
-            for pid in list(getattr(adapter, "_procs", {})):
-                with contextlib.suppress(ProcessLookupError):
-                    import os
-                    import signal
-
-                    os.killpg(pid, signal.SIGKILL)
+        live.kill_started()
 
 
 @pytest.fixture

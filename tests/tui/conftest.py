@@ -51,14 +51,7 @@ def tui_settings(tmp_path: Path) -> Settings:
 def live(tui_settings: Settings) -> Iterator[LiveControl]:
     with LiveControl(tui_settings) as control:
         yield control
-        orch = control.app.state.orchestrator
-        import contextlib
-        import signal
-
-        for adapter in orch.adapters.values():
-            for pid in list(getattr(adapter, "_procs", {})):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
+        control.kill_started()
 
 
 @pytest.fixture

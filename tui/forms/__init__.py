@@ -28,14 +28,7 @@ FORMS: dict[str, str] = {
 async def edit(
     screen: AtomScreen, kind: str, existing: dict[str, Any] | None = None
 ) -> dict[str, Any] | None:
-    """Open the form for `kind` (a new one when `existing` is None); the saved resource, or None.
-
-    The current space is created first when it does not exist yet (a fresh install has none), so
-    the first thing a new user makes in the dashboard just works.
-    """
-    space = screen.space
-    if await screen.attempt(lambda c: c.ensure_space(space), what=f"creating space {space}") is None:
-        return None
+    """Open the form for `kind` (a new one when `existing` is None); the saved resource, or None."""
     module = importlib.import_module(FORMS[kind])
     result: dict[str, Any] | None = await module.edit(screen, existing)
     return result

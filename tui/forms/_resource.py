@@ -38,6 +38,14 @@ async def connection_options(screen: AtomScreen, current: str | None = None) -> 
     return options
 
 
+def split_defaults(existing: dict[str, Any] | None) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """`forms.edit` passes a stored resource (it has an `id`) or defaults for a new one
+    (`{"experimentId": 3}`): (the resource to edit or None, the defaults)."""
+    if existing and "id" in existing:
+        return existing, {}
+    return None, dict(existing or {})
+
+
 class ResourceForm:
     """One create-or-edit form for a resource kind, saved with PUT by name.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -68,3 +69,20 @@ def mysql_url(database: str) -> str:
             f"mysql+pymysql://{MYSQL_USER}:{MYSQL_PASSWORD}@localhost/{database}?unix_socket={MYSQL_SOCKET}"
         )
     return f"mysql+pymysql://{MYSQL_USER}:{MYSQL_PASSWORD}@{MYSQL_HOST}:{MYSQL_PORT}/{database}"
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[Any]:
+    """One real local Ray head for the whole session (free ports, 2 CPUs, auth disabled).
+
+    Tests that need Ray point control or the agent at it (`ray_address` in control's settings,
+    `RAY_ADDRESS` for an agent) instead of starting a Ray of their own.
+    """
+    from control.dispatch.ray_head import RayHead
+
+    head = RayHead(num_cpus=2)
+    head.start()
+    try:
+        yield head
+    finally:
+        head.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +93,8 @@ class Reconciler:
         self.orch = orch
         self.interval = interval
         self.heartbeat_timeout = heartbeat_timeout
+        self.started = time.monotonic()
+        """When this control started: live agents get `heartbeat_timeout` seconds from here."""
         self._http = httpx.AsyncClient(timeout=2.0)
 
     async def run_forever(self) -> None:
@@ -162,11 +165,15 @@ class Reconciler:
                 return "the run was never dispatched (control stopped while starting it)"
             return None
         observed = await self.orch.adapter(w.adapter).describe(w.external_id)
+        # after a restart, agents started by the earlier control get a grace period to reach us
+        grace = time.monotonic() - self.started < self.heartbeat_timeout
         if not observed.alive:
+            if grace and observed.exit_code is None and not w.external_id.startswith("pid:"):
+                return None  # the adapter cannot see it yet; its agent may still report
             if observed.exit_code == 0:
                 return "the agent exited without reporting a result" + _log_tail(w.log_path)
             return observed.detail + _log_tail(w.log_path)
-        silent = w.silent_for
+        silent = min(w.silent_for, time.monotonic() - self.started)
         if silent > self.heartbeat_timeout:
             await self.orch.adapter(w.adapter).stop(w.external_id, grace=5)
             return f"no heartbeat from the agent for {int(silent)} s (limit {int(self.heartbeat_timeout)} s)"

@@ -337,8 +337,21 @@ def heartbeat(*, session: Session, run: m.Runtime, beat: s.Heartbeat) -> bool:
 
 
 def add_metrics(*, session: Session, run: m.Runtime, report: s.MetricReport) -> None:
+    """Store a metric report; a metric already stored for this step is kept as it is.
+
+    An agent retries a report whose answer it did not get, so the same (run, step, name) may
+    arrive twice: the repeat changes nothing.
+    """
     now = utcnow()
+    stored = set(
+        session.scalars(
+            select(m.RunMetric.name).where(m.RunMetric.runtime_id == run.id, m.RunMetric.step == report.step)
+        )
+    )
     for name, value in report.values.items():
+        if name[:128] in stored:
+            continue
+        stored.add(name[:128])
         session.add(
             m.RunMetric(runtime_id=run.id, step=report.step, name=name[:128], value=float(value), at=now)
         )

@@ -5,7 +5,8 @@ How control starts a task run::
     atom-runtime run --run-id N
     env: ATOM_CONTROL_URL, ATOM_RUN_TOKEN (Bearer token), ATOM_RUN_ID, ATOM_DATA_DIR,
          ATOM_MODEL_DIR, ATOM_LOG_DIR, ATOM_SUMMARY_DIR, ATOM_SHARE_DIR,
-         ATOM_HEARTBEAT_INTERVAL (seconds, default 5); optional ATOM_RAY_NUM_CPUS, RAY_ADDRESS
+         ATOM_HEARTBEAT_INTERVAL (seconds, default 5); optional ATOM_RAY_NUM_CPUS, RAY_ADDRESS,
+         ATOM_CONTROL_RETRY_WINDOW (seconds to retry calls while control is down, default 600)
 
 Exit codes: 0 succeeded (runningAutoFinish sent), 1 failed (state failed reported, reason on the
 last stderr line), 143 stopped (SIGTERM or a heartbeat answer), 2 bad command line.
@@ -99,7 +100,11 @@ async def _run(settings: AgentSettings, args: argparse.Namespace, spec_path: Pat
 
         assert settings.control_url is not None and settings.run_id is not None
         token = settings.run_token.get_secret_value() if settings.run_token else None
-        callbacks = ControlCallbacks(AsyncControlClient(settings.control_url, token=token), settings.run_id)
+        from runtime_agent._retry import RetryPolicy
+
+        client = AsyncControlClient(settings.control_url, token=token)
+        retry = RetryPolicy(window=settings.control_retry_window)
+        callbacks = ControlCallbacks(client, settings.run_id, retry=retry)
     try:
         return await run_task(
             settings,

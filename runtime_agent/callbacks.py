@@ -2,13 +2,18 @@
 
 `ControlCallbacks` wraps `control.client.AsyncControlClient` with the run token; `LogCallbacks`
 turns every call into a log line (`run --spec`, `dev`); `RecordingCallbacks` also keeps them
-for `runtime_agent.testing.AgentRunner`. Only the state reports and the spec fetch may fail a
-run: heartbeats and metrics are best effort (a control hiccup must not kill a training run).
+for `runtime_agent.testing.AgentRunner`. Calls to control are retried while it does not answer
+(`runtime_agent._retry`), so a control restart does not end a run; only a final answer, or an
+outage longer than the retry window, fails a state report, the spec fetch, the model version or
+the finish. Heartbeats and metrics are best effort: they never fail a run.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +28,7 @@ from control.schemas import (
     TaskEvent,
     TaskSpec,
 )
+from runtime_agent._retry import ControlLink, RetryPolicy, is_transient
 
 if TYPE_CHECKING:
     from control.client import AsyncControlClient
@@ -109,51 +115,120 @@ class RecordingCallbacks(Callbacks):
 
 
 class ControlCallbacks(Callbacks):
-    """Callbacks to a control server, authenticated with the run token.
+    """Callbacks to a control server, authenticated with the run token, that ride out its restarts.
+
+    Every call is retried through a `ControlLink` while control does not answer (see
+    `runtime_agent._retry`); control treats a repeated call as the first one, so a retry never
+    records anything twice. Heartbeats are tried once each (only the latest matters). Metrics
+    wait in a bounded buffer while control is down and are sent in order when it answers again;
+    the buffer is drained (with retries) before the model version is registered.
 
     Args:
         client: an `AsyncControlClient` built with the run token.
         run_id: the runtime id.
+        retry: the retry policy (window `ATOM_CONTROL_RETRY_WINDOW`).
+        max_pending_metrics: metric reports kept while control is down; the oldest go first.
     """
 
     live = True
 
-    def __init__(self, client: AsyncControlClient, run_id: int) -> None:
+    def __init__(
+        self,
+        client: AsyncControlClient,
+        run_id: int,
+        *,
+        retry: RetryPolicy | None = None,
+        max_pending_metrics: int = 10_000,
+    ) -> None:
         self.client = client
         self.run_id = run_id
+        self.link = ControlLink(client.base_url, retry)
+        self.pending: deque[MetricReport] = deque()
+        self.max_pending_metrics = max_pending_metrics
+        self.dropped_metrics = 0
+        self._flushing = asyncio.Lock()
 
     async def task_spec(self) -> TaskSpec:
-        return await self.client.task_spec(self.run_id)
+        return await self.link.call("the task spec request", lambda: self.client.task_spec(self.run_id))
 
     async def report_state(self, state: RunState, reason: str = "") -> None:
         await super().report_state(state, reason)
-        await self.client.report_state(self.run_id, StateReport(state=state, reason=reason[:2000]))
+        report = StateReport(state=state, reason=reason[:2000])
+        await self.link.call(f"state {state.value}", lambda: self.client.report_state(self.run_id, report))
 
     async def heartbeat(self, beat: Heartbeat) -> bool:
         try:
-            answer: dict[str, Any] = await self.client.heartbeat(self.run_id, beat) or {}
+            answer: dict[str, Any] = (
+                await self.link.once("a heartbeat", lambda: self.client.heartbeat(self.run_id, beat)) or {}
+            )
         except ControlAPIError as exc:
-            logger.warning("heartbeat not delivered: %s", exc)
+            if not is_transient(exc):
+                logger.warning("heartbeat refused: %s", exc)
             return False
+        if self.pending:
+            await self.flush_metrics(wait=False)
         return bool(answer.get("stop"))
 
     async def report_metrics(self, report: MetricReport) -> None:
         await super().report_metrics(report)
-        try:
-            await self.client.report_metrics(self.run_id, report)
-        except ControlAPIError as exc:
-            logger.warning("metrics for step %d not delivered: %s", report.step, exc)
+        if len(self.pending) >= self.max_pending_metrics:
+            self.pending.popleft()
+            self.dropped_metrics += 1
+            if self.dropped_metrics == 1:
+                logger.warning(
+                    "control has not answered for a while: more than %d metric reports waiting; "
+                    "dropping the oldest",
+                    self.max_pending_metrics,
+                )
+        self.pending.append(report)
+        await self.flush_metrics(wait=False)
+
+    async def flush_metrics(self, *, wait: bool = True) -> None:
+        """Send the waiting metric reports in order.
+
+        Args:
+            wait: retry while control is down (within the window); False sends what it can
+                now and leaves the rest waiting (at most one attempt, paced by the backoff).
+
+        Raises:
+            ControlAPIError: `wait` and control did not answer within the window.
+        """
+        async with self._flushing:
+            while self.pending:
+                report = self.pending[0]
+                what = f"metrics for step {report.step}"
+                send = functools.partial(self.client.report_metrics, self.run_id, report)
+                try:
+                    if wait:
+                        await self.link.call(what, send)
+                    elif self.link.probe_due():
+                        await self.link.once(what, send)
+                    else:
+                        return
+                except ControlAPIError as exc:
+                    if is_transient(exc):
+                        if wait:
+                            raise
+                        return
+                    logger.warning("%s refused: %s", what, exc)
+                self.pending.popleft()
 
     async def register_model_version(self, report: ModelVersionReport) -> ModelVersionAssigned | None:
         await super().register_model_version(report)
-        assigned = await self.client.register_model_version(self.run_id, report)
+        await self.flush_metrics()
+        assigned = await self.link.call(
+            "the model version", lambda: self.client.register_model_version(self.run_id, report)
+        )
         logger.info("control registered model version %s", assigned.model_version)
         return assigned
 
     async def running_auto_finish(self, event: TaskEvent) -> None:
         await super().running_auto_finish(event)
-        result = await self.client.running_auto_finish(event)
+        await self.flush_metrics()
+        result = await self.link.call("runningAutoFinish", lambda: self.client.running_auto_finish(event))
         logger.info("control: %s", result.msg)
 
     async def aclose(self) -> None:
+        if self.pending:
+            logger.warning("%d metric report(s) never reached control", len(self.pending))
         await self.client.aclose()

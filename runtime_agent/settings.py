@@ -37,6 +37,9 @@ class AgentSettings(BaseSettings):
     model_version: str | None = None
     heartbeat_interval: float = 5.0
     """Seconds between heartbeats; the response can ask the run to stop."""
+    control_retry_window: float = 600.0
+    """Seconds the agent keeps retrying a call while control does not answer (a restart, a network
+    outage), counted from when it stopped answering; then the call fails. 0: try once."""
     ray_num_cpus: int | None = None
     """CPUs for the local Ray instance (None: all); ignored when RAY_ADDRESS names a cluster."""
     sink_flush_rows: int = 50_000

@@ -2,9 +2,10 @@
 """Example operators in the original Atom runtime's API (only the import line changed): nearest centroid.
 
 `CentroidTrain` (a `TrainOperatorApi`) averages the feature vectors of each class over the
-`source` batches, scores itself on the `test_source` batches and returns the centroids as the
-model bytes; `CentroidReasoning` (a `ReasoningOperatorApi`) loads those bytes and predicts the
-nearest centroid's class.
+`source` batches (each batch's feature columns, with `self.labels` holding that batch's label
+values), scores itself on the `test_source` batches and returns the centroids as the model
+bytes; `CentroidReasoning` (a `ReasoningOperatorApi`) loads those bytes and predicts the nearest
+centroid's class.
 """
 
 import json
@@ -20,8 +21,6 @@ from runtime_agent.compat import (
 
 class CentroidTrain(TrainOperatorApi):
     def initialization(self):
-        self.label = self.labels[0]
-        self.id_column = self.operators_config.get("idColumn", "id")
         self.features = None
         self.sums = {}
         self.counts = {}
@@ -29,17 +28,16 @@ class CentroidTrain(TrainOperatorApi):
         self.seen = 0
         self.score = 0.0
 
-    def _feature_columns(self, data):
-        numeric = data.select_dtypes(include="number").columns
-        return [c for c in numeric if c not in (self.label, self.id_column)]
-
     def execute(self, data):
+        # data: this batch's feature columns; self.labels: this batch's label values
         if self.features is None:
-            self.features = self._feature_columns(data)
-        for cls, group in data.groupby(self.label):
+            self.features = [str(c) for c in data.columns]
+        x = np.asarray(data, dtype=float)
+        y = np.asarray(self.labels)
+        for cls in np.unique(y):
             key = json.dumps(cls.item() if hasattr(cls, "item") else cls)
-            self.sums[key] = self.sums.get(key, 0) + group[self.features].to_numpy(dtype=float).sum(axis=0)
-            self.counts[key] = self.counts.get(key, 0) + len(group)
+            self.sums[key] = self.sums.get(key, 0) + x[y == cls].sum(axis=0)
+            self.counts[key] = self.counts.get(key, 0) + int((y == cls).sum())
 
     def _centroids(self):
         keys = sorted(self.sums)
@@ -47,10 +45,10 @@ class CentroidTrain(TrainOperatorApi):
 
     def comparision_execute(self, data):
         keys, centroids = self._centroids()
-        x = data[self.features].to_numpy(dtype=float)
+        x = np.asarray(data, dtype=float)
         nearest = ((x[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
         predictions = [json.loads(keys[i]) for i in nearest]
-        truth = data[self.label].tolist()
+        truth = list(self.labels)
         self.correct += sum(int(p == t) for p, t in zip(predictions, truth, strict=True))
         self.seen += len(data)
         return pd.DataFrame({"label": truth, "prediction": predictions})
@@ -68,7 +66,7 @@ class CentroidTrain(TrainOperatorApi):
 
 class CentroidReasoning(ReasoningOperatorApi):
     def initialization(self):
-        params = json.loads(self.model.decode("utf-8"))
+        params = json.loads(self.model.get_model().decode("utf-8"))
         self.features = params["features"]
         self.classes = params["classes"]
         self.centroids = np.asarray(params["centroids"])

@@ -81,7 +81,11 @@ def test_legacy_operator_runs_unchanged(tmp_path: Path) -> None:
         model_path=result.model_dir,
     ).run()
     assert scored.ok, scored.reason
-    assert scored.sink is not None and list(scored.sink.columns) == ["prediction"] and len(scored.sink) == 20
+    assert (
+        scored.sink is not None
+        and list(scored.sink.columns) == ["id", "prediction"]
+        and len(scored.sink) == 20
+    )
 
 
 def test_legacy_init_data_is_set_before_initialization() -> None:
@@ -94,11 +98,17 @@ def test_legacy_init_data_is_set_before_initialization() -> None:
             seen["conf"] = self.operators_config
 
         def execute(self, data: pd.DataFrame) -> dict[str, float]:
+            seen["columns"] = list(data.columns)
+            seen["batch_labels"] = self.labels
             return {"rows": float(len(data))}
 
+    source = tabular(2)
     result = AgentRunner(
-        Probe(), sources={"source": tabular(5), "init_data": tabular(2)}, operator_conf={"labels": "label,id"}
+        Probe(), sources={"source": source, "init_data": tabular(2)}, operator_conf={"labels": "label,id"}
     ).run()
     assert result.ok, result.reason
-    assert seen == {"init_rows": 2, "labels": ["label", "id"], "conf": {"labels": "label,id"}}
-    assert result.metrics == [(1, {"rows": 5.0})]
+    assert seen["init_rows"] == 2 and seen["labels"] is None and seen["conf"] == {"labels": "label,id"}
+    # two label columns: one [label, id] pair per row; both are left out of the features
+    assert seen["columns"] == ["f0", "f1"]
+    assert seen["batch_labels"] == [[int(r.label), int(r.id)] for r in source.itertuples()]
+    assert result.metrics == [(1, {"rows": 2.0})]

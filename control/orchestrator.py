@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from control import runs
 from control import schemas as s
-from control.dispatch import Adapter, Launch
+from control.dispatch import Adapter, RunDescription
 from control.errors import Conflict, ControlError, InvalidSpec, NotFound
 from control.secrets import Vault, new_token, token_hash
 from control.settings import Settings
@@ -147,7 +147,7 @@ class Orchestrator:
         await self.dispatch(run.id, token)
         return [run.id]
 
-    def run_launch(self, run_id: int, token: str, model_name: str | None) -> Launch:
+    def run_launch(self, run_id: int, token: str, model_name: str | None) -> RunDescription:
         base = self.settings.runs_dir / str(run_id)
         dirs = {
             "ATOM_DATA_DIR": base / "data",
@@ -165,13 +165,14 @@ class Orchestrator:
         )
         if model_name:
             env["ATOM_MODEL_NAME"] = model_name
-        return Launch(
+        return RunDescription(
             kind="run",
             ident=run_id,
-            argv=[self.python, "-m", "runtime_agent", "run", "--run-id", str(run_id)],
+            name=str(run_id),
+            command=[self.python, "-m", "runtime_agent", "run", "--run-id", str(run_id)],
             env=env,
             log_path=dirs["ATOM_LOG_DIR"] / "agent.log",
-            cwd=Path.cwd(),
+            workdir=Path.cwd(),
         )
 
     async def dispatch(self, run_id: int, token: str) -> None:
@@ -198,7 +199,7 @@ class Orchestrator:
         def dispatched(ses: Session) -> None:
             r = runs.get_run(session=ses, run_id=run_id)
             runs.record_schedule(
-                session=ses, run_id=run_id, external_id=external_id, info={"argv": launch.argv}
+                session=ses, run_id=run_id, external_id=external_id, info={"command": launch.command}
             )
             if r.state == s.RunState.QUEUED.value:
                 runs.transition(
@@ -336,10 +337,11 @@ class Orchestrator:
         log = self.settings.services_dir / str(service_id) / "serve.log"
         env = self.base_env()
         env.update({"ATOM_SERVICE_TOKEN": token, "ATOM_SERVICE_ID": str(service_id)})
-        launch = Launch(
+        launch = RunDescription(
             kind="service",
             ident=service_id,
-            argv=[
+            name=svc.service_name,
+            command=[
                 self.python,
                 "-m",
                 "runtime_agent",
@@ -353,7 +355,7 @@ class Orchestrator:
             ],
             env=env,
             log_path=log,
-            cwd=Path.cwd(),
+            workdir=Path.cwd(),
         )
         try:
             external_id = await self.adapter(svc.adapter).start(launch)

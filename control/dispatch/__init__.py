@@ -1,6 +1,6 @@
-"""Dispatch adapters: start, stop and describe agent processes (local now; Ray and Kubernetes later)."""
+"""Dispatch: one seam (`Adapter`) with a local-process and a Ray adapter, and the planner that picks one."""
 
-from control.dispatch.base import Adapter, Launch, Observed
+from control.dispatch.base import Adapter, Admission, CodeRef, Infeasible, Observed, RunDescription
 from control.dispatch.local import LocalAdapter
 
-__all__ = ["Adapter", "Launch", "LocalAdapter", "Observed"]
+__all__ = ["Adapter", "Admission", "CodeRef", "Infeasible", "LocalAdapter", "Observed", "RunDescription"]

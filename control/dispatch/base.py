@@ -1,51 +1,206 @@
-"""The adapter interface (seed 003): start, stop and describe a run; describe resources."""
+"""The dispatch seam (seed 003): start / stop / describe a run, its logs, and the resources a target has.
+
+Control describes what to run (`RunDescription`: the agent's command, the environment built for
+it, the resources asked, the image and the operator code); each adapter turns that into its own
+launch: a process with limits (`local`), a Ray job with entrypoint resources (`ray`), a container
+or a pod later. Adapters override the `_`-methods; the public methods map every failure to one
+`DispatchFailed` line naming the adapter (SkyPilot's template-method backends).
+"""
 
 from __future__ import annotations
 
 import abc
+import contextlib
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from control.errors import ControlError, DispatchFailed
+from control.schemas.resources import ResourceRequest, WorkerPlan
+
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
-class Launch:
-    """What an adapter needs to start one agent: a run (`atom-runtime run`) or a service (`serve`)."""
+class CodeRef:
+    """Where the operator's code comes from (seed 000 codeMode / codeAddress / codeVersion)."""
+
+    mode: str = "MODULE"
+    address: str = ""
+    version: str = ""
+
+
+@dataclass(frozen=True)
+class RunDescription:
+    """What to run, independent of where: the adapter builds its launch from this.
+
+    Attributes:
+        kind: `run` (`atom-runtime run`) or `service` (`atom-runtime serve`).
+        ident: the runtime id or the service id.
+        name: the node or service name (labels, job names).
+        space: the space's name (a namespace on Kubernetes).
+        command: the agent's command line (interpreter included).
+        env: the whole environment of the agent: built by control, never inherited.
+        resources: what the run asked for (per node, and the node count).
+        plan: the training workers that request becomes.
+        log_path: where control keeps the agent's log (the local adapter writes it directly;
+            others copy what their target collected).
+        workdir: the agent's working directory where the target shares control's disk.
+        image: the container image (service info siImageName), for container targets.
+        code: the operator code reference, for targets that ship code themselves.
+        attempt: the run's attempt number (part of idempotent external names).
+    """
 
     kind: str
     ident: int
-    argv: list[str]
+    name: str
+    command: list[str]
     env: dict[str, str] = field(repr=False)
     log_path: Path
-    cwd: Path | None = None
+    resources: ResourceRequest = field(default_factory=ResourceRequest)
+    plan: WorkerPlan | None = None
+    space: str = "default"
+    workdir: Path | None = None
+    image: str = ""
+    code: CodeRef = field(default_factory=CodeRef)
+    attempt: int = 1
 
 
 @dataclass(frozen=True)
 class Observed:
-    """What the adapter sees of a started agent."""
+    """What the adapter sees of a started agent.
+
+    Attributes:
+        alive: it has not ended (it may still wait for resources).
+        exit_code: how it ended (None while alive or when unknown).
+        detail: a one-line account of how it ended (`the agent process exited with code 3`).
+        waiting: why it has not started yet (`waiting for 1 GPU (0 free)`), while it waits.
+    """
 
     alive: bool
     exit_code: int | None = None
     detail: str = ""
+    waiting: str = ""
+
+
+@dataclass(frozen=True)
+class Admission:
+    """An adapter's answer to "can this run start now?".
+
+    Attributes:
+        wait: why it must wait for resources to free (empty: it can start now).
+        grant: what the adapter set aside for it (e.g. GPU indices), recorded with the schedule.
+    """
+
+    wait: str = ""
+    grant: dict[str, Any] = field(default_factory=dict)
+
+
+class Infeasible(DispatchFailed):
+    """The request can never be met by this target (more GPUs than it has): the run fails at start."""
 
 
 class Adapter(abc.ABC):
+    """One dispatch target. Subclasses set `name` and implement the `_`-methods."""
+
     name: ClassVar[str]
 
-    @abc.abstractmethod
-    async def start(self, launch: Launch) -> str:
-        """Start the agent; return its external id (pid, Ray job id, pod name)."""
+    async def admit(self, desc: RunDescription) -> Admission:
+        """Check the request against what the target has and reserve it.
 
-    @abc.abstractmethod
+        Raises:
+            Infeasible: the target can never satisfy the request (the message names the shortfall).
+        """
+        with self._mapped("check resources for", desc):
+            return await self._admit(desc)
+
+    async def start(self, desc: RunDescription, admission: Admission | None = None) -> str:
+        """Start the agent; return its external id (pid, Ray job id, pod name).
+
+        Raises:
+            DispatchFailed: it could not be started (one line: what and why).
+        """
+        with self._mapped("start", desc):
+            return await self._start(desc, admission or Admission())
+
     async def stop(self, external_id: str, *, grace: float = 10.0) -> None:
-        """Ask the agent to stop (SIGTERM), then force it after `grace` seconds."""
+        """Ask the agent to stop (SIGTERM), force it after `grace` seconds; stopping twice is fine."""
+        with self._mapped("stop", None, external_id):
+            await self._stop(external_id, grace=grace)
 
-    @abc.abstractmethod
     async def describe(self, external_id: str) -> Observed:
-        """Is it alive, and if not, how did it end?"""
+        """Is it alive (or waiting), and if not, how did it end?"""
+        with self._mapped("describe", None, external_id):
+            return await self._describe(external_id)
+
+    async def logs(self, external_id: str) -> str | None:
+        """What the target collected of the agent's output (None: control's log file has it all)."""
+        with self._mapped("read the logs of", None, external_id):
+            return await self._logs(external_id)
+
+    async def release(self, external_id: str) -> None:
+        """Free what `admit` reserved for a run that ended (GPUs, a cgroup)."""
+        with self._mapped("release", None, external_id):
+            await self._release(external_id)
 
     async def describe_resources(self) -> dict[str, Any]:
-        return {}
+        """What the target has: `{"total": {...}, "free": {...}, ...}` (CPU, GPU, memory in MiB)."""
+        with self._mapped("describe the resources of", None, self.name):
+            return await self._describe_resources()
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release what the adapter holds (not the agents it started)."""
+
+    # -- for subclasses -------------------------------------------------------------------------
+
+    async def _admit(self, desc: RunDescription) -> Admission:
+        return Admission()
+
+    @abc.abstractmethod
+    async def _start(self, desc: RunDescription, admission: Admission) -> str: ...
+
+    @abc.abstractmethod
+    async def _stop(self, external_id: str, *, grace: float) -> None: ...
+
+    @abc.abstractmethod
+    async def _describe(self, external_id: str) -> Observed: ...
+
+    async def _logs(self, external_id: str) -> str | None:
+        return None
+
+    async def _release(self, external_id: str) -> None:
+        return None
+
+    async def _describe_resources(self) -> dict[str, Any]:
+        return {}
+
+    @contextlib.contextmanager
+    def _mapped(self, action: str, desc: RunDescription | None, what: str = "") -> Iterator[None]:
+        try:
+            yield
+        except ControlError:
+            raise
+        except Exception as exc:
+            target = f"{desc.kind} {desc.ident}" if desc is not None else what
+            logger.debug("%s adapter failed to %s %s", self.name, action, target, exc_info=True)
+            raise DispatchFailed(f"{self.name} adapter could not {action} {target}: {exc}") from exc
+
+
+def shortfall(kind: str, wanted: float, have: float, where: str, *, free: bool = False) -> str:
+    """`needs 4 GPU; the Ray cluster at X has 0` or `waiting for 1 GPU (0 free)`."""
+    if free:
+        return f"waiting for {wanted:g} {kind} ({have:g} free)"
+    return f"needs {wanted:g} {kind}; {where} has {have:g}"
+
+
+__all__ = [
+    "Adapter",
+    "Admission",
+    "CodeRef",
+    "Infeasible",
+    "Observed",
+    "RunDescription",
+    "shortfall",
+]

@@ -1,8 +1,9 @@
 """The local adapter (COMMAND pattern): each agent is a subprocess of control, in its own session.
 
-External ids are `pid:<pid>:<start ticks>`, so a pid reused after a control restart is
-not taken for the agent. Children of this control are reaped through their Popen;
-agents left by an earlier control are watched through /proc.
+External ids are `pid:<pid>:<start ticks>`, so a pid reused after a control restart is not taken
+for the agent. Children of this control are reaped through their Popen; agents left by an earlier
+control are watched through /proc. Resources are honoured as far as the OS allows
+(`local_limits`): CPU affinity, a memory cgroup, and only the granted GPUs in CUDA_VISIBLE_DEVICES.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from control.dispatch.base import Adapter, Launch, Observed
+from control.dispatch.base import Adapter, Admission, Infeasible, Observed, RunDescription, shortfall
+from control.dispatch.local_limits import Grant, LocalInventory, MemoryCgroups
 from control.errors import DispatchFailed
 
 logger = logging.getLogger(__name__)
@@ -56,36 +58,85 @@ def describe_signal(code: int) -> str:
 
 
 class LocalAdapter(Adapter):
+    """Agents as local processes.
+
+    Args:
+        gpus: this host's GPU ids (see `local_limits.parse_gpus`).
+        cpus: CPU cores to hand out (None: all of this host's).
+        memory_limits: limit memory with cgroups where they can be made.
+    """
+
     name = "local"
 
-    def __init__(self) -> None:
+    def __init__(self, *, gpus: list[str] | None = None, cpus: int | None = None, memory_limits: bool = True):
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.inventory = LocalInventory(gpus or [], cpus)
+        self.cgroups = MemoryCgroups() if memory_limits else None
 
-    async def start(self, launch: Launch) -> str:
-        return await asyncio.to_thread(self._start, launch)
+    # -- admission ------------------------------------------------------------------------------
 
-    def _start(self, launch: Launch) -> str:
-        launch.log_path.parent.mkdir(parents=True, exist_ok=True)
+    async def _admit(self, desc: RunDescription) -> Admission:
+        req = desc.resources
+        where = "this host (local adapter)"
+        if req.total_gpu > len(self.inventory.gpus):
+            hint = "" if self.inventory.gpus else "; set ATOM_LOCAL_GPUS if it has GPUs nvidia-smi does not list"
+            raise Infeasible(shortfall("GPU", req.total_gpu, len(self.inventory.gpus), where) + hint)
+        if req.total_cpu > self.inventory.cpus:
+            raise Infeasible(shortfall("CPU", req.total_cpu, self.inventory.cpus, where))
+        grant = self.inventory.reserve(_key(desc), gpus=req.total_gpu, cpus=req.total_cpu)
+        if grant is None:
+            return Admission(wait=shortfall("GPU", req.total_gpu, len(self.inventory.free_gpus()), "", free=True))
+        grant.memory_mib = req.total_memory_mib
+        return Admission(grant={"gpus": grant.gpus, "cpus": grant.cpus, "memoryMib": grant.memory_mib})
+
+    # -- start / stop / describe ----------------------------------------------------------------
+
+    async def _start(self, desc: RunDescription, admission: Admission) -> str:
+        return await asyncio.to_thread(self._start_sync, desc, admission)
+
+    def _start_sync(self, desc: RunDescription, admission: Admission) -> str:
+        key = _key(desc)
+        grant = self.inventory.grants.get(key) or Grant()
+        env = dict(desc.env)
+        if grant.gpus or desc.resources.total_gpu == 0:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(grant.gpus)
+        desc.log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with open(launch.log_path, "ab") as log:
+            with open(desc.log_path, "ab") as log:
                 proc = subprocess.Popen(
-                    launch.argv,
-                    env=launch.env,
-                    cwd=launch.cwd,
+                    desc.command,
+                    env=env,
+                    cwd=desc.workdir,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
         except OSError as exc:
+            self.inventory.release(key)
             raise DispatchFailed(
-                f"cannot start {launch.argv[0]!r} for {launch.kind} {launch.ident}: {exc}"
+                f"cannot start {desc.command[0]!r} for {desc.kind} {desc.ident}: {exc.strerror or exc}"
             ) from exc
+        if grant.cpus:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(proc.pid, grant.cpus)
+        if self.cgroups is not None and grant.memory_mib:
+            grant.cgroup = self.cgroups.limit(f"{desc.kind}-{desc.ident}-{proc.pid}", proc.pid, grant.memory_mib)
         self._procs[proc.pid] = proc
-        logger.info("started %s %s as pid %s", launch.kind, launch.ident, proc.pid)
-        return f"pid:{proc.pid}:{_start_ticks(proc.pid) or ''}"
+        external_id = f"pid:{proc.pid}:{_start_ticks(proc.pid) or ''}"
+        self.inventory.rekey(key, external_id)
+        logger.info(
+            "started %s %s as pid %s (cpus %s, gpus %s, memory %s)",
+            desc.kind,
+            desc.ident,
+            proc.pid,
+            grant.cpus or "all",
+            grant.gpus or "none",
+            f"{grant.memory_mib} MiB" if grant.cgroup else "not limited",
+        )
+        return external_id
 
-    async def describe(self, external_id: str) -> Observed:
+    async def _describe(self, external_id: str) -> Observed:
         pid, ticks = _parse(external_id)
         proc = self._procs.get(pid)
         if proc is not None:
@@ -93,13 +144,25 @@ class LocalAdapter(Adapter):
             if code is None:
                 return Observed(alive=True)
             self._procs.pop(pid, None)
-            return Observed(alive=False, exit_code=code, detail=describe_signal(code))
+            return Observed(alive=False, exit_code=code, detail=self._ended(external_id, code))
         current = _start_ticks(pid)
         if current is not None and (ticks is None or current == ticks) and _proc_state(pid) != "Z":
             return Observed(alive=True)
         return Observed(alive=False, detail="the agent process is gone (its exit status was not seen)")
 
-    async def stop(self, external_id: str, *, grace: float = 10.0) -> None:
+    def _ended(self, external_id: str, code: int) -> str:
+        grant = self.inventory.grants.get(external_id)
+        if (
+            code == -signal.SIGKILL
+            and grant is not None
+            and grant.cgroup is not None
+            and self.cgroups is not None
+            and self.cgroups.oom_killed(grant.cgroup)
+        ):
+            return f"out of memory (limit {grant.memory_mib} MiB): the agent process was killed"
+        return describe_signal(code)
+
+    async def _stop(self, external_id: str, *, grace: float) -> None:
         pid, ticks = _parse(external_id)
         if _start_ticks(pid) is None or (ticks and _start_ticks(pid) != ticks):
             return
@@ -108,7 +171,7 @@ class LocalAdapter(Adapter):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
         while loop.time() < deadline:
-            if not (await self.describe(external_id)).alive:
+            if not (await self._describe(external_id)).alive:
                 return
             await asyncio.sleep(0.1)
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -117,5 +180,41 @@ class LocalAdapter(Adapter):
         if proc is not None:
             await asyncio.to_thread(proc.wait, 5)
 
-    async def describe_resources(self) -> dict[str, Any]:
-        return {"cpu": os.cpu_count() or 1}
+    async def _release(self, external_id: str) -> None:
+        grant = self.inventory.release(external_id)
+        if grant is not None and grant.cgroup is not None and self.cgroups is not None:
+            self.cgroups.remove(grant.cgroup)
+
+    def adopt(self, external_id: str, grant: dict[str, Any]) -> None:
+        """Hold again what an agent started by an earlier control holds (from its schedule record)."""
+        self.inventory.adopt(
+            external_id,
+            Grant(
+                gpus=[str(g) for g in grant.get("gpus", [])],
+                cpus=[int(c) for c in grant.get("cpus", [])],
+                memory_mib=int(grant.get("memoryMib", 0)),
+            ),
+        )
+
+    async def _describe_resources(self) -> dict[str, Any]:
+        inv = self.inventory
+        used_cores = {c for g in inv.grants.values() for c in g.cpus}
+        return {
+            "adapter": self.name,
+            "total": {"cpu": inv.cpus, "gpu": len(inv.gpus)},
+            "free": {"gpu": len(inv.free_gpus())},
+            "gpus": inv.gpus,
+            "pinnedCores": sorted(used_cores),
+            "agents": len(inv.grants),
+            "memoryLimits": f"cgroup v{self.cgroups.version}"
+            if self.cgroups is not None and self.cgroups.available
+            else "not enforced (no writable cgroup)",
+        }
+
+    async def aclose(self) -> None:
+        if self.cgroups is not None:
+            self.cgroups.close()
+
+
+def _key(desc: RunDescription) -> str:
+    return f"{desc.kind}:{desc.ident}"

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy import update
 
 from control.api.app import create_app
-from control.dispatch.base import Adapter, Launch, Observed
+from control.dispatch.base import Adapter, Admission, Observed, RunDescription
 from control.settings import Settings
 from control.store import models as m
 from control.store.models import utcnow
@@ -28,18 +28,18 @@ class RecordingAdapter(Adapter):
     name = "local"
 
     def __init__(self) -> None:
-        self.launches: dict[int, Launch] = {}
+        self.launches: dict[int, RunDescription] = {}
         self.stopped: list[str] = []
 
-    async def start(self, launch: Launch) -> str:
+    async def _start(self, launch: RunDescription, admission: Admission) -> str:
         assert launch.ident not in self.launches, f"run {launch.ident} dispatched twice"
         self.launches[launch.ident] = launch
         return f"fake:{launch.ident}"
 
-    async def stop(self, external_id: str, *, grace: float = 10.0) -> None:
+    async def _stop(self, external_id: str, *, grace: float) -> None:
         self.stopped.append(external_id)
 
-    async def describe(self, external_id: str) -> Observed:
+    async def _describe(self, external_id: str) -> Observed:
         return Observed(alive=True)
 
     def auth(self, run_id: int) -> dict[str, str]:

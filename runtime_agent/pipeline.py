@@ -362,6 +362,23 @@ def failure_reason(exc: BaseException) -> str:
     return one_line(f"agent error: {describe_exception(exc)}")
 
 
+def stage_reason(ctx: OperatorContext, reason: str) -> str:
+    """`reason` prefixed with the stage the run was in and the rows it had read, on one line."""
+    stage = ctx.stage
+    if stage.startswith("read ") and ctx.current_source is not None:
+        stage = f"read source {ctx.current_source.source_name!r}"
+    rows = f" after {ctx.rows_read:,} rows" if ctx.rows_read else ""
+    return one_line(f"failed in stage {stage}{rows}: {reason}")
+
+
+async def report_last_progress(run: Run) -> None:
+    """One last heartbeat with the stage, rows read and per-source progress (best effort)."""
+    with contextlib.suppress(Exception):
+        await run.callbacks.heartbeat(
+            Heartbeat(stage=run.ctx.stage[:100], rows_read=run.ctx.rows_read, sources=source_progress(run))
+        )
+
+
 def export_env(spec: TaskSpec, dirs: RunDirs, settings: AgentSettings) -> None:
     """Put the task's envs and the ATOM_* run paths into os.environ (inherited by Ray workers)."""
     for key, value in spec.envs.items():
@@ -535,8 +552,9 @@ async def run_task(
         with contextlib.suppress(Exception):
             await callbacks.report_state(RunState.STOPPED, outcome.reason)
     except Exception as exc:
-        outcome = RunOutcome(RunState.FAILED, failure_reason(exc), EXIT_FAILED)
+        outcome = RunOutcome(RunState.FAILED, stage_reason(ctx, failure_reason(exc)), EXIT_FAILED)
         logger.error("run %s failed: %s", spec.run_id, outcome.reason, exc_info=exc)
+        await report_last_progress(run)
         try:
             await callbacks.report_state(RunState.FAILED, outcome.reason)
         except Exception as report_exc:

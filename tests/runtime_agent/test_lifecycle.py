@@ -123,7 +123,10 @@ async def test_camel_case_hooks() -> None:
 async def test_user_error_fails_with_type_and_message() -> None:
     result = await AgentRunner(Explodes, sources={"source": frame(3)}, runtime_type="PYTHON").arun()
     assert result.state == RunState.FAILED and result.exit_code == 1
-    assert result.reason == "operator failed in operate_execute: ValueError: column 'x' has negative values"
+    assert result.reason == (
+        "failed in stage read source 'source-0' after 3 rows: "
+        "operator failed in operate_execute: ValueError: column 'x' has negative values"
+    )
     assert result.states[-1] == (RunState.FAILED, result.reason)
     assert not result.finishes
 

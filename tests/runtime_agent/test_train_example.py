@@ -52,7 +52,10 @@ def test_tabular_reasoning_predicts_classes_and_probabilities(trained_example) -
 def test_train_loop_error_fails_the_run() -> None:
     result = AgentRunner(FailingTrainLoop, sources={"source": tabular(10)}, epochs=3).run()
     assert not result.ok
-    assert result.reason == "operator failed in train_loop: ArithmeticError: diverged after 3 epochs"
+    assert result.reason == (
+        "failed in stage train after 10 rows: "
+        "operator failed in train_loop: ArithmeticError: diverged after 3 epochs"
+    )
     assert not result.model_versions
 
 

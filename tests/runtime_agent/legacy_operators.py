@@ -115,3 +115,18 @@ class PerceptronTrain(TrainOperatorApi):
 
     def result(self):
         return pickle.dumps(self.w)
+
+
+class SoftmaxTrainReporting(SoftmaxTrain):
+    """SoftmaxTrain that also reports, per batch, what the runtime handed it (runs in another process)."""
+
+    def execute(self, data):
+        super().execute(data)
+        x = np.asarray(data, dtype=float)
+        return {
+            "batch_rows": len(data),
+            "batch_labels": len(self.labels),
+            "batch_features": x.shape[1],
+            "batch_label_sum": float(np.sum(self.labels)),
+            "batch_first_f0": float(x[0, 0]),
+        }

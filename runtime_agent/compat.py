@@ -53,8 +53,9 @@ Where each behaviour comes from (paths in github.com/githublaohu/atom, under
   the `prediction` column(s). `model` is a `ModelInfo` whose `get_model()` returns the model bytes.
 
 Beyond the original: `execute` / `comparision_execute` may return a DataFrame (emitted to the
-sink) or a dict of metrics (reported), and a numeric `score` (or `model_score`) attribute after
-`result()` becomes the model version's score.
+sink) or a dict of metrics (reported); a numeric `score` (or `model_score`) attribute after
+`result()` becomes the model version's score; a REASONING run batch-scores its sources, emitting
+the batch's key columns beside the predictions.
 """
 
 from __future__ import annotations
@@ -338,17 +339,20 @@ class LegacyReasoningOperator(ReasoningOperator):
         _configure(self.legacy, self.operator_conf, self.model_conf)
         self.legacy.do_initialization()
 
-    def predict(self, df: pd.DataFrame) -> pd.DataFrame:
+    def predict(self, df: pd.DataFrame, extra_keys: tuple[str, ...] = ()) -> pd.DataFrame:
         """`predict(features)` of the legacy instance, as a DataFrame (label and key columns dropped)."""
-        out = self.legacy.predict(self.shape.shape(self.shape.feature_frame(df)))
+        out = self.legacy.predict(self.shape.shape(self.shape.feature_frame(df, extra_keys)))
         if out is None:
             raise OperatorFailed("predict", "returned None; return one prediction per row")
         return as_frame(out)
 
     async def operate_execute(self, batch: pd.DataFrame, ctx: OperatorContext) -> Any:
         """Emit the predictions for `batch`, after the batch's key columns."""
-        out = await call(self.predict, batch)
-        keys = [c for c in self.shape.keys if c in batch.columns and c not in out.columns]
+        source = ctx.current_source
+        extra = source_keys(source.source_conf) if source is not None else ()
+        out = await call(self.predict, batch, extra)
+        keys = [c for c in (*self.shape.keys, *extra) if c in batch.columns and c not in out.columns]
+        keys = list(dict.fromkeys(keys))
         if keys and len(out) == len(batch):
             out = out.reset_index(drop=True)
             for i, key in enumerate(keys):

@@ -18,13 +18,17 @@ Where each behaviour comes from (paths in github.com/githublaohu/atom, under
   `do_initialization`; `set_mode_config` stores `mode_config`, so both names are set here),
   `train_api.py` (`TrainOperatorApi`: `labels`, `execute`, `comparision_execute`, `result`),
   `reasoning_api.py` (`ReasoningOperatorApi.predict`, None by default), `data_api.py`
-  (`DataOperatorApi`: `execute()`, `stream_execute(source, data)`), `model_info.py` (`ModelInfo`:
-  `model_path`, `get_model()`, `get_model_path()`).
+  (`DataOperatorApi`: `execute()`, `stream_execute(source, data)`; the original never called them,
+  here `stream_execute(source name, whole batch)` runs per batch and `execute()` once at the end),
+  `model_info.py` (`ModelInfo`: `model_path`, `get_model()`, `get_model_path()`).
 - The batch split: `source/source.py` (`SourceStreamAPI.batch`: convert the batch, set the
   operator's labels from the converter, then call the hook with the converted data),
   `data_set/convert/csv_convert.py` (`LabelsCSVConvert.split_sample`: features and labels as two
   lists, one entry per row; the other converters give no labels, so `labels` is not set) and
-  `operators/train_operator.py` (`set_operator_object`: `labels` is that batch's label list).
+  `operators/train_operator.py` (`set_operator_object`: `labels` is that batch's label list);
+  `example/train_example.py` feeds `data` and `self.labels` to its model per batch. The
+  original picked the converter by the source's dataFormat (`labelsCSV`: a pickled list of
+  `(features, label)` pairs); here dataFormat is the file format and the split is by column.
   Here a batch is a DataFrame: the label columns are operatorConf `labels` (list or
   comma-separated) or `labelColumn`, then the same keys of modelConf, else `label`; several label
   columns give one list of values per row. The features are the other columns less the key

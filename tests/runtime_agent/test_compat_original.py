@@ -202,3 +202,33 @@ def test_reasoning_model_info_and_none_prediction(tmp_path: Path) -> None:
     assert legacy.get_mode_path() == legacy.path
     with pytest.raises(Exception, match="returned None"):
         op.predict(pd.DataFrame({"f0": [1.0]}))
+
+
+def test_data_operator_streams_batches_then_executes_once() -> None:
+    from runtime_agent.compat import DataOperatorApi
+
+    calls: list[tuple[str, int]] = []
+
+    class Counts(DataOperatorApi):
+        def initialization(self) -> None:
+            self.rows: dict[str, int] = {}
+
+        def stream_execute(self, source: str, data: pd.DataFrame) -> None:
+            calls.append((source, len(data)))
+            self.rows[source] = self.rows.get(source, 0) + len(data)
+
+        def execute(self) -> pd.DataFrame:
+            return pd.DataFrame({"source": list(self.rows), "rows": list(self.rows.values())})
+
+    result = AgentRunner(
+        Counts,
+        sources={"source": tabular(7), "test_source": tabular(3)},
+        runtime_type="PYTHON_DATA",
+        operator_read_num=4,
+    ).run()
+    assert result.ok, result.reason
+    assert calls == [("source-0", 4), ("source-0", 3), ("test_source-0", 3)]
+    assert result.sink is not None and result.sink.to_dict("list") == {
+        "source": ["source-0", "test_source-0"],
+        "rows": [7, 3],
+    }

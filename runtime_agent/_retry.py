@@ -6,12 +6,14 @@ with capped exponential backoff and jitter, for `RetryPolicy.window` seconds cou
 moment control stopped answering. Any other answer (a 4xx, a 500) is final at once.
 
 `ControlLink` logs one warning when control becomes unreachable and one info line when it
-answers again, never one line per attempt.
+answers again, never one line per attempt. A call waiting to retry tries again as soon as any
+other call (a heartbeat) gets an answer, instead of sleeping out its backoff delay.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -87,6 +89,8 @@ class ControlLink:
         """When control stopped answering (None: it answers)."""
         self._next_probe = 0.0
         self._probe_delays = self.policy.delays()
+        self._answered = asyncio.Event()
+        self._answered.set()
 
     @property
     def up(self) -> bool:
@@ -108,6 +112,7 @@ class ControlLink:
         if self.down_since is None:
             self.down_since = now
             self._probe_delays = self.policy.delays()
+            self._answered.clear()
             logger.warning(
                 "control at %s is unreachable (%s while sending %s); retrying for up to %.0f s",
                 self.url,
@@ -122,6 +127,7 @@ class ControlLink:
         if self.down_since is not None:
             logger.info("control at %s answers again after %.1f s", self.url, self._clock() - self.down_since)
             self.down_since = None
+            self._answered.set()
 
     async def once(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """One attempt: updates the link state; raises what the call raised."""
@@ -148,6 +154,7 @@ class ControlLink:
                 the window has ended.
         """
         delays = self.policy.delays()
+        waiting = False
         while True:
             try:
                 return await self.once(what, call)
@@ -156,6 +163,9 @@ class ControlLink:
                     raise
                 now = self._clock()
                 end = self.deadline()
+                if not waiting and now < end:
+                    waiting = True
+                    logger.info("%s waits for control (retrying for up to %.0f s more)", what, end - now)
                 if now >= end:
                     logger.error(
                         "control at %s did not answer for %.0f s; giving up sending %s",
@@ -164,7 +174,9 @@ class ControlLink:
                         what,
                     )
                     raise
-                await asyncio.sleep(min(next(delays), end - now))
+                # the next attempt comes after the delay, or as soon as any call gets an answer
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._answered.wait(), min(next(delays), end - now))
 
 
 def _short(exc: BaseException) -> str:

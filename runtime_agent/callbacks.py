@@ -165,8 +165,7 @@ class ControlCallbacks(Callbacks):
             if not is_transient(exc):
                 logger.warning("heartbeat refused: %s", exc)
             return False
-        if self.pending:
-            await self.flush_metrics(wait=False)
+        await self.flush_metrics(wait=False)
         return bool(answer.get("stop"))
 
     async def report_metrics(self, report: MetricReport) -> None:
@@ -188,11 +187,14 @@ class ControlCallbacks(Callbacks):
 
         Args:
             wait: retry while control is down (within the window); False sends what it can
-                now and leaves the rest waiting (at most one attempt, paced by the backoff).
+                now and leaves the rest waiting (at most one failed attempt, paced by the
+                backoff, and none while another flush is under way): it never blocks a heartbeat.
 
         Raises:
             ControlAPIError: `wait` and control did not answer within the window.
         """
+        if not self.pending or (not wait and self._flushing.locked()):
+            return
         async with self._flushing:
             while self.pending:
                 report = self.pending[0]

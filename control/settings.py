@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     python: str | None = None
     """The Python that runs agents and services; None: the one running control."""
 
+    code_max_bytes: int = Field(default=4 * 1024**3, ge=1)
+    """The largest operator code bundle `POST /api/v1/code` stores (bytes); a larger one is refused (413)."""
+
     @property
     def database_url(self) -> str:
         return self.db_url or f"sqlite:///{self.home / 'atom.db'}"

@@ -3,6 +3,7 @@
 ```
 OperatorError                                  # runtime_agent/ (this module)
 ├─ OperatorLoadError(Permanent)                # moduleName / executeObject cannot be imported
+│   └─ CodeFetchError                          # codeMode/codeAddress/codeVersion cannot be brought here
 ├─ OperatorFailed(Permanent)                   # the user's code raised; carries type + message
 │   └─ TrainingFailed                          # ... inside a Ray Train worker
 ├─ SpecError(ConfigError)                      # a task spec or spec file the agent cannot run
@@ -27,6 +28,11 @@ class OperatorError(AtomError):
 
 class OperatorLoadError(OperatorError, Permanent):
     """The operator named by moduleName + executeObject cannot be imported."""
+
+
+class CodeFetchError(OperatorLoadError):
+    """The operator's code (a git repository, a pip requirement or wheel, an uploaded bundle) cannot be
+    fetched or does not hold the module; the message names the address and what is missing."""
 
 
 class OperatorFailed(OperatorError, Permanent):

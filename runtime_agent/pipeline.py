@@ -32,6 +32,7 @@ from control.schemas import (
 from runtime_agent import models
 from runtime_agent._aio import in_daemon_thread
 from runtime_agent.api import ReasoningOperator, TrainOperator, TrainResult
+from runtime_agent.code import fetch_code
 from runtime_agent.compat import LegacyReasoningOperator, LegacyTrainOperator, adapt
 from runtime_agent.context import OperatorContext
 from runtime_agent.errors import RunStopped, SpecError, describe_exception
@@ -327,6 +328,7 @@ async def execute(run: Run, operator: Any = None) -> None:
     run.ctx.stage = "load"
     if run.reader is not None:
         await run.reader.prefetch()  # large files download while the operator loads
+    await fetch_code(run.spec, run.settings, run.dirs)  # codeMode GIT / PIP / BUNDLE: onto sys.path first
     run.op = load_operator(run, operator)
     if isinstance(run.op, LegacyReasoningOperator):
         run.op.configure(run.ctx.operator_conf, run.ctx.model_conf)

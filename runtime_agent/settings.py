@@ -49,6 +49,9 @@ class AgentSettings(BaseSettings):
     agent on a host the same directory (a hostPath volume on Kubernetes) so each object downloads once."""
     cache_max_bytes: int | None = None
     """The cache's size limit in bytes (default 20 GiB); least-recently-used unpinned files go first."""
+    code_cache: Path | None = None
+    """Where fetched operator code is kept by content (git commit, pip requirement, bundle digest);
+    default ~/.cache/atom/code. Agents on one host may share it."""
     log_level: str = "INFO"
 
     def run_dirs(self, run_id: int) -> RunDirs:

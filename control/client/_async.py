@@ -5,7 +5,11 @@ Imports only `control.schemas` and `control.errors`: no SQLAlchemy, no FastAPI.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -278,6 +282,90 @@ class AsyncControlClient:
 
     async def serve_spec(self, service_id: int) -> ServeSpec:
         return await self._get(f"{API}/agent/services/{service_id}/spec", ServeSpec)
+
+    # -- operator code bundles (codeMode BUNDLE) ----------------------------------------------
+
+    async def upload_code(self, path: Path) -> dict[str, Any]:
+        """Upload a tar.gz or zip, streamed from disk; returns `{"digest": "sha256:<hex>", "size": N}`.
+
+        Raises:
+            ControlAPIError: refused (413 over `ATOM_CODE_MAX_BYTES`, 415 not an archive).
+        """
+        size = (await asyncio.to_thread(path.stat)).st_size
+        url = f"{API}/code"
+
+        async def body() -> AsyncIterator[bytes]:
+            f = await asyncio.to_thread(open, path, "rb")
+            try:
+                while chunk := await asyncio.to_thread(f.read, 1 << 20):
+                    yield chunk
+            finally:
+                f.close()
+
+        headers = {"Content-Length": str(size), "Content-Type": "application/octet-stream"}
+        try:
+            resp = await self._http.post(url, content=body(), headers=headers)
+        except httpx.TransportError as exc:
+            raise ControlUnreachable(self.base_url, type(exc).__name__) from exc
+        if resp.status_code >= 400:
+            raise _api_error(resp, url)
+        result: dict[str, Any] = resp.json()
+        return result
+
+    async def code_exists(self, digest: str) -> bool:
+        """Whether control stores the bundle `digest` (`sha256:<hex>`)."""
+        url = f"{API}/code/{digest}"
+        try:
+            resp = await self._http.head(url)
+        except httpx.TransportError as exc:
+            raise ControlUnreachable(self.base_url, type(exc).__name__) from exc
+        if resp.status_code == 404:
+            return False
+        if resp.status_code >= 400:
+            raise _api_error(resp, url)
+        return True
+
+    async def download_code(self, digest: str, dest: Path, *, run_id: int | None = None) -> str:
+        """Stream the bundle `digest` into the file `dest`; returns the sha256 digest of what was written.
+
+        Args:
+            digest: `sha256:<hex>`.
+            dest: the file to write (created or replaced).
+            run_id: the agent's run, when the client carries that run's token.
+
+        Raises:
+            ControlAPIError: 404 when control does not store it.
+        """
+        url = f"{API}/code/{digest}"
+        params = {"runId": run_id} if run_id is not None else None
+        hasher = hashlib.sha256()
+        try:
+            async with self._http.stream("GET", url, params=params) as resp:
+                if resp.status_code >= 400:
+                    await resp.aread()
+                    raise _api_error(resp, url)
+                out = await asyncio.to_thread(open, dest, "wb")
+                try:
+                    async for chunk in resp.aiter_raw(1 << 20):
+                        hasher.update(chunk)
+                        await asyncio.to_thread(out.write, chunk)
+                finally:
+                    out.close()
+        except httpx.TransportError as exc:
+            raise ControlUnreachable(self.base_url, type(exc).__name__) from exc
+        return f"sha256:{hasher.hexdigest()}"
+
+
+def _api_error(resp: httpx.Response, path: str) -> ControlAPIError:
+    """The `ControlAPIError` for a non-2xx answer (`msg` and 422 `errors` from its JSON body)."""
+    fields: dict[str, str] = {}
+    try:
+        body = resp.json()
+        msg = body.get("msg") or resp.text
+        fields = _fields(body.get("errors"))
+    except (ValueError, AttributeError):
+        msg = resp.text or resp.reason_phrase
+    return ControlAPIError(str(msg), status_code=resp.status_code, fields=fields, path=path)
 
 
 def _fields(errors: Any) -> dict[str, str]:

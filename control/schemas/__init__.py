@@ -1,6 +1,8 @@
 """Atom's wire contract: the only module the control server and its clients share."""
 
 from control.schemas._base import (
+    BUNDLE_ADDRESS,
+    CodeMode,
     ColonyType,
     ConnectType,
     DeployType,
@@ -77,6 +79,8 @@ from control.schemas.runs import (
 from control.schemas.seed import CreateOperatorsPayload
 
 __all__ = [
+    "BUNDLE_ADDRESS",
+    "CodeMode",
     "ColonyType",
     "ConnectType",
     "ConnectionIn",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -94,6 +95,32 @@ class OperatorRuntimeType(StrEnum):
     PYTHON_DATA = "PYTHON_DATA"
 
 
+class CodeMode(StrEnum):
+    """codeMode: how the operator's code reaches the agent.
+
+    `CODE` (the original runtime's name for an importable module) and an empty value read as MODULE.
+    """
+
+    MODULE = "MODULE"
+    """Already importable where the agent runs (installed in its environment)."""
+    GIT = "GIT"
+    """A git repository (codeAddress: URL or path) at a branch, tag or commit (codeVersion)."""
+    PIP = "PIP"
+    """A pip requirement or a wheel's path or URL, installed into a cached per-version directory."""
+    BUNDLE = "BUNDLE"
+    """A tar.gz or zip uploaded to control (codeAddress: `atom-code://sha256:<hex>`)."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> Any:
+        if isinstance(value, str) and value.strip().upper() in ("", "CODE"):
+            return cls.MODULE
+        return super()._missing_(value)
+
+
+BUNDLE_ADDRESS = re.compile(r"^atom-code://(sha256:[0-9a-f]{64})$")
+"""A BUNDLE codeAddress; group 1 is the digest control stores the bundle under."""
+
+
 class OperatorModel(StrEnum):
     OFFLINE = "OFFLINE"
     REALTIME = "REALTIME"
@@ -139,8 +166,14 @@ class OperatorResult(StrEnum):
 
 
 class RuntimePattern(StrEnum):
+    """Where a run goes (siRuntimePattern): the planner maps each to an adapter (ATOM_DISPATCH_ADAPTERS)."""
+
     COMMAND = "COMMAND"
+    """A local process of the control host (the `local` adapter)."""
+    RAY = "RAY"
+    """A Ray job on the shared Ray cluster (the `ray` adapter)."""
     KUBERNETES = "KUBERNETES"
+    """A Kubernetes Job / Deployment (needs a configured kubernetes adapter)."""
 
 
 class NodeStatus(StrEnum):

@@ -10,9 +10,11 @@ import re
 from datetime import datetime
 from typing import Any
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 
 from control.schemas._base import (
+    BUNDLE_ADDRESS,
+    CodeMode,
     ColonyType,
     ConnectType,
     DeployType,
@@ -183,9 +185,9 @@ class OperatorFields(Wire):
     operator_model: OperatorModel = OperatorModel.OFFLINE
     level: int = 1
     resources_account_id: int | None = None
-    code_mode: str = "MODULE"
-    code_address: str = ""
-    code_version: str = ""
+    code_mode: CodeMode = CodeMode.MODULE
+    code_address: str = Field(default="", max_length=1024, validate_default=True)
+    code_version: str = Field(default="", max_length=64)
     module_name: str = Field(min_length=1, max_length=255)
     execute_object: str = Field(min_length=1, max_length=128)
     operator_conf: dict[str, Any] = Field(default_factory=dict)
@@ -195,6 +197,12 @@ class OperatorFields(Wire):
     operator_plan_runtimes: str = ""
     operator_priority: int = 0
     deploy_type: DeployType = DeployType.NOT_DEPLOY
+
+    @field_validator("code_address")
+    @classmethod
+    def _code_address(cls, value: str, info: ValidationInfo) -> str:
+        mode = info.data.get("code_mode")
+        return value if mode is None else check_code_address(CodeMode(mode), value)
 
     @field_validator("operator_conf", "environment_conf", "model_conf", mode="before")
     @classmethod
@@ -218,6 +226,27 @@ class OperatorIn(OperatorFields):
 
 class OperatorOut(OperatorFields, Stamped):
     operator_name: str
+    code_mode: CodeMode | str = Field(default=CodeMode.MODULE, union_mode="left_to_right")  # type: ignore[assignment]
+    """What is stored; rows written before codeMode was checked keep their value."""
+
+    @field_validator("code_address")
+    @classmethod
+    def _code_address(cls, value: str, info: ValidationInfo) -> str:
+        return value  # a view shows what is stored
+
+
+def check_code_address(mode: CodeMode, address: str) -> str:
+    """Refuse a codeAddress its codeMode cannot use (GIT and PIP need one; BUNDLE needs a digest)."""
+    if mode is CodeMode.GIT and not address:
+        raise ValueError("codeMode GIT needs codeAddress: the repository's URL or path")
+    if mode is CodeMode.PIP and not address:
+        raise ValueError("codeMode PIP needs codeAddress: a pip requirement, or a wheel's path or URL")
+    if mode is CodeMode.BUNDLE and not BUNDLE_ADDRESS.match(address):
+        raise ValueError(
+            f"codeMode BUNDLE needs codeAddress atom-code://sha256:<64 hex digits>, not {address!r}: "
+            "`atom apply` uploads a local directory or archive and writes it, or POST it to /api/v1/code"
+        )
+    return address
 
 
 # -- model -----------------------------------------------------------------------------------

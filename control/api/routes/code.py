@@ -1,0 +1,88 @@
+"""Operator code bundles (codeMode BUNDLE): upload once, content-addressed; a run's agent downloads its own.
+
+`POST /api/v1/code` streams a tar.gz or zip into `control.code_store.CodeStore` (user token);
+`GET /api/v1/code/{digest}` serves it to a user, or to a run's agent that sends its run token
+and `?runId=` (only the code that run's operator names).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse
+from pydantic import Field
+
+from connectors.errors import Permanent
+from control.api.deps import orchestrator, require_run_token, require_user
+from control.code_store import CodeStore, archive_kind, parse_digest
+from control.errors import ControlError, NotFound
+from control.schemas import Wire
+from control.store import models as m
+
+router = APIRouter(prefix="/api/v1/code", tags=["code"])
+
+
+class CodeStored(Wire):
+    digest: str = Field(description="sha256:<hex> of the bundle's bytes; codeAddress is atom-code://<digest>")
+    size: int
+
+
+class NotThisRunsCode(ControlError, Permanent):
+    status_code = 403
+
+
+def code_store(request: Request) -> CodeStore:
+    """The app's store, made on first use from control's settings."""
+    store: CodeStore | None = getattr(request.app.state, "code_store", None)
+    if store is None:
+        settings = orchestrator(request).settings
+        store = CodeStore(settings.home, max_bytes=settings.code_max_bytes)
+        request.app.state.code_store = store
+    return store
+
+
+Store = Annotated[CodeStore, Depends(code_store)]
+RunId = Annotated[int | None, Query(alias="runId", description="the agent's run (with its run token)")]
+
+
+@router.post("", response_model=CodeStored, dependencies=[Depends(require_user)])
+async def upload_code(request: Request, store: Store) -> CodeStored:
+    """Store a tar.gz or zip sent as the raw request body (streamed to disk, never whole in memory).
+
+    The same bytes are stored once. A body over `ATOM_CODE_MAX_BYTES` is refused with 413,
+    one that is not a tar.gz or zip with 415.
+    """
+    length = request.headers.get("content-length")
+    stored = await store.put(request.stream(), length=int(length) if length and length.isdigit() else None)
+    return CodeStored(digest=stored.digest, size=stored.size)
+
+
+def authorize(request: Request, digest: str, run_id: int | None) -> None:
+    """A user (token when ATOM_API_TOKEN is set), or the agent of a run whose operator names this code."""
+    if run_id is None:
+        require_user(request)
+        return
+    require_run_token(request, run_id)
+    with orchestrator(request).store.transaction() as ses:
+        run = ses.get(m.Runtime, run_id)
+        operator = ((run.spec or {}).get("operator") or {}) if run is not None else {}
+    address = operator.get("codeAddress") or operator.get("code_address")
+    if address != f"atom-code://{digest}":
+        raise NotThisRunsCode(f"run {run_id}: its operator's code is not {digest}")
+
+
+@router.api_route("/{digest}", methods=["GET", "HEAD"], response_class=FileResponse)
+def download_code(digest: str, request: Request, store: Store, run_id: RunId = None) -> FileResponse:
+    """The bundle's bytes (`application/gzip` or `application/zip`); HEAD says whether it is stored."""
+    parse_digest(digest)
+    authorize(request, digest, run_id)
+    path = store.path_of(digest)
+    try:
+        with open(path, "rb") as f:
+            kind = archive_kind(f.read(8))
+    except OSError as exc:
+        raise NotFound(f"code {digest} cannot be read from control's store: {exc.strerror}") from exc
+    media = "application/zip" if kind == "zip" else "application/gzip"
+    name = f"{digest.split(':', 1)[1][:16]}.{kind or 'bin'}"
+    return FileResponse(path, media_type=media, filename=name)

@@ -1,0 +1,205 @@
+"""Control's code store and `/api/v1/code`: content-addressed uploads, limits, who may download, and
+define-time checks of codeMode / codeAddress."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from control import runs
+from control.api.app import create_app
+from control.client import AsyncControlClient
+from control.errors import ControlAPIError
+from control.schemas import OperatorRuntimeType, OperatorSpec, TaskSpec
+from control.settings import Settings
+from control.store import models as m
+from tests.control.factory import SP, ok
+
+
+def targz(name: str = "op/__init__.py", text: str = "X = 1\n") -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = len(text.encode())
+        tar.addfile(info, io.BytesIO(text.encode()))
+    return buf.getvalue()
+
+
+def stored_files(home: Path) -> list[str]:
+    return sorted(p.name for p in (home / "code" / "sha256").iterdir())
+
+
+def temp_files(home: Path) -> list[str]:
+    tmp = home / "code" / "tmp"
+    return sorted(p.name for p in tmp.iterdir()) if tmp.exists() else []
+
+
+@pytest.fixture
+def code_settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", code_max_bytes=64 * 1024)
+
+
+@pytest.fixture
+async def code_app(code_settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(code_settings, reconcile=False)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+def client_for(app: FastAPI, token: str | None = None) -> AsyncControlClient:
+    return AsyncControlClient("http://control", token=token, transport=httpx.ASGITransport(app=app))
+
+
+async def test_upload_is_stored_once_by_digest_and_served_back(
+    code_app: FastAPI, code_settings: Settings, tmp_path: Path
+) -> None:
+    data = targz()
+    archive = tmp_path / "code.tar.gz"
+    archive.write_bytes(data)
+    digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
+    async with client_for(code_app) as client:
+        assert not await client.code_exists(digest)
+        first = await client.upload_code(archive)
+        assert first == {"digest": digest, "size": len(data)}
+        assert await client.upload_code(archive) == first
+        assert stored_files(code_settings.home) == [digest.split(":")[1]]
+        assert await client.code_exists(digest)
+        got = await client.download_code(digest, tmp_path / "back.tar.gz")
+        assert got == digest and (tmp_path / "back.tar.gz").read_bytes() == data
+        with pytest.raises(ControlAPIError) as err:
+            await client.download_code("sha256:" + "a" * 64, tmp_path / "x")
+        assert err.value.status_code == 404 and "not in control's store" in str(err.value)
+        with pytest.raises(ControlAPIError) as err:
+            await client.code_exists("md5:1234")
+        assert err.value.status_code == 422
+    assert temp_files(code_settings.home) == []
+
+
+async def test_over_the_limit_is_413_with_size_and_limit(
+    code_app: FastAPI, code_settings: Settings, tmp_path: Path
+) -> None:
+    big = tmp_path / "big.tar.gz"
+    big.write_bytes(b"\x1f\x8b" + b"\0" * (100 * 1024))
+    async with client_for(code_app) as client:
+        with pytest.raises(ControlAPIError) as err:
+            await client.upload_code(big)  # announces its length: refused before it is read
+    assert err.value.status_code == 413
+    message = str(err.value)
+    assert "\n" not in message and "102402 bytes" in message and "ATOM_CODE_MAX_BYTES=65536" in message
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted while streaming
+        for _ in range(100):
+            yield b"\x1f\x8b" + b"\0" * 1022
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=code_app), base_url="http://c") as http:
+        resp = await http.post("/api/v1/code", content=chunks())
+    assert resp.status_code == 413 and "more than 64.0 KiB" in resp.json()["msg"]
+    assert temp_files(code_settings.home) == []
+    assert not (code_settings.home / "code" / "sha256").exists() or not stored_files(code_settings.home)
+
+
+async def test_not_an_archive_is_415(code_app: FastAPI, code_settings: Settings, tmp_path: Path) -> None:
+    text = tmp_path / "op.py"
+    text.write_text("print('hi')\n")
+    async with client_for(code_app) as client:
+        with pytest.raises(ControlAPIError) as err:
+            await client.upload_code(text)
+    assert err.value.status_code == 415 and "neither a tar.gz nor a zip" in str(err.value)
+    assert temp_files(code_settings.home) == []
+
+
+async def test_users_upload_and_a_run_downloads_only_its_own_code(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", api_token=SecretStr("user-secret"))
+    app = create_app(settings, reconcile=False)
+    archive = tmp_path / "code.tar.gz"
+    archive.write_bytes(targz())
+    async with app.router.lifespan_context(app):
+        async with client_for(app) as anonymous:
+            with pytest.raises(ControlAPIError) as err:
+                await anonymous.upload_code(archive)
+            assert err.value.status_code == 401
+        async with client_for(app, "user-secret") as user:
+            digest = (await user.upload_code(archive))["digest"]
+            other = archive.with_name("other.tar.gz")
+            other.write_bytes(targz(text="X = 2\n"))
+            other_digest = (await user.upload_code(other))["digest"]
+        op = OperatorSpec(
+            operator_name="o",
+            operator_runtime_type=OperatorRuntimeType.PYTHON_DATA,
+            module_name="op",
+            execute_object="X",
+            code_mode="BUNDLE",
+            code_address=f"atom-code://{digest}",
+        )
+        with app.state.orchestrator.store.transaction() as ses:
+            run, token = runs.new_runtime(
+                session=ses,
+                spec=TaskSpec(run_id=0, node_name="n", operator=op),
+                space_id=None,
+                node_id=None,
+                adapter="local",
+                reason="test",
+            )
+            run_id = run.id
+        async with client_for(app, token) as agent:
+            assert await agent.download_code(digest, tmp_path / "mine", run_id=run_id) == digest
+            with pytest.raises(ControlAPIError) as err:
+                await agent.download_code(other_digest, tmp_path / "theirs", run_id=run_id)
+            assert err.value.status_code == 403 and f"run {run_id}" in str(err.value)
+            with pytest.raises(ControlAPIError) as err:
+                await agent.download_code(digest, tmp_path / "no-run")  # a run token is not a user token
+            assert err.value.status_code == 401
+
+
+# -- define-time checks (SQLite and MariaDB) --------------------------------------------------------
+
+
+def operator(**fields: str) -> dict[str, str]:
+    return {"operatorName": "op", "moduleName": "pkg.train", "executeObject": "Train", **fields}
+
+
+async def test_code_fields_are_checked_when_an_operator_is_defined(api: httpx.AsyncClient) -> None:
+    await ok(await api.put(SP, json={"spaceName": "default"}))
+    cases = [
+        ({"codeMode": "FTP"}, "codeMode", "'MODULE', 'GIT', 'PIP' or 'BUNDLE'"),
+        ({"codeMode": "GIT"}, "codeAddress", "GIT needs codeAddress"),
+        ({"codeMode": "PIP", "codeAddress": ""}, "codeAddress", "PIP needs codeAddress"),
+        ({"codeMode": "BUNDLE", "codeAddress": "./code"}, "codeAddress", "atom-code://sha256:"),
+        ({"codeMode": "BUNDLE", "codeAddress": "atom-code://sha256:abc"}, "codeAddress", "64 hex"),
+    ]
+    for fields, field, needle in cases:
+        resp = await api.put(f"{SP}/operators/op", json=operator(**fields))
+        assert resp.status_code == 422, (fields, resp.text)
+        errors = resp.json()["errors"]
+        assert [e["field"] for e in errors] == [field], errors
+        assert needle in errors[0]["msg"], errors
+
+    good = [
+        ({"codeMode": "CODE", "codeAddress": "127.0.0.1", "codeVersion": "0.0.1"}, "MODULE"),
+        ({"codeMode": "git", "codeAddress": "https://example.com/x.git", "codeVersion": "v1"}, "GIT"),
+        ({"codeMode": "PIP", "codeAddress": "pkg-ops", "codeVersion": "1.2"}, "PIP"),
+        ({"codeMode": "BUNDLE", "codeAddress": "atom-code://sha256:" + "ab" * 32}, "BUNDLE"),
+        ({}, "MODULE"),
+    ]
+    for fields, mode in good:
+        body = await ok(await api.put(f"{SP}/operators/op", json=operator(**fields)))
+        assert body["codeMode"] == mode
+
+
+async def test_stored_code_modes_stay_readable(app: FastAPI, api: httpx.AsyncClient) -> None:
+    await ok(await api.put(SP, json={"spaceName": "default"}))
+    await ok(await api.put(f"{SP}/operators/op", json=operator()))
+    for stored, shown in (("CODE", "MODULE"), ("", "MODULE"), ("local-dir", "local-dir")):
+        with app.state.orchestrator.store.transaction() as ses:
+            for row in ses.query(m.Operator).all():
+                row.code_mode = stored
+                row.code_address = ""
+        assert (await ok(await api.get(f"{SP}/operators/op")))["codeMode"] == shown

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import select
@@ -21,7 +18,9 @@ from sqlalchemy.orm import Session
 
 from control import runs
 from control import schemas as s
-from control.dispatch import Adapter, RunDescription
+from control.dispatch import Adapter, planner
+from control.dispatch.describe import RunNames, describe_run, describe_service, needs_ray
+from control.dispatch.ray import RayAdapter
 from control.errors import Conflict, ControlError, InvalidSpec, NotFound
 from control.secrets import Vault, new_token, token_hash
 from control.settings import Settings
@@ -32,8 +31,6 @@ from control.store.engine import Store
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: env vars of control that an agent must not inherit
-PRIVATE_ENV = ("ATOM_DB_URL", "ATOM_SECRET_KEY", "ATOM_API_TOKEN", "ATOM_CONFIG")
 DEPLOYING = (s.DeployType.AUTO_DEPLOY.value, s.DeployType.GREY_DEPLOY.value, s.DeployType.TOUCH_DEPLOY.value)
 
 
@@ -78,16 +75,20 @@ class Orchestrator:
         except KeyError:
             raise ControlError(f"dispatch adapter {name!r} is not configured") from None
 
-    def base_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in PRIVATE_ENV}
-        env["ATOM_CONTROL_URL"] = self.settings.callback_url
-        env.setdefault("RAY_AUTH_MODE", "disabled")
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        return env
+    def place_run(self, session: Session, spec: s.TaskSpec) -> str:
+        """The adapter for a run of `spec` (the planner; refuses an unconfigured pattern)."""
+        space = session.get(m.Space, spec.space_id) if spec.space_id is not None else None
+        return planner.place(
+            self.settings, space=space.space_name if space else "default", spec=spec, available=self.adapters
+        ).adapter
 
-    @property
-    def python(self) -> str:
-        return self.settings.python or sys.executable
+    async def ray_address(self) -> str | None:
+        """The shared Ray cluster's address (control's local head is started on the first call)."""
+        ray = self.adapters.get("ray")
+        if not isinstance(ray, RayAdapter):
+            return None
+        address, _ = await ray.ensure()
+        return address
 
     # -- runs -------------------------------------------------------------------------------
 
@@ -97,7 +98,7 @@ class Orchestrator:
         An exam's waiting runs are dispatched later by the reconcile loop. When a dispatch fails
         (the run is then failed), the others are still dispatched before the error is raised.
         """
-        created = await self.db(lambda ses: runs.start_task(session=ses, event=event, adapter="local"))
+        created = await self.db(lambda ses: runs.start_task(session=ses, event=event, adapter=self.place_run))
         failure: ControlError | None = None
         for run, token in created:
             if token is None:
@@ -139,7 +140,7 @@ class Orchestrator:
                 spec=spec,
                 space_id=space_id,
                 node_id=None,
-                adapter="local",
+                adapter=self.place_run,
                 reason="create_operators",
             )
 
@@ -147,44 +148,23 @@ class Orchestrator:
         await self.dispatch(run.id, token)
         return [run.id]
 
-    def run_launch(self, run_id: int, token: str, model_name: str | None) -> RunDescription:
-        base = self.settings.runs_dir / str(run_id)
-        dirs = {
-            "ATOM_DATA_DIR": base / "data",
-            "ATOM_MODEL_DIR": base / "model",
-            "ATOM_LOG_DIR": base / "logs",
-            "ATOM_SUMMARY_DIR": base / "summary",
-            "ATOM_SHARE_DIR": self.settings.home / "share",
-        }
-        for path in dirs.values():
-            path.mkdir(parents=True, exist_ok=True)
-        env = self.base_env()
-        env.update({k: str(v) for k, v in dirs.items()})
-        env.update(
-            {"ATOM_RUN_ID": str(run_id), "ATOM_RUN_TOKEN": token, "ATOM_HOME": str(self.settings.home)}
-        )
-        if model_name:
-            env["ATOM_MODEL_NAME"] = model_name
-        return RunDescription(
-            kind="run",
-            ident=run_id,
-            name=str(run_id),
-            command=[self.python, "-m", "runtime_agent", "run", "--run-id", str(run_id)],
-            env=env,
-            log_path=dirs["ATOM_LOG_DIR"] / "agent.log",
-            workdir=Path.cwd(),
-        )
-
     async def dispatch(self, run_id: int, token: str) -> None:
-        run = await self.db(lambda ses: runs.get_run(session=ses, run_id=run_id))
-        spec = s.TaskSpec.model_validate(run.spec)
-        extra_env = {**spec.envs}
-        launch = self.run_launch(run_id, token, spec.model.model_name if spec.model else None)
-        launch.env.update(extra_env)
-        await self.db(lambda ses: _set_log_path(ses, run_id, str(launch.log_path)))
+        """Describe the run, let its adapter admit it, then start it (or leave it waiting for resources).
+
+        A run the adapter can never place, or that fails to start, is failed with the reason.
+        """
+        run, spec, names = await self.db(lambda ses: _dispatch_inputs(ses, run_id))
         adapter = self.adapter(run.adapter)
         try:
-            external_id = await adapter.start(launch)
+            ray_address = await self.ray_address() if run.adapter != "ray" and needs_ray(spec) else None
+            desc = describe_run(self.settings, spec, token=token, names=names, ray_address=ray_address)
+            await self.db(lambda ses: _set_log_path(ses, run_id, str(desc.log_path)))
+            admission = await adapter.admit(desc)
+            if admission.wait:
+                await self.db(lambda ses: _wait(ses, run_id, adapter.name, admission.wait))
+                logger.info("run %s waits: %s", run_id, admission.wait)
+                return
+            external_id = await adapter.start(desc, admission)
         except ControlError as exc:
             reason = str(exc)
 
@@ -195,16 +175,22 @@ class Orchestrator:
 
             await self.db(fail)
             raise
+        info = {
+            "command": desc.command,
+            "resources": desc.resources.as_dict(),
+            "workers": desc.plan.workers if desc.plan else 1,
+            "granted": admission.grant,
+        }
 
         def dispatched(ses: Session) -> None:
             r = runs.get_run(session=ses, run_id=run_id)
-            runs.record_schedule(
-                session=ses, run_id=run_id, external_id=external_id, info={"command": launch.command}
-            )
+            waited = (runs.schedule_of(session=ses, run_id=run_id) or m.Schedule()).info or {}
+            runs.record_schedule(session=ses, run_id=run_id, external_id=external_id, info=info)
+            why = f"started by {adapter.name} adapter as {external_id}"
             if r.state == s.RunState.QUEUED.value:
-                runs.transition(
-                    session=ses, run=r, to=s.RunState.PENDING, reason=f"started by {adapter.name} adapter"
-                )
+                runs.transition(session=ses, run=r, to=s.RunState.PENDING, reason=why)
+            elif r.state == s.RunState.PENDING.value and waited.get("waiting"):
+                runs.note(session=ses, run=r, reason=why)
 
         await self.db(dispatched)
 
@@ -335,27 +321,8 @@ class Orchestrator:
 
         svc = await self.db(prepare)
         log = self.settings.services_dir / str(service_id) / "serve.log"
-        env = self.base_env()
-        env.update({"ATOM_SERVICE_TOKEN": token, "ATOM_SERVICE_ID": str(service_id)})
-        launch = RunDescription(
-            kind="service",
-            ident=service_id,
-            name=svc.service_name,
-            command=[
-                self.python,
-                "-m",
-                "runtime_agent",
-                "serve",
-                "--service-id",
-                str(service_id),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env=env,
-            log_path=log,
-            workdir=Path.cwd(),
+        launch = describe_service(
+            self.settings, service_id=service_id, name=svc.service_name, token=token, port=port, log_path=log
         )
         try:
             external_id = await self.adapter(svc.adapter).start(launch)
@@ -403,6 +370,36 @@ class Orchestrator:
 
 def _set_log_path(ses: Session, run_id: int, path: str) -> None:
     runs.get_run(session=ses, run_id=run_id).log_path = path
+
+
+def _dispatch_inputs(ses: Session, run_id: int) -> tuple[m.Runtime, s.TaskSpec, RunNames]:
+    """The run, its spec, and the names its environment carries (space, exam, model version)."""
+    run = runs.get_run(session=ses, run_id=run_id)
+    spec = s.TaskSpec.model_validate(run.spec)
+    space = ses.get(m.Space, run.space_id) if run.space_id is not None else None
+    exam = ses.get(m.Exam, run.exam_id) if run.exam_id is not None else None
+    return (
+        run,
+        spec,
+        RunNames(
+            space=space.space_name if space else "default",
+            exam=exam.exam_name if exam else "",
+            model_version=runs.next_model_version(session=ses, spec=spec),
+        ),
+    )
+
+
+def _wait(ses: Session, run_id: int, adapter: str, reason: str) -> None:
+    """Leave a run pending (not dispatched) until its adapter has the resources; reconcile retries."""
+    run = runs.get_run(session=ses, run_id=run_id)
+    sched = runs.schedule_of(session=ses, run_id=run_id)
+    if sched is not None:
+        sched.info = {"waiting": reason}
+        sched.last_sync_at = m.utcnow()
+    if run.state == s.RunState.QUEUED.value:
+        runs.transition(session=ses, run=run, to=s.RunState.PENDING, reason=reason)
+    else:
+        run.reason = reason
 
 
 def _set_service(ses: Session, service_id: int, *, state: s.ServiceState, reason: str) -> None:

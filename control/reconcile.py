@@ -13,7 +13,9 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import select
@@ -88,6 +90,21 @@ def judge_waiting(*, session: Session) -> list[tuple[int, str]]:
     return ready
 
 
+def claim_resource_waiters(*, session: Session) -> list[tuple[int, str]]:
+    """Pending runs that wait for resources (not dispatched yet), oldest first, each with a fresh token."""
+    out: list[tuple[int, str]] = []
+    for run in session.scalars(
+        select(m.Runtime).where(m.Runtime.state == s.RunState.PENDING.value).order_by(m.Runtime.id)
+    ):
+        sched = runs.schedule_of(session=session, run_id=run.id)
+        if sched is None or sched.external_id is not None or not (sched.info or {}).get("waiting"):
+            continue
+        token = new_token()
+        run.token_hash = token_hash(token)
+        out.append((run.id, token))
+    return out
+
+
 class Reconciler:
     def __init__(self, orch: Orchestrator, *, interval: float, heartbeat_timeout: float) -> None:
         self.orch = orch
@@ -96,6 +113,7 @@ class Reconciler:
         self.started = time.monotonic()
         """When this control started: live agents get `heartbeat_timeout` seconds from here."""
         self._http = httpx.AsyncClient(timeout=2.0)
+        self._adopted = False
 
     async def run_forever(self) -> None:
         while True:
@@ -111,15 +129,63 @@ class Reconciler:
         await self._http.aclose()
 
     async def reconcile_once(self) -> None:
+        if not self._adopted:
+            await self._adopt()
         await self._waiting()
         await self._runs()
+        await self._final_logs()
         await self._services()
+
+    async def _adopt(self) -> None:
+        """After a (re)start: hold again what live agents of an earlier control hold (GPUs, cores)."""
+
+        def load(ses: Session) -> list[tuple[str, str, dict[str, Any]]]:
+            out = []
+            for run in ses.scalars(select(m.Runtime).where(m.Runtime.state.in_(ACTIVE))):
+                sched = runs.schedule_of(session=ses, run_id=run.id)
+                if sched is not None and sched.external_id and (sched.info or {}).get("granted"):
+                    out.append((run.adapter, sched.external_id, dict(sched.info["granted"])))
+            return out
+
+        for adapter, external_id, grant in await self.orch.db(load):
+            if adapter in self.orch.adapters:
+                self.orch.adapters[adapter].adopt(external_id, grant)
+        self._adopted = True
+
+    async def _final_logs(self) -> None:
+        """One last copy of a remote target's log for runs that ended since the last pass."""
+
+        def load(ses: Session) -> list[Watched]:
+            since = utcnow() - timedelta(hours=1)
+            out = []
+            for run in ses.scalars(
+                select(m.Runtime).where(
+                    m.Runtime.state.not_in(ACTIVE),
+                    m.Runtime.adapter != "local",
+                    m.Runtime.finished_at >= since,
+                )
+            ):
+                sched = runs.schedule_of(session=ses, run_id=run.id)
+                if sched is None or not sched.external_id or (sched.info or {}).get("logsFinal"):
+                    continue
+                sched.info = {**(sched.info or {}), "logsFinal": True}
+                out.append(Watched(run.id, run.state, run.adapter, sched.external_id, 0, 0, run.log_path))
+            return out
+
+        for w in await self.orch.db(load):
+            try:
+                await self._sync_log(w)
+                await self.orch.adapter(w.adapter).release(w.external_id or "")
+            except ControlError as exc:
+                logger.warning("run %s: its final log was not copied: %s", w.run_id, exc)
 
     # -- exam launches ----------------------------------------------------------------------
 
     async def _waiting(self) -> None:
-        for run_id, token in await self.orch.db(lambda ses: judge_waiting(session=ses)):
-            logger.info("run %s: upstream runs succeeded; dispatching", run_id)
+        ready = await self.orch.db(lambda ses: judge_waiting(session=ses))
+        ready += await self.orch.db(lambda ses: claim_resource_waiters(session=ses))
+        for run_id, token in ready:
+            logger.info("run %s: dispatching", run_id)
             try:
                 await self.orch.dispatch(run_id, token)
             except ControlError as exc:  # dispatch already failed the run with the reason
@@ -135,6 +201,8 @@ class Reconciler:
                 if run.state == s.RunState.QUEUED.value and run.upstream_run_ids:
                     continue  # waits for its upstream runs (`judge_waiting`)
                 sched = runs.schedule_of(session=ses, run_id=run.id)
+                if sched is not None and sched.external_id is None and (sched.info or {}).get("waiting"):
+                    continue  # waits for resources (`claim_resource_waiters`)
                 # silence counts from the last heartbeat, else from the dispatch (an exam run may
                 # be dispatched long after it was created), else from creation
                 since = run.heartbeat_at or (sched.last_sync_at if sched else None) or run.created_at
@@ -164,12 +232,18 @@ class Reconciler:
             if w.age > self.heartbeat_timeout:
                 return "the run was never dispatched (control stopped while starting it)"
             return None
-        observed = await self.orch.adapter(w.adapter).describe(w.external_id)
+        adapter = self.orch.adapter(w.adapter)
+        observed = await adapter.describe(w.external_id)
+        await self._sync_log(w)
+        if observed.waiting and w.state == s.RunState.PENDING.value:
+            await self.orch.db(lambda ses: _set_reason(ses, w.run_id, observed.waiting))
+            return None
         # after a restart, agents started by the earlier control get a grace period to reach us
         grace = time.monotonic() - self.started < self.heartbeat_timeout
         if not observed.alive:
             if grace and observed.exit_code is None and not w.external_id.startswith("pid:"):
                 return None  # the adapter cannot see it yet; its agent may still report
+            await adapter.release(w.external_id)
             if observed.exit_code == 0:
                 return "the agent exited without reporting a result" + _log_tail(w.log_path)
             return observed.detail + _log_tail(w.log_path)
@@ -178,6 +252,25 @@ class Reconciler:
             await self.orch.adapter(w.adapter).stop(w.external_id, grace=5)
             return f"no heartbeat from the agent for {int(silent)} s (limit {int(self.heartbeat_timeout)} s)"
         return None
+
+    async def _sync_log(self, w: Watched) -> None:
+        """Copy what a remote target collected of the agent's output into the run's log file."""
+        if w.external_id is None or not w.log_path:
+            return
+        text = await self.orch.adapter(w.adapter).logs(w.external_id)
+        if text is None:
+            return
+        path = Path(w.log_path)
+        data = text.encode("utf-8", "replace")
+
+        def write() -> None:
+            if not path.exists() or path.stat().st_size != len(data):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp")
+                tmp.write_bytes(data)
+                tmp.replace(path)
+
+        await asyncio.to_thread(write)
 
     async def _fail_run(self, w: Watched, reason: str) -> None:
         def fail(ses: Session) -> None:
@@ -250,3 +343,9 @@ class Reconciler:
                 svc.reason = reason
 
         await self.orch.db(update)
+
+
+def _set_reason(ses: Session, run_id: int, reason: str) -> None:
+    run = runs.get_run(session=ses, run_id=run_id)
+    if run.state == s.RunState.PENDING.value and run.reason != reason:
+        run.reason = reason

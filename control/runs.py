@@ -8,7 +8,7 @@ Views of runs are in `control.store.run_views`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -21,6 +21,8 @@ from control.states import check
 from control.store import models as m
 from control.store import relations, repo
 from control.store.models import utcnow
+
+ACTIVE_STATES = (s.RunState.QUEUED.value, s.RunState.PENDING.value, s.RunState.RUNNING.value)
 
 
 def connection_spec(conn: m.Connection) -> s.ConnectionSpec:
@@ -80,13 +82,17 @@ def build_task_spec(*, session: Session, node: m.Node, event: s.TaskEvent) -> s.
     )
 
 
+Placer = Callable[[Session, s.TaskSpec], str]
+"""Chooses the adapter of a run from its spec (`Orchestrator.place_run`)."""
+
+
 def new_runtime(
     *,
     session: Session,
     spec: s.TaskSpec,
     space_id: int | None,
     node_id: int | None,
-    adapter: str,
+    adapter: str | Placer,
     reason: str,
     exam_id: int | None = None,
     upstream_run_ids: Sequence[int] = (),
@@ -97,6 +103,8 @@ def new_runtime(
         exam_id: the exam launch the run belongs to.
         upstream_run_ids: runs that must succeed first (the run waits queued until then).
     """
+    if not isinstance(adapter, str):
+        adapter = adapter(session, spec)  # refuses an unconfigured pattern before anything is stored
     token = new_token()
     attempt = 1
     if node_id is not None:
@@ -131,7 +139,9 @@ def new_runtime(
     return run, token
 
 
-def start_task(*, session: Session, event: s.TaskEvent, adapter: str) -> list[tuple[m.Runtime, str | None]]:
+def start_task(
+    *, session: Session, event: s.TaskEvent, adapter: str | Placer
+) -> list[tuple[m.Runtime, str | None]]:
     """startNodeTask: the runs to create, each with its token when it is to be dispatched now.
 
     Raises:
@@ -163,7 +173,7 @@ def _refuse_busy(*, session: Session, node: m.Node) -> None:
         raise Conflict(f"node {node.node_name!r} is already running as run {busy}: stop it first")
 
 
-def start_node(*, session: Session, event: s.TaskEvent, adapter: str) -> tuple[m.Runtime, str]:
+def start_node(*, session: Session, event: s.TaskEvent, adapter: str | Placer) -> tuple[m.Runtime, str]:
     """Create the run of one node (taskType NODE)."""
     if event.task_type.upper() != "NODE":
         raise InvalidSpec(f"taskType {event.task_type!r}: start it with start_task", field="taskType")
@@ -217,7 +227,9 @@ def exam_order(*, session: Session, nodes: Sequence[m.Node]) -> list[tuple[m.Nod
     return [(by_id[i], [by_id[u] for u in upstream[i]]) for i in done]
 
 
-def start_exam(*, session: Session, event: s.TaskEvent, adapter: str) -> list[tuple[m.Runtime, str | None]]:
+def start_exam(
+    *, session: Session, event: s.TaskEvent, adapter: str | Placer
+) -> list[tuple[m.Runtime, str | None]]:
     """Create one run per node of the exam, roots first (with tokens: dispatch them now).
 
     Every other run waits `queued` ("waiting for <upstream names>") with its upstream run ids
@@ -313,6 +325,46 @@ def record_schedule(*, session: Session, run_id: int, external_id: str, info: di
         sched.last_sync_at = utcnow()
 
 
+def note(*, session: Session, run: m.Runtime, reason: str) -> None:
+    """Record a new reason for the state the run is in (e.g. started after waiting for a GPU)."""
+    run.reason = reason
+    session.add(m.RunTransition(runtime_id=run.id, from_state=run.state, to_state=run.state, reason=reason))
+    session.flush()
+
+
+def next_model_version(*, session: Session, spec: s.TaskSpec) -> str:
+    """The version a run of `spec` registers (ATOM_MODEL_VERSION), reserved in its spec at dispatch.
+
+    One past the highest version of the model and every version reserved by its other live runs;
+    a run that already holds a reservation (or a registered version) keeps it.
+    """
+    if spec.model is None or spec.model.model_id is None:
+        return ""
+    run = session.get(m.Runtime, spec.run_id)
+    if run is None:
+        return ""
+    mine = session.scalar(select(m.ModelVersion.model_version).where(m.ModelVersion.runtime_id == run.id))
+    reserved = str((run.spec.get("model") or {}).get("modelVersion") or "")
+    if mine or reserved:
+        return str(mine or reserved)
+    taken = [
+        int(v)
+        for v in session.scalars(
+            select(m.ModelVersion.model_version).where(m.ModelVersion.model_id == spec.model.model_id)
+        )
+        if str(v).isdigit()
+    ]
+    for other in session.scalars(
+        select(m.Runtime).where(m.Runtime.state.in_(ACTIVE_STATES), m.Runtime.id != run.id)
+    ):
+        model = (other.spec or {}).get("model") or {}
+        if model.get("modelId") == spec.model.model_id and str(model.get("modelVersion", "")).isdigit():
+            taken.append(int(model["modelVersion"]))
+    version = str(max(taken, default=0) + 1)
+    run.spec = {**run.spec, "model": {**run.spec["model"], "modelVersion": version}}
+    return version
+
+
 def schedule_of(*, session: Session, run_id: int) -> m.Schedule | None:
     return session.scalar(
         select(m.Schedule).where(m.Schedule.runtime_id == run_id).order_by(m.Schedule.id.desc())
@@ -371,10 +423,15 @@ def register_model_version(
     model = session.get(m.Model, spec.model.model_id)
     if model is None:
         raise NotFound(f"model {spec.model.model_name!r} no longer exists")
-    n = len(session.scalars(select(m.ModelVersion.id).where(m.ModelVersion.model_id == model.id)).all())
+    taken = set(
+        session.scalars(select(m.ModelVersion.model_version).where(m.ModelVersion.model_id == model.id))
+    )
+    wanted = spec.model.model_version  # reserved at dispatch (the run's ATOM_MODEL_VERSION)
+    if not wanted or wanted in taken:
+        wanted = str(max((int(v) for v in taken if str(v).isdigit()), default=0) + 1)
     version = m.ModelVersion(
         model_id=model.id,
-        model_version=str(n + 1),
+        model_version=wanted,
         model_score=report.model_score,
         model_address=report.model_address,
         runtime_id=run.id,

@@ -60,6 +60,58 @@ class Settings(BaseSettings):
     python: str | None = None
     """The Python that runs agents and services; None: the one running control."""
 
+    # -- dispatch ---------------------------------------------------------------------------------
+
+    dispatch_adapters: dict[str, str] = Field(default_factory=lambda: {"COMMAND": "local", "RAY": "ray"})
+    """Which adapter runs each runtime pattern (siRuntimePattern); a pattern not listed is refused.
+    JSON in `ATOM_DISPATCH_ADAPTERS`, e.g. `{"COMMAND": "ray", "RAY": "ray"}`."""
+
+    dispatch_space_adapters: dict[str, dict[str, str]] = Field(default_factory=dict)
+    """Per-space overrides of `dispatch_adapters`: `{"research": {"COMMAND": "ray"}}`."""
+
+    dispatch_default_pattern: str = "COMMAND"
+    """The runtime pattern of a run whose node has no service info."""
+
+    dispatch_space_patterns: dict[str, str] = Field(default_factory=dict)
+    """Per-space overrides of `dispatch_default_pattern`: `{"research": "RAY"}`."""
+
+    agent_pass_env: list[str] = Field(default_factory=list)
+    """Names of control's environment variables every agent also gets (JSON list). Agents get
+    only ATOM_* knobs, the run's own variables and what Ray and CUDA need; nothing else leaks."""
+
+    env_name: str = ""
+    """Set as ATOM_ENV in every run (Cube Studio's KUBEFLOW_ENV: dev, test, prod ...)."""
+
+    area: str = ""
+    """Set as ATOM_AREA in every run (Cube Studio's KUBEFLOW_AREA: the region)."""
+
+    # -- local processes --------------------------------------------------------------------------
+
+    local_gpus: str | None = None
+    """GPUs the local adapter hands out, one run each: a count (`2`), ids (`0,2`), empty for none;
+    None: those `nvidia-smi -L` lists."""
+
+    local_memory_limits: bool = True
+    """Limit each local agent's memory (siMemory) with a cgroup where control can make one."""
+
+    # -- Ray ----------------------------------------------------------------------------------------
+
+    ray_address: str | None = None
+    """GCS address (`host:port`) of an external Ray cluster; None: control starts one local head
+    the first time a run needs Ray and stops it when control stops."""
+
+    ray_dashboard_url: str | None = None
+    """That cluster's dashboard / Jobs API URL; None: `http://<ray_address host>:8265`."""
+
+    ray_head_cpus: int | None = None
+    """CPUs of control's local head (None: all of this host's)."""
+
+    ray_head_gpus: str = ""
+    """GPU ids control's local head gets (`0,1`); keep them apart from `local_gpus`."""
+
+    ray_python: str | None = None
+    """The Python on the Ray nodes that runs `-m runtime_agent`; None: control's own `python`."""
+
     code_max_bytes: int = Field(default=4 * 1024**3, ge=1)
     """The largest operator code bundle `POST /api/v1/code` stores (bytes); a larger one is refused (413)."""
 

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from control.api import errors
 from control.api.routes import agent, code, lamp, resources, runs, services
-from control.dispatch import LocalAdapter
+from control.dispatch.registry import build_adapters
 from control.orchestrator import Orchestrator
 from control.reconcile import Reconciler
 from control.secrets import Vault
@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None, *, reconcile: bool = True) -> F
     vault = Vault.from_home(
         settings.home, settings.secret_key.get_secret_value() if settings.secret_key else None
     )
-    orch = Orchestrator(settings, store, vault, {"local": LocalAdapter()})
+    orch = Orchestrator(settings, store, vault, build_adapters(settings))
     reconciler = Reconciler(
         orch, interval=settings.reconcile_interval, heartbeat_timeout=settings.heartbeat_timeout
     )

@@ -150,6 +150,9 @@ class Adapter(abc.ABC):
         with self._mapped("describe the resources of", None, self.name):
             return await self._describe_resources()
 
+    def adopt(self, external_id: str, grant: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """Hold again what an agent started by an earlier control holds (its schedule's `granted`)."""
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release what the adapter holds (not the agents it started)."""
 

@@ -79,13 +79,17 @@ class LocalAdapter(Adapter):
         req = desc.resources
         where = "this host (local adapter)"
         if req.total_gpu > len(self.inventory.gpus):
-            hint = "" if self.inventory.gpus else "; set ATOM_LOCAL_GPUS if it has GPUs nvidia-smi does not list"
+            hint = (
+                "" if self.inventory.gpus else "; set ATOM_LOCAL_GPUS if it has GPUs nvidia-smi does not list"
+            )
             raise Infeasible(shortfall("GPU", req.total_gpu, len(self.inventory.gpus), where) + hint)
         if req.total_cpu > self.inventory.cpus:
             raise Infeasible(shortfall("CPU", req.total_cpu, self.inventory.cpus, where))
         grant = self.inventory.reserve(_key(desc), gpus=req.total_gpu, cpus=req.total_cpu)
         if grant is None:
-            return Admission(wait=shortfall("GPU", req.total_gpu, len(self.inventory.free_gpus()), "", free=True))
+            return Admission(
+                wait=shortfall("GPU", req.total_gpu, len(self.inventory.free_gpus()), "", free=True)
+            )
         grant.memory_mib = req.total_memory_mib
         return Admission(grant={"gpus": grant.gpus, "cpus": grant.cpus, "memoryMib": grant.memory_mib})
 
@@ -121,7 +125,9 @@ class LocalAdapter(Adapter):
             with contextlib.suppress(OSError):
                 os.sched_setaffinity(proc.pid, grant.cpus)
         if self.cgroups is not None and grant.memory_mib:
-            grant.cgroup = self.cgroups.limit(f"{desc.kind}-{desc.ident}-{proc.pid}", proc.pid, grant.memory_mib)
+            grant.cgroup = self.cgroups.limit(
+                f"{desc.kind}-{desc.ident}-{proc.pid}", proc.pid, grant.memory_mib
+            )
         self._procs[proc.pid] = proc
         external_id = f"pid:{proc.pid}:{_start_ticks(proc.pid) or ''}"
         self.inventory.rekey(key, external_id)

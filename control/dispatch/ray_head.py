@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from control.dispatch.agent_env import inherited
 from control.errors import DispatchFailed
 
 logger = logging.getLogger(__name__)
@@ -72,10 +73,9 @@ def _alive(pid: int) -> bool:
 
 
 def ray_env(base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment a Ray head or client needs: auth mode, no usage stats, plain log prefixes."""
-    env = dict(os.environ if base is None else base)
-    env.setdefault("RAY_AUTH_MODE", "disabled")
-    env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    """The environment of the head: built like an agent's (its jobs and workers inherit it), so
+    nothing control holds (store URL, keys, tokens) reaches the cluster; auth mode consistent."""
+    env = inherited(os.environ if base is None else base)
     env.setdefault("RAY_COLOR_PREFIX", "0")
     return env
 
@@ -92,12 +92,15 @@ class RayHead:
     Attributes:
         num_cpus: CPUs the head offers (None: all of the machine's).
         num_gpus: GPUs it offers (None: what Ray detects); a number may declare GPUs for tests.
+        gpu_ids: the devices it may use (its CUDA_VISIBLE_DEVICES), so the local adapter's GPUs
+            stay apart from Ray's.
         address: `127.0.0.1:<gcs port>` once started (what `ray.init(address=...)` takes).
         dashboard_url: `http://127.0.0.1:<port>` (what `JobSubmissionClient` takes).
     """
 
     num_cpus: int | None = None
     num_gpus: int | None = None
+    gpu_ids: list[str] | None = None
     address: str = ""
     dashboard_url: str = ""
     temp_dir: Path | None = None
@@ -148,9 +151,12 @@ class RayHead:
         logger.info("ray: starting a local head on port %d (dashboard %d)", gcs, dash)
         started = time.monotonic()
         with open(log, "wb") as out:
+            env = ray_env()
+            if self.gpu_ids is not None:
+                env["CUDA_VISIBLE_DEVICES"] = ",".join(self.gpu_ids)
             self._proc = subprocess.Popen(
                 argv,
-                env=ray_env(),
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -166,9 +172,10 @@ class RayHead:
                 tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
                 self._cleanup()
                 raise DispatchFailed(f"the local Ray head did not start: {tail or 'no output'}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.dashboard_url}/api/version", timeout=1).status_code == 200:
-                    break
+            with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+                nodes = httpx.get(f"{self.dashboard_url}/api/v0/nodes", params={"limit": "10"}, timeout=2)
+                if nodes.status_code == 200 and nodes.json()["data"]["result"]["result"]:
+                    break  # the Jobs API answers and the head node has registered its resources
             if time.monotonic() > deadline:
                 self.stop()
                 raise DispatchFailed(f"the local Ray head did not answer within {timeout:.0f} s (log: {log})")

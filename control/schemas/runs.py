@@ -113,6 +113,8 @@ class OperatorSpec(Wire):
 class ModelSpec(Wire):
     model_id: int | None = None
     model_name: str
+    model_version: str = ""
+    """The version this run registers (reserved at dispatch; its agent's ATOM_MODEL_VERSION)."""
     model_address: str = ""
     connection: ConnectionSpec | None = None
 

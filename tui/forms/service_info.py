@@ -19,7 +19,12 @@ FIELDS = [
         "select",
         required=True,
         options=enum_options(
-            RuntimePattern, {"COMMAND": "COMMAND (a local process)", "KUBERNETES": "KUBERNETES (pods)"}
+            RuntimePattern,
+            {
+                "COMMAND": "COMMAND (a local process)",
+                "RAY": "RAY (a Ray job)",
+                "KUBERNETES": "KUBERNETES (pods)",
+            },
         ),
     ),
     FieldSpec("siNodeNum", "Replicas", "int", help="number of nodes / pods"),

@@ -1,0 +1,172 @@
+"""From a stored run to a `RunDescription`: the agent's command, directories and built environment.
+
+Pure functions of the settings and the run's frozen spec; the orchestrator adds what only the
+store knows (names, the reserved model version) and hands the result to the chosen adapter.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from control import schemas as s
+from control.dispatch.agent_env import declared, inherited
+from control.dispatch.base import CodeRef, RunDescription
+from control.schemas.resources import ResourceRequest, request_of, worker_plan
+from control.settings import Settings
+
+
+@dataclass(frozen=True)
+class RunNames:
+    """What the store knows of a run beyond its spec (for the injected ATOM_* variables)."""
+
+    space: str = "default"
+    exam: str = ""
+    model_version: str = ""
+
+
+def run_dirs(settings: Settings, run_id: int) -> dict[str, Path]:
+    """The per-run directories, created (ATOM_DATA_DIR, ATOM_MODEL_DIR, ...)."""
+    base = settings.runs_dir / str(run_id)
+    dirs = {
+        "ATOM_DATA_DIR": base / "data",
+        "ATOM_MODEL_DIR": base / "model",
+        "ATOM_LOG_DIR": base / "logs",
+        "ATOM_SUMMARY_DIR": base / "summary",
+        "ATOM_SHARE_DIR": settings.home / "share",
+    }
+    for path in dirs.values():
+        path.mkdir(parents=True, exist_ok=True)
+    return dirs
+
+
+def needs_ray(spec: s.TaskSpec) -> bool:
+    """Whether a run's agent trains on Ray (several workers, or trainExecutor `ray`)."""
+    conf = spec.operator.environment_conf
+    executor = str(conf.get("trainExecutor") or "auto").lower()
+    if spec.operator.operator_runtime_type != s.OperatorRuntimeType.TRAIN or executor in ("direct", "local"):
+        return False
+    return executor == "ray" or worker_plan(request_of(spec.service_info), conf).workers > 1
+
+
+def host_identity() -> dict[str, str]:
+    """ATOM_HOST_NAME / ATOM_HOST_IP of this host (Cube Studio's K8S_NODE_NAME / K8S_HOST_IP)."""
+    name = socket.gethostname()
+    try:
+        ip = socket.gethostbyname(name)
+    except OSError:
+        ip = "127.0.0.1"
+    return {"ATOM_HOST_NAME": name, "ATOM_HOST_IP": ip}
+
+
+def base_env(settings: Settings, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What every agent and service gets: the inherited basics plus control's URL."""
+    env = inherited(os.environ if environ is None else environ, pass_env=settings.agent_pass_env)
+    env["ATOM_CONTROL_URL"] = settings.callback_url
+    env["ATOM_HOME"] = str(settings.home)
+    if settings.env_name:
+        env["ATOM_ENV"] = settings.env_name
+    if settings.area:
+        env["ATOM_AREA"] = settings.area
+    return env
+
+
+def describe_run(
+    settings: Settings,
+    spec: s.TaskSpec,
+    *,
+    token: str,
+    names: RunNames,
+    ray_address: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> RunDescription:
+    """The description of one run of `spec` (its run id set), ready for an adapter."""
+    environ = os.environ if environ is None else environ
+    run_id = spec.run_id
+    dirs = run_dirs(settings, run_id)
+    request = request_of(spec.service_info)
+    plan = worker_plan(request, spec.operator.environment_conf)
+    env = base_env(settings, environ)
+    env.update({k: str(v) for k, v in dirs.items()})
+    env.update(
+        {
+            "ATOM_RUN_ID": str(run_id),
+            "ATOM_RUN_TOKEN": token,
+            "ATOM_RUN_ATTEMPT": str(spec.attempt),
+            "ATOM_NODE_NAME": spec.node_name,
+            "ATOM_SPACE": names.space,
+            "ATOM_POD_NAMESPACE": names.space,
+            "ATOM_POD_NAME": f"atom-run-{run_id}",
+            "ATOM_MODEL_PATH": str(dirs["ATOM_MODEL_DIR"]),
+            "ATOM_RESOURCE_CPU": f"{request.cpu:g}",
+            "ATOM_RESOURCE_GPU": str(request.gpu),
+            "ATOM_RESOURCE_MEMORY": str(request.memory_mib),
+            "ATOM_RESOURCE_NODES": str(request.nodes),
+            "ATOM_TRAIN_WORKERS": str(plan.workers),
+            **host_identity(),
+        }
+    )
+    if names.exam:
+        env["ATOM_EXAM_NAME"] = names.exam
+    if spec.model is not None:
+        env["ATOM_MODEL_NAME"] = spec.model.model_name
+        if names.model_version:
+            env["ATOM_MODEL_VERSION"] = names.model_version
+    executor = spec.operator.environment_conf.get("trainExecutor")
+    if executor:
+        env["ATOM_TRAIN_EXECUTOR"] = str(executor)
+    if ray_address:
+        env["RAY_ADDRESS"] = ray_address
+    env.update(declared(spec.operator.environment_conf, environ))
+    env.update({str(k): str(v) for k, v in spec.envs.items()})
+    env["ATOM_RUN_TOKEN"] = token  # never overridden by a declared variable
+    op = spec.operator
+    si = spec.service_info
+    return RunDescription(
+        kind="run",
+        ident=run_id,
+        name=spec.node_name,
+        command=[settings.python or sys.executable, "-m", "runtime_agent", "run", "--run-id", str(run_id)],
+        env=env,
+        log_path=dirs["ATOM_LOG_DIR"] / "agent.log",
+        resources=request,
+        plan=plan,
+        space=names.space,
+        workdir=Path.cwd(),
+        image=si.si_image_name if si is not None else "",
+        code=CodeRef(mode=str(op.code_mode), address=op.code_address, version=op.code_version),
+        attempt=spec.attempt,
+    )
+
+
+def describe_service(
+    settings: Settings, *, service_id: int, name: str, token: str, port: int, log_path: Path
+) -> RunDescription:
+    """The description of an inference service's `atom-runtime serve` process."""
+    env = base_env(settings)
+    env.update({"ATOM_SERVICE_TOKEN": token, "ATOM_SERVICE_ID": str(service_id)})
+    return RunDescription(
+        kind="service",
+        ident=service_id,
+        name=name,
+        command=[
+            settings.python or sys.executable,
+            "-m",
+            "runtime_agent",
+            "serve",
+            "--service-id",
+            str(service_id),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        log_path=log_path,
+        resources=ResourceRequest(cpu=0),
+        workdir=Path.cwd(),
+    )

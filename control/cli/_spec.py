@@ -26,6 +26,11 @@ unknown field is an error naming the file, the entry and the field. A node's
 `relation` names its operator, sources, model, service infos and next node; each
 name is looked up in the spec first, then in the space on the server. A relative
 `connectAddr` of a FILE connection is taken relative to the YAML file's folder.
+
+An operator with `codeMode: BUNDLE` may give a local directory or `.tar.gz` / `.zip` as
+`codeAddress` (relative to the YAML file's folder): the directory is packed the same way every
+time, its digest becomes `codeAddress: atom-code://sha256:<hex>`, and apply uploads it when
+control does not have it yet.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from connectors.errors import ConfigError
 from control.client import KINDS
+from control.code_store import archive_kind, file_digest, pack_dir
 from control.schemas import (
     ConnectionIn,
     DataSourceIn,
@@ -99,6 +105,16 @@ class RelationSpec(Wire):
         return refs
 
 
+@dataclass(frozen=True)
+class CodeUpload:
+    """Local operator code for a BUNDLE operator: a directory (packed at upload) or an archive."""
+
+    path: Path
+    digest: str
+    """`sha256:<hex>` of the tar.gz (directory) or of the file."""
+    size: int
+
+
 @dataclass
 class Entity:
     """One validated entry of a spec."""
@@ -114,6 +130,8 @@ class Entity:
     """The fields an existing resource must equal for the entry to be `unchanged`."""
     relation: RelationSpec | None = None
     node_status: NodeStatus | None = None
+    code: CodeUpload | None = None
+    """A BUNDLE operator's local code, uploaded by apply."""
 
     def references(self) -> list[tuple[str, str]]:
         refs: list[tuple[str, str]] = []
@@ -227,6 +245,7 @@ def _load_entry(
             return None
     if kind == "connections":
         _resolve_file_addr(raw, base)
+    code = _resolve_code(raw, base, where, problems) if kind == "operators" else None
     obj = _validate(model, raw, where, problems)
     if obj is None:
         return None
@@ -241,7 +260,7 @@ def _load_entry(
     if kind == "nodes":
         status = NodeStatus(body["nodeStatus"])
         compare.pop("nodeStatus", None)
-    return Entity(kind, name, space, where, body, compare, relation, status)
+    return Entity(kind, name, space, where, body, compare, relation, status, code)
 
 
 def _validate(
@@ -280,6 +299,53 @@ def _resolve_file_addr(raw: dict[str, Any], base: Path) -> None:
     if not path.is_absolute():
         path = (base / path).resolve()
     raw[key] = str(path)
+
+
+def _resolve_code(raw: dict[str, Any], base: Path, where: str, problems: list[str]) -> CodeUpload | None:
+    """For `codeMode: BUNDLE` with a local `codeAddress`: digest it and write `atom-code://<digest>`."""
+    mode = str(raw.get("codeMode", raw.get("code_mode")) or "").strip().upper()
+    key = "codeAddress" if "codeAddress" in raw else "code_address"
+    addr = raw.get(key)
+    if mode != "BUNDLE" or not isinstance(addr, str) or not addr.strip() or addr.startswith("atom-code://"):
+        return None
+    path = Path(addr).expanduser()
+    path = path if path.is_absolute() else (base / path).resolve()
+    raw[key] = "atom-code://sha256:" + "0" * 64  # stands in until the digest is known
+    try:
+        if path.is_dir():
+            module = str(raw.get("moduleName", raw.get("module_name")) or "").strip()
+            missing = _missing_module(path, module.split(".")[0]) if module else None
+            if missing:
+                problems.append(f"{where}: codeAddress {addr!r}: {missing}")
+                return None
+            digest, size = pack_dir(path)
+        elif path.is_file():
+            with open(path, "rb") as f:
+                kind = archive_kind(f.read(8))
+            if kind is None:
+                problems.append(
+                    f"{where}: codeAddress {addr!r}: {path} is neither a directory, a .tar.gz nor a .zip"
+                )
+                return None
+            digest, size = file_digest(path)
+        else:
+            problems.append(f"{where}: codeAddress {addr!r}: no such file or directory ({path})")
+            return None
+    except OSError as exc:
+        problems.append(f"{where}: codeAddress {addr!r}: cannot read {path}: {exc.strerror or exc}")
+        return None
+    raw[key] = f"atom-code://{digest}"
+    return CodeUpload(path, digest, size)
+
+
+def _missing_module(path: Path, top: str) -> str | None:
+    """Why `top` would not import from the directory `path` (None when it would)."""
+    for where in (path, path / "src"):
+        if (where / top).is_dir() or (where / f"{top}.py").is_file():
+            return None
+    entries = sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
+    shown = ", ".join(entries[:15]) + (", ..." if len(entries) > 15 else "")
+    return f"no module {top!r} in {path} (top-level entries: {shown or 'none'})"
 
 
 def _check_duplicates(spec: Spec, problems: list[str]) -> None:

@@ -5,17 +5,21 @@ with a relation is written as EDITING, its relation is created (names resolved t
 ids), and only then is its status set to the spec's (usually EDIT_FINISH), so
 control validates the finished definition. Every name a spec refers to is checked
 before the first write: a missing operator fails the apply with nothing changed.
-The spec format is documented in `control.cli._spec`.
+The spec format is documented in `control.cli._spec`. A BUNDLE operator's local code is
+uploaded before the operator is written, unless control already stores that digest.
 """
 
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from control.cli import render
-from control.cli._spec import Entity, Spec, SpecError
+from control.cli._spec import CodeUpload, Entity, Spec, SpecError
+from control.code_store import human, pack_dir
 from control.errors import ControlAPIError
 from control.schemas import NodeRelationIn, NodeStatus
 
@@ -100,10 +104,55 @@ async def apply_spec(client: AsyncControlClient, spec: Spec, *, dry_run: bool = 
 
     outcomes: list[Outcome] = []
     for kind in ORDER[:-1]:
+        if kind == "operators":
+            outcomes += await _upload_code(client, spec.of(kind), dry_run)
         for entity in spec.of(kind):
             outcomes.append(await _put(client, entity, known, dry_run))
     outcomes += await _apply_nodes(client, spec.of("nodes"), known, dry_run)
     return outcomes
+
+
+async def _upload_code(client: AsyncControlClient, operators: list[Entity], dry_run: bool) -> list[Outcome]:
+    """Upload each BUNDLE operator's local code that control does not store yet (once per digest)."""
+    outcomes: list[Outcome] = []
+    seen: set[str] = set()
+    for entity in operators:
+        code = entity.code
+        if code is None or code.digest in seen:
+            continue
+        seen.add(code.digest)
+        stored = await client.code_exists(code.digest)
+        if not stored and not dry_run:
+            await upload(client, code)
+        action = "unchanged" if stored else "uploaded"
+        name = f"{code.path.name} ({code.digest[:19]})"
+        outcomes.append(Outcome("code", name, entity.space, _tense(action, dry_run), human(code.size)))
+    return outcomes
+
+
+async def upload(client: AsyncControlClient, code: CodeUpload) -> None:
+    """Send `code` to control: an archive as it is, a directory packed into a temporary tar.gz.
+
+    Raises:
+        SpecError: the directory changed since the spec was read (its digest differs).
+    """
+    if not await asyncio.to_thread(code.path.is_dir):
+        got = await client.upload_code(code.path)
+    else:
+        with tempfile.TemporaryDirectory(prefix="atom-code-") as tmp:
+            archive = Path(tmp) / "code.tar.gz"
+            digest = await asyncio.to_thread(_pack_to, code.path, archive)
+            if digest != code.digest:
+                raise SpecError([f"{code.path} changed while `atom apply` ran: apply again"])
+            got = await client.upload_code(archive)
+    if got.get("digest") != code.digest:
+        raise SpecError([f"{code.path}: control stored {got.get('digest')}, not {code.digest}: apply again"])
+
+
+def _pack_to(root: Path, archive: Path) -> str:
+    with open(archive, "wb") as out:
+        digest, _ = pack_dir(root, out)
+    return digest
 
 
 def _check_references(spec: Spec, known: _Known) -> None:

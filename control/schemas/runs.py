@@ -227,6 +227,10 @@ class RunOut(Wire):
     """The exam this run was started with (taskType EXAM), else null."""
     upstream_run_ids: list[int] = Field(default_factory=list)
     """Runs of the same exam launch that must succeed before this one is dispatched."""
+    dispatch: dict[str, Any] = Field(default_factory=dict)
+    """Where the run went (one run's view only): `resources` asked (per node), training `workers`,
+    what the adapter `granted` (GPU ids and cores, or a Ray job's entrypoint resources), or why
+    it is `waiting`."""
     history: list[Transition] = Field(default_factory=list)
 
 

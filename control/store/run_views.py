@@ -65,6 +65,11 @@ def views(*, session: Session, runs: Sequence[m.Runtime]) -> list[s.RunOut]:
 def view(*, session: Session, run: m.Runtime, history: bool = False) -> s.RunOut:
     """`RunOut` of one run; `history` adds every recorded transition."""
     out = _out(run, _external_ids(session=session, run_ids=[run.id]).get(run.id))
+    sched = session.scalar(
+        select(m.Schedule).where(m.Schedule.runtime_id == run.id).order_by(m.Schedule.id.desc())
+    )
+    if sched is not None:
+        out.dispatch = {k: v for k, v in (sched.info or {}).items() if k != "command"}
     if history:
         rows = session.scalars(
             select(m.RunTransition).where(m.RunTransition.runtime_id == run.id).order_by(m.RunTransition.id)

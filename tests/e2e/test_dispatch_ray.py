@@ -1,0 +1,122 @@
+"""A whole run through the Ray adapter, on the suite's shared Ray head: sources, training, sink,
+model version and the auto-deployed service answering; the agent's environment is built, not
+inherited; `describe run` shows the adapter, the Ray job id and the resources."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+
+from control.client import AsyncControlClient
+from control.schemas import TaskEvent
+from tests.control.factory import SP, define_node, ok
+from tests.e2e.conftest import LiveControl, make_tabular, run_state, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.ray, pytest.mark.slow]
+
+SECRET = "AWS_SECRET_ACCESS_KEY"
+MODULE = "tests.e2e.dispatch_operators"
+WANTED = {"ATOM_RUN_ID", "ATOM_RUN_TOKEN", "ATOM_MODEL_VERSION", "ATOM_TRAINING_SPEED"}
+
+
+@pytest.fixture
+def ray_settings(live_settings: Any, ray_cluster: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv(SECRET, "not-for-agents-1234")
+    monkeypatch.setenv("ATOM_TRAINING_SPEED", "fast")  # an ATOM_ knob: agents get it
+    live_settings.ray_address = ray_cluster.address
+    live_settings.ray_dashboard_url = ray_cluster.dashboard_url
+    return live_settings
+
+
+def _env_names(log: str) -> list[str]:
+    match = re.search(r"ENVNAMES (\[.*?\])", log)
+    assert match, log[-2000:]
+    return list(json.loads(match.group(1)))
+
+
+async def test_a_run_through_the_ray_adapter(tmp_path: Path, ray_settings: Any) -> None:
+    make_tabular(tmp_path / "data", rows=300)
+    with LiveControl(ray_settings) as live:
+        try:
+            async with httpx.AsyncClient(base_url=live.url) as api, AsyncControlClient(live.url) as client:
+                d = await define_node(
+                    api,
+                    data_dir=str(tmp_path / "data"),
+                    module="tests.e2e.dispatch_operators",
+                    cls="TrainShowingEnv",
+                )
+                await ok(
+                    await api.patch(
+                        f"{SP}/service-infos/small",
+                        json={"siRuntimePattern": "RAY", "siCpu": 1, "siMemory": 2048},
+                    )
+                )
+                started = await client.start_node_task(TaskEvent(task_id=d["node"]["id"]))
+                run_id = started.run_ids[0]
+                run = await wait_for(
+                    lambda: run_state(client, run_id, ("succeeded", "failed", "stopped")),
+                    timeout=180,
+                    what="the Ray run to end",
+                )
+                assert run.state.value == "succeeded", run.reason
+                assert run.adapter == "ray" and run.external_id and run.external_id.startswith("atom-run-")
+                described = await ok(await api.get(f"/api/v1/runs/{run_id}"))
+                assert described["dispatch"]["resources"]["cpu"] == 1
+                assert described["dispatch"]["granted"]["entrypoint"]["CPU"] == 1
+
+                model = await ok(await api.get(f"{SP}/models/tabular"))
+                assert [v["modelVersion"] for v in model["versions"]] == ["1"]
+                predictions = pd.read_csv(tmp_path / "data" / "predictions.csv")
+                assert len(predictions) == 60
+
+                log = await wait_for(
+                    lambda: _read(run.log_path if hasattr(run, "log_path") else None, live, run_id),
+                    timeout=30,
+                    what="the Ray job's log in the run's log",
+                )
+                names = _env_names(log)
+                assert SECRET not in names and "ATOM_DB_URL" not in names
+                assert {"ATOM_RUN_ID", "ATOM_RUN_TOKEN", "ATOM_MODEL_VERSION", "ATOM_TRAINING_SPEED"} <= set(
+                    names
+                )
+                assert "MODEL_VERSION=1" in log
+
+                services = await ok(await api.get("/api/v1/services"))
+                svc = next(s for s in services if s["runtimeId"] == run_id)
+                svc = await wait_for(
+                    lambda: _service_ready(api, svc["id"]), timeout=90, what="the service to be ready"
+                )
+                rows = pd.read_csv(tmp_path / "data" / "test.csv").drop(columns=["label"]).head(3)
+                body = {
+                    "inputs": [
+                        {"name": c, "shape": [len(rows)], "datatype": "FP64", "data": rows[c].tolist()}
+                        for c in rows.columns
+                    ]
+                }
+                async with httpx.AsyncClient(timeout=30) as http:
+                    resp = await http.post(
+                        f"{svc['endpoint']}/v2/models/{svc['serviceName']}/infer", json=body
+                    )
+                assert resp.status_code == 200, resp.text
+                assert resp.json()["outputs"]
+        finally:
+            live.kill_started()
+
+
+async def _service_ready(api: httpx.AsyncClient, service_id: int) -> Any:
+    svc = await ok(await api.get(f"/api/v1/services/{service_id}"))
+    assert svc["state"] != "failed", svc["reason"]
+    return svc if svc["state"] == "ready" else None
+
+
+async def _read(_: Any, live: LiveControl, run_id: int) -> str | None:
+    async with httpx.AsyncClient(base_url=live.url) as api:
+        chunk = await ok(await api.get(f"/api/v1/runs/{run_id}/logs", params={"offset": 0, "limit": 1 << 20}))
+    text = str(chunk.get("text", ""))
+    return text if "ENVNAMES" in text and "succeeded" in text else None

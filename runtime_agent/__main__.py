@@ -5,7 +5,8 @@ How control starts a task run::
     atom-runtime run --run-id N
     env: ATOM_CONTROL_URL, ATOM_RUN_TOKEN (Bearer token), ATOM_RUN_ID, ATOM_DATA_DIR,
          ATOM_MODEL_DIR, ATOM_LOG_DIR, ATOM_SUMMARY_DIR, ATOM_SHARE_DIR,
-         ATOM_HEARTBEAT_INTERVAL (seconds, default 5); optional ATOM_RAY_NUM_CPUS, RAY_ADDRESS,
+         ATOM_HEARTBEAT_INTERVAL (seconds, default 5); optional ATOM_TRAIN_EXECUTOR
+         (auto|direct|ray), RAY_ADDRESS (the Ray cluster to train on), ATOM_RAY_NUM_CPUS,
          ATOM_CONTROL_RETRY_WINDOW (seconds to retry calls while control is down, default 600)
 
 Exit codes: 0 succeeded (runningAutoFinish sent), 1 failed (state failed reported, reason on the
@@ -110,7 +111,7 @@ async def _run(settings: AgentSettings, args: argparse.Namespace, spec_path: Pat
             settings,
             callbacks,
             spec=spec,
-            train_executor="local" if args.local_train else "ray",
+            train_executor="direct" if args.local_train else None,
             handle_signals=True,
             apply_env=True,
         )

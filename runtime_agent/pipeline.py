@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
 import signal
@@ -40,6 +39,7 @@ from runtime_agent.lifecycle import run_lifecycle
 from runtime_agent.loader import instantiate, load_object
 from runtime_agent.logs import add_secret, redact
 from runtime_agent.sources import Connections, ConnectorOpener, SinkWriter, SourceReader
+from runtime_agent.timings import StageTimings
 
 if TYPE_CHECKING:
     from runtime_agent.callbacks import Callbacks
@@ -89,8 +89,9 @@ class Run:
     train: TrainResult | None = None
     model_address: str | None = None
     model_version: str | None = None
-    train_executor: str = "ray"
+    train_executor: str | None = None
     owns_ray: bool = False
+    timings: StageTimings = field(default_factory=StageTimings)
     metric_queue: asyncio.Queue[MetricReport | None] = field(default_factory=asyncio.Queue)
 
 
@@ -212,21 +213,25 @@ async def execute_hooks(run: Run) -> None:
 
 
 async def train(run: Run) -> TrainResult | None:
-    """Run the operator's `train_loop` under Ray Train (or the local executor), if it has one."""
+    """Run the operator's `train_loop` with the run's executor (direct or Ray Train), if it has one."""
     if not isinstance(run.op, TrainOperator) or not callable(type(run.op).train_loop):
         return None
-    from runtime_agent.train import TrainSetup, run_training  # deferred: imports Ray lazily
+    from runtime_agent.train import TrainSetup, plan_for, resolve_executor, run_training  # Ray: lazily
 
-    if run.train_executor == "ray":
-        ray = await in_daemon_thread(importlib.import_module, "ray")  # seconds: keep heartbeats going
-        run.owns_ray = not ray.is_initialized()
+    env_conf = run.ctx.environment_conf
+    with run.timings.stage("plan"):
+        plan = await in_daemon_thread(plan_for, run.spec.service_info, env_conf)
+    executor = resolve_executor(run.train_executor, env_conf, run.settings.train_executor, plan)
+    run.owns_ray = executor == "ray"  # leave Ray at the end: stop a private one, else disconnect
     token = run.settings.run_token.get_secret_value() if run.settings.run_token else None
     setup = TrainSetup(
-        executor=run.train_executor,
+        executor=executor,
+        plan=plan,
         storage_path=run.dirs.data / "ray_results",
         num_cpus=run.settings.ray_num_cpus,
         control_url=run.settings.control_url if run.callbacks.live else None,
         token=token,
+        timings=run.timings,
     )
     result = await run_training(run.op, run.ctx, setup)
     run.train = result
@@ -328,23 +333,30 @@ async def execute(run: Run, operator: Any = None) -> None:
     run.ctx.stage = "load"
     if run.reader is not None:
         await run.reader.prefetch()  # large files download while the operator loads
-    await fetch_code(run.spec, run.settings, run.dirs)  # codeMode GIT / PIP / BUNDLE: onto sys.path first
-    run.op = load_operator(run, operator)
+    with run.timings.stage("code_fetch"):
+        await fetch_code(run.spec, run.settings, run.dirs)  # codeMode GIT / PIP / BUNDLE: onto sys.path first
+    with run.timings.stage("load"):
+        run.op = load_operator(run, operator)
     if isinstance(run.op, LegacyReasoningOperator):
         run.op.configure(run.ctx.operator_conf, run.ctx.model_conf)
     await prepare_model(run)
-    await execute_hooks(run)
+    with run.timings.stage("read"):
+        await execute_hooks(run)
     await train(run)
-    await write_sinks(run)
-    await save_model(run)
-    await run.metric_queue.join()  # live metrics reach control before the version and the finish
-    await register_model(run)
+    with run.timings.stage("sink_write"):
+        await write_sinks(run)
+    with run.timings.stage("model_upload"):
+        await save_model(run)
+    with run.timings.stage("callbacks"):
+        await run.metric_queue.join()  # live metrics reach control before the version and the finish
+        await register_model(run)
     run.ctx.stage = "finish"
     with contextlib.suppress(Exception):  # the last counts (rows read, stage) before the run ends
         await run.callbacks.heartbeat(
             Heartbeat(stage="finish", rows_read=run.ctx.rows_read, progress=1.0, sources=source_progress(run))
         )
-    await finish(run)
+    with run.timings.stage("callbacks"):
+        await finish(run)
 
 
 # -- orchestration ----------------------------------------------------------------------------
@@ -406,7 +418,7 @@ async def run_task(
     spec: TaskSpec | None = None,
     operator: Any = None,
     opener: ConnectorOpener | None = None,
-    train_executor: str = "ray",
+    train_executor: str | None = None,
     keep_emitted: bool = False,
     handle_signals: bool = False,
     apply_env: bool = False,
@@ -419,7 +431,8 @@ async def run_task(
         spec: the task spec; None fetches it with `callbacks.task_spec()`.
         operator: an operator class or instance to use instead of importing moduleName.
         opener: `open_connector` replacement (default: `connectors.registry.open_connector`).
-        train_executor: `ray` (Ray Train) or `local` (train_loop in this process).
+        train_executor: `direct` (`local`), `ray` or `auto`; None: environmentConf `trainExecutor`,
+            else `settings.train_executor`.
         keep_emitted: keep every emitted frame on the context (for tests).
         handle_signals: SIGTERM / SIGINT stop the run (the CLI sets this).
         apply_env: export the task's envs and ATOM_* paths to os.environ (the CLI sets this).
@@ -533,7 +546,8 @@ async def run_task(
     beats: asyncio.Task[None] | None = None
     outcome: RunOutcome
     try:
-        await report_running(run)
+        with run.timings.stage("callbacks"):
+            await report_running(run)
         beats = asyncio.create_task(
             heartbeat_loop(run, settings.heartbeat_interval, request_stop), name="atom-heartbeat"
         )
@@ -576,7 +590,9 @@ async def run_task(
         if run.owns_ray:
             from runtime_agent.train import shutdown_ray  # deferred: imports Ray lazily
 
-            await asyncio.to_thread(shutdown_ray)
+            with run.timings.stage("ray_disconnect"):
+                await asyncio.to_thread(shutdown_ray)
+        logger.info("%s", run.timings.line())
     outcome.model_address = run.model_address
     outcome.model_version = run.model_version
     outcome.train = run.train

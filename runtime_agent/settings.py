@@ -42,6 +42,10 @@ class AgentSettings(BaseSettings):
     outage), counted from when it stopped answering; then the call fails. 0: try once."""
     ray_num_cpus: int | None = None
     """CPUs for the local Ray instance (None: all); ignored when RAY_ADDRESS names a cluster."""
+    train_executor: str = "auto"
+    """How a train_loop runs: `direct` (in the agent process), `ray` (Ray Train on RAY_ADDRESS's
+    cluster), or `auto` (direct for one planned worker, else ray); environmentConf
+    `trainExecutor` overrides it."""
     sink_flush_rows: int = 50_000
     """Emitted rows buffered before they are staged in the sinks."""
     cache_dir: Path | None = None

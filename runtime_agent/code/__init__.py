@@ -163,6 +163,8 @@ def _find_installed(top: str) -> Path | None:
         found = importlib.util.find_spec(top)
         if found is not None and found.origin not in (None, "built-in", "frozen"):
             return Path(str(found.origin)).parent
+        if found is not None and found.submodule_search_locations:  # a namespace package
+            return Path(next(iter(found.submodule_search_locations)))
     return None
 
 

@@ -35,7 +35,7 @@ async def fetch_bundle(
         raise CodeFetchError(f"BUNDLE code address {address!r} is not atom-code://sha256:<64 hex digits>")
     digest = found.group(1)
     final = root / "bundle" / digest.split(":", 1)[1]
-    if final.is_dir():
+    if await asyncio.to_thread(final.is_dir):
         return final, digest, True
     if settings.control_url is None:
         raise CodeFetchError(f"BUNDLE {address}: no control to download it from (set ATOM_CONTROL_URL)")

@@ -96,7 +96,7 @@ async def fetch_git(address: str, version: str, root: Path) -> tuple[Path, str, 
     shown = masked(address)
     key = hashlib.sha256(url.encode()).hexdigest()[:24]
     trees = root / "git" / "trees"
-    if _FULL_SHA.match(version) and (trees / f"{key}-{version}").is_dir():
+    if _FULL_SHA.match(version) is not None and await asyncio.to_thread((trees / f"{key}-{version}").is_dir):
         return trees / f"{key}-{version}", version, True
     try:
         listing = await git("ls-remote", "--", url)
@@ -110,44 +110,29 @@ async def fetch_git(address: str, version: str, root: Path) -> tuple[Path, str, 
         if name:
             refs[name.strip()] = sha.strip()
     commit = _resolve(refs, version)
-    if commit is not None and (trees / f"{key}-{commit}").is_dir():
+    if commit is not None and await asyncio.to_thread((trees / f"{key}-{commit}").is_dir):
         return trees / f"{key}-{commit}", commit, True
     if commit is None and not _SHORT_SHA.match(version) and not _FULL_SHA.match(version):
         raise CodeFetchError(f"GIT {shown}: no branch, tag or commit {version!r} ({_names(refs)})")
 
     mirror = root / "git" / "mirrors" / f"{key}.git"
+    wanted = f"{commit or version}^{{commit}}"
     async with locked(root / "locks" / f"mirror-{key}.lock"):
+        if commit is not None and await asyncio.to_thread((trees / f"{key}-{commit}").is_dir):
+            return trees / f"{key}-{commit}", commit, True  # built while we waited for the lock
         try:
-            if not mirror.is_dir():
-                tmp = mirror.with_name(f"{mirror.name}.tmp-{os.getpid()}")
-                try:
-                    await git("clone", "--bare", "--quiet", "--", url, str(tmp))
-                    os.rename(tmp, mirror)
-                finally:
-                    if tmp.exists():
-                        await asyncio.to_thread(_rmtree, tmp)
-            else:
-                await git(
-                    f"--git-dir={mirror}",
-                    "fetch",
-                    "--quiet",
-                    "--force",
-                    "--tags",
-                    "--",
-                    url,
-                    "+refs/heads/*:refs/heads/*",
-                )
+            if not await asyncio.to_thread(mirror.is_dir):
+                await _clone(url, mirror)
+            elif not await _has(mirror, wanted):
+                heads = "+refs/heads/*:refs/heads/*"
+                await git(f"--git-dir={mirror}", "fetch", "--quiet", "--force", "--tags", "--", url, heads)
         except _GitFailed as exc:
             raise CodeFetchError(f"GIT {shown}: cannot fetch it ({condensed(exc.stderr)})") from None
-        wanted = commit or version
         try:
-            commit = (
-                await git(f"--git-dir={mirror}", "rev-parse", "--verify", "--quiet", f"{wanted}^{{commit}}")
-            ).strip()
+            commit = (await git(f"--git-dir={mirror}", "rev-parse", "--verify", "--quiet", wanted)).strip()
         except _GitFailed:
-            raise CodeFetchError(
-                f"GIT {shown}: no branch, tag or commit {version!r} ({_names(refs)})"
-            ) from None
+            missing = f"no branch, tag or commit {version!r}"
+            raise CodeFetchError(f"GIT {shown}: {missing} ({_names(refs)})") from None
 
     final = trees / f"{key}-{commit}"
 
@@ -166,6 +151,26 @@ async def fetch_git(address: str, version: str, root: Path) -> tuple[Path, str, 
 
     built = await build_once(root, final, build)
     return final, commit, not built
+
+
+async def _clone(url: str, mirror: Path) -> None:
+    """A bare clone of `url` at `mirror`, made beside it and renamed into place."""
+    tmp = mirror.with_name(f"{mirror.name}.tmp-{os.getpid()}")
+    try:
+        await git("clone", "--bare", "--quiet", "--", url, str(tmp))
+        os.rename(tmp, mirror)
+    finally:
+        if await asyncio.to_thread(tmp.exists):
+            await asyncio.to_thread(_rmtree, tmp)
+
+
+async def _has(mirror: Path, wanted: str) -> bool:
+    """Whether the mirror already holds the commit `wanted` names (then nothing is fetched)."""
+    try:
+        await git(f"--git-dir={mirror}", "rev-parse", "--verify", "--quiet", wanted)
+    except _GitFailed:
+        return False
+    return True
 
 
 def _rmtree(path: Path) -> None:

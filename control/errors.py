@@ -8,7 +8,8 @@ ControlError
 │                                      `errors` names the wire fields to blame
 ├─ InvalidTransition(Permanent)   409: a state change the run state machine does not allow
 ├─ Unauthorized(Permanent)        401: no token, or a wrong one
-├─ DispatchFailed(Permanent)      the adapter could not start the run
+├─ DispatchFailed(Permanent)      503: the adapter could not start the run
+│   └─ Infeasible                 422: the target can never hold what the run asks (control.dispatch)
 └─ ControlAPIError                client side: what the server answered (status + msg + fields)
     └─ ControlUnreachable(Transient)  no server at the URL
 ```
@@ -74,7 +75,9 @@ class Unauthorized(ControlError, Permanent):
 
 
 class DispatchFailed(ControlError, Permanent):
-    status_code = 500
+    """The target could not start the run (unreachable cluster, missing interpreter): the run fails."""
+
+    status_code = 503
 
 
 class ControlAPIError(ControlError):

@@ -7,6 +7,7 @@ outside any transaction, so a slow process start never holds a database lock.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import socket
 from collections.abc import Callable
@@ -156,15 +157,22 @@ class Orchestrator:
         run, spec, names = await self.db(lambda ses: _dispatch_inputs(ses, run_id))
         adapter = self.adapter(run.adapter)
         try:
-            ray_address = await self.ray_address() if run.adapter != "ray" and needs_ray(spec) else None
-            desc = describe_run(self.settings, spec, token=token, names=names, ray_address=ray_address)
+            desc = describe_run(self.settings, spec, token=token, names=names)
             await self.db(lambda ses: _set_log_path(ses, run_id, str(desc.log_path)))
             admission = await adapter.admit(desc)
             if admission.wait:
                 await self.db(lambda ses: _wait(ses, run_id, adapter.name, admission.wait))
                 logger.info("run %s waits: %s", run_id, admission.wait)
                 return
-            external_id = await adapter.start(desc, admission)
+            try:
+                if run.adapter != "ray" and needs_ray(spec):  # its workers train on the shared cluster
+                    address = await self.ray_address()
+                    if address:
+                        desc = dataclasses.replace(desc, env={**desc.env, "RAY_ADDRESS": address})
+                external_id = await adapter.start(desc, admission)
+            except BaseException:
+                await adapter.cancel(desc)
+                raise
         except ControlError as exc:
             reason = str(exc)
 

@@ -101,6 +101,8 @@ class Admission:
 class Infeasible(DispatchFailed):
     """The request can never be met by this target (more GPUs than it has): the run fails at start."""
 
+    status_code = 422
+
 
 class Adapter(abc.ABC):
     """One dispatch target. Subclasses set `name` and implement the `_`-methods."""
@@ -149,6 +151,9 @@ class Adapter(abc.ABC):
         """What the target has: `{"total": {...}, "free": {...}, ...}` (CPU, GPU, memory in MiB)."""
         with self._mapped("describe the resources of", None, self.name):
             return await self._describe_resources()
+
+    async def cancel(self, desc: RunDescription) -> None:  # noqa: B027 - optional hook
+        """Give back what `admit` set aside for a run that was not started after all."""
 
     def adopt(self, external_id: str, grant: dict[str, Any]) -> None:  # noqa: B027 - optional hook
         """Hold again what an agent started by an earlier control holds (its schedule's `granted`)."""

@@ -70,12 +70,16 @@ class LocalAdapter(Adapter):
 
     def __init__(self, *, gpus: list[str] | None = None, cpus: int | None = None, memory_limits: bool = True):
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
+        self._ended_seen: dict[str, Observed] = {}
+        """How each child of this control ended, kept once seen (its Popen is reaped then; `_reap`
+        may free its resources before the reconcile loop looks)."""
         self.inventory = LocalInventory(gpus or [], cpus)
         self.cgroups = MemoryCgroups() if memory_limits else None
 
     # -- admission ------------------------------------------------------------------------------
 
     async def _admit(self, desc: RunDescription) -> Admission:
+        await self._reap()
         req = desc.resources
         where = "this host (local adapter)"
         if req.total_gpu > len(self.inventory.gpus):
@@ -143,6 +147,8 @@ class LocalAdapter(Adapter):
         return external_id
 
     async def _describe(self, external_id: str) -> Observed:
+        if external_id in self._ended_seen:
+            return self._ended_seen[external_id]
         pid, ticks = _parse(external_id)
         proc = self._procs.get(pid)
         if proc is not None:
@@ -150,7 +156,11 @@ class LocalAdapter(Adapter):
             if code is None:
                 return Observed(alive=True)
             self._procs.pop(pid, None)
-            return Observed(alive=False, exit_code=code, detail=self._ended(external_id, code))
+            seen = Observed(alive=False, exit_code=code, detail=self._ended(external_id, code))
+            self._ended_seen[external_id] = seen
+            while len(self._ended_seen) > 10_000:
+                self._ended_seen.pop(next(iter(self._ended_seen)))
+            return seen
         current = _start_ticks(pid)
         if current is not None and (ticks is None or current == ticks) and _proc_state(pid) != "Z":
             return Observed(alive=True)
@@ -185,6 +195,15 @@ class LocalAdapter(Adapter):
         proc = self._procs.get(pid)
         if proc is not None:
             await asyncio.to_thread(proc.wait, 5)
+
+    async def cancel(self, desc: RunDescription) -> None:
+        self.inventory.release(_key(desc))
+
+    async def _reap(self) -> None:
+        """Free what agents that have ended still hold (a run that succeeded is not watched again)."""
+        for key in [k for k in self.inventory.grants if k.startswith("pid:")]:
+            if not (await self._describe(key)).alive:
+                await self._release(key)
 
     async def _release(self, external_id: str) -> None:
         grant = self.inventory.release(external_id)

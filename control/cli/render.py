@@ -140,11 +140,43 @@ def run_summary(run: RunOut, *, now: datetime | None = None) -> Table:
     ]
     if run.rows_read is not None:
         rows.append(("rows read", f"{run.rows_read:,}"))
+    rows += dispatch_rows(run.dispatch)
     if run.heartbeat_at is not None:
         rows.append(("heartbeat", fmt_time(run.heartbeat_at, now)))
     for key, value in rows:
         grid.add_row(key, value)
     return grid
+
+
+def dispatch_rows(info: dict[str, Any]) -> list[tuple[str, str | Text]]:
+    """`resources` asked and `granted` by the adapter (or why the run waits), for `describe run`."""
+    rows: list[tuple[str, str | Text]] = []
+    asked = info.get("resources") or {}
+    if asked:
+        parts = [f"{asked.get('cpu', 0):g} CPU"]
+        if asked.get("gpu"):
+            parts.append(f"{asked['gpu']} GPU")
+        if asked.get("memoryMib"):
+            parts.append(f"{asked['memoryMib']} MiB")
+        if asked.get("nodes", 1) > 1:
+            parts.append(f"x {asked['nodes']} nodes")
+        workers = info.get("workers")
+        rows.append(("resources", ", ".join(parts) + (f"; {workers} training worker(s)" if workers else "")))
+    granted = info.get("granted") or {}
+    if "entrypoint" in granted:
+        ep = granted["entrypoint"]
+        mib = int(ep.get("memory", 0)) // (1024 * 1024)
+        rows.append(
+            ("granted", f"Ray job entrypoint: {ep.get('CPU', 0):g} CPU, {ep.get('GPU', 0):g} GPU, {mib} MiB")
+        )
+    elif granted:
+        gpus = ",".join(granted.get("gpus") or []) or "none"
+        cores = ",".join(str(c) for c in granted.get("cpus") or []) or "all"
+        memory = f"{granted['memoryMib']} MiB" if granted.get("memoryMib") else "not limited"
+        rows.append(("granted", f"GPUs {gpus}; cores {cores}; memory {memory}"))
+    if info.get("waiting"):
+        rows.append(("waiting", Text(str(info["waiting"]), style="yellow")))
+    return rows
 
 
 def history_table(run: RunOut, *, now: datetime | None = None) -> Table:

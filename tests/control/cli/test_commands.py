@@ -145,6 +145,36 @@ def test_describe_run_shows_history_and_metrics(
     assert loss.split() == ["loss", "0.6", "0.5", "0.9", "3", "3"]
 
 
+def test_describe_run_shows_where_it_went(fake: FakeControl, capsys: pytest.CaptureFixture[str]) -> None:
+    ray = {
+        "resources": {"cpu": 2, "gpu": 1, "memoryMib": 4096, "gpuMemoryMib": 0, "nodes": 1},
+        "workers": 1,
+        "granted": {"entrypoint": {"CPU": 2.0, "GPU": 1.0, "memory": 4096 * 1024 * 1024}},
+    }
+    record = run_record(5, state="running", adapter="ray", externalId="atom-run-5-1a2b3c4d", dispatch=ray)
+    fake.on("GET", f"{API}/runs/5", record)
+    fake.on("GET", f"{API}/runs/5/metrics", [])
+    code, out, _ = atom(fake, capsys, "describe", "run", "5")
+    lines = [" ".join(line.split()) for line in out.splitlines()]
+    assert code == 0
+    assert "adapter ray atom-run-5-1a2b3c4d" in lines
+    assert "resources 2 CPU, 1 GPU, 4096 MiB; 1 training worker(s)" in lines
+    assert "granted Ray job entrypoint: 2 CPU, 1 GPU, 4096 MiB" in lines
+
+    local = {"resources": {"cpu": 1, "gpu": 1, "memoryMib": 1024, "nodes": 1}, "workers": 1}
+    local["granted"] = {"gpus": ["1"], "cpus": [0], "memoryMib": 1024}
+    fake.on("GET", f"{API}/runs/6", run_record(6, state="running", externalId="pid:42:7", dispatch=local))
+    fake.on("GET", f"{API}/runs/6/metrics", [])
+    out = atom(fake, capsys, "describe", "run", "6")[1]
+    assert "granted GPUs 1; cores 0; memory 1024 MiB" in " ".join(out.split())
+
+    waiting = {"waiting": "waiting for 1 GPU (0 free)"}
+    fake.on("GET", f"{API}/runs/8", run_record(8, state="pending", dispatch=waiting))
+    fake.on("GET", f"{API}/runs/8/metrics", [])
+    out = atom(fake, capsys, "describe", "run", "8")[1]
+    assert "waiting waiting for 1 GPU (0 free)" in " ".join(out.split())
+
+
 def test_start_node_with_env_and_params(fake: FakeControl, capsys: pytest.CaptureFixture[str]) -> None:
     fake.on("GET", f"{API}/spaces/default/nodes/train-tabular", {"id": 3, "nodeName": "train-tabular"})
     fake.on("POST", f"{LAMP}/taskEvent/startNodeTask", {"runIds": [11], "msg": "started"})

@@ -72,9 +72,19 @@ def authorize(request: Request, digest: str, run_id: int | None) -> None:
         raise NotThisRunsCode(f"run {run_id}: its operator's code is not {digest}")
 
 
-@router.api_route("/{digest}", methods=["GET", "HEAD"], response_class=FileResponse)
+@router.get("/{digest}", response_class=FileResponse)
 def download_code(digest: str, request: Request, store: Store, run_id: RunId = None) -> FileResponse:
-    """The bundle's bytes (`application/gzip` or `application/zip`); HEAD says whether it is stored."""
+    """The bundle's bytes (`application/gzip` or `application/zip`)."""
+    return serve(digest, request, store, run_id)
+
+
+@router.head("/{digest}", response_class=FileResponse)
+def code_exists(digest: str, request: Request, store: Store, run_id: RunId = None) -> FileResponse:
+    """200 with the bundle's size when it is stored, else 404 (nothing is sent)."""
+    return serve(digest, request, store, run_id)
+
+
+def serve(digest: str, request: Request, store: CodeStore, run_id: int | None) -> FileResponse:
     parse_digest(digest)
     authorize(request, digest, run_id)
     path = store.path_of(digest)

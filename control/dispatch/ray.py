@@ -108,10 +108,19 @@ class RayAdapter(Adapter):
         """`{"total": {...}, "used": {...}, "largest": {...}}` from the dashboard (memory in bytes)."""
         import httpx  # deferred: only the Ray adapter asks the dashboard
 
-        _, url = await self.ensure()
-        async with httpx.AsyncClient(timeout=10) as http:
-            nodes = (await http.get(f"{url}/api/v0/nodes", params={"detail": "1", "limit": "1000"})).json()
-            status = (await http.get(f"{url}/api/cluster_status")).json()
+        address, url = await self.ensure()
+        try:
+            async with httpx.AsyncClient(timeout=10) as http:
+                nodes = (
+                    await http.get(f"{url}/api/v0/nodes", params={"detail": "1", "limit": "1000"})
+                ).json()
+                status = (await http.get(f"{url}/api/cluster_status")).json()
+        except (httpx.HTTPError, ValueError) as exc:
+            why = _gist(exc) or type(exc).__name__
+            raise DispatchFailed(
+                f"the Ray cluster at {address} does not answer (dashboard {url}: {why}): "
+                "check ATOM_RAY_ADDRESS / ATOM_RAY_DASHBOARD_URL"
+            ) from exc
         rows = nodes.get("data", {}).get("result", {}).get("result", [])
         alive = [n.get("resources_total", {}) for n in rows if n.get("state", "ALIVE") == "ALIVE"]
         keys = ("CPU", "GPU", "memory")

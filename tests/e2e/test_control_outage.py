@@ -185,7 +185,7 @@ async def _ready_services(client: AsyncControlClient) -> list[s.ServiceOut] | No
 async def test_repeated_agent_calls_record_once(live_control: LiveControl, tmp_path: Path) -> None:
     """What a retry sends again (its answer lost) changes nothing the second time."""
     async with httpx.AsyncClient(base_url=live_control.url) as api:
-        d = await define_node(api, data_dir=str(tmp_path), deploy="NOT_DEPLOY")
+        d = await define_node(api, data_dir=str(tmp_path), deploy="AUTO_DEPLOY")
     orch = live_control.app.state.orchestrator
     event = s.TaskEvent(task_id=d["node"]["id"])
     run, token = await orch.db(lambda ses: runs.start_node(session=ses, event=event, adapter="local"))
@@ -195,15 +195,22 @@ async def test_repeated_agent_calls_record_once(live_control: LiveControl, tmp_p
         for step in (1, 2, 2, 1, 3):
             await agent.report_metrics(run.id, s.MetricReport(step=step, values={"loss": 1 / step}))
         await agent.report_metrics(run.id, s.MetricReport(step=2, values={"loss": 9.0, "acc": 0.5}))
-        report = s.ModelVersionReport(model_address="file:///m.tar.gz", model_score=0.9)
+        report = s.ModelVersionReport(
+            model_address="file:///m.tar.gz",
+            model_score=0.9,
+            serving_object="tests.e2e.outage_operators:GatedServe",
+        )
         first = await agent.register_model_version(run.id, report)
         again = await agent.register_model_version(run.id, report)
         finish = s.TaskEvent(task_id=d["node"]["id"], run_parameter={"runId": str(run.id)})
         done = [await agent.running_auto_finish(finish) for _ in range(2)]
         seen = await agent.get_run(run.id)
         points = await agent.run_metrics(run.id)
+        services = await agent.list_services()
     assert first == again and first.model_version == "1"
     assert [x.state for x in done] == [s.RunState.SUCCEEDED] * 2
+    assert done[0].service_id is not None and done[1].service_id == done[0].service_id
+    assert [x.id for x in services] == [done[0].service_id]
     assert [h.to_state.value for h in seen.history] == ["queued", "running", "succeeded"]
     assert [(p.step, p.name, p.value) for p in points] == [
         (1, "loss", 1.0),

@@ -66,9 +66,15 @@ class Orchestrator:
         task.add_done_callback(self._background.discard)
 
     async def aclose(self) -> None:
+        """Cancel background work and close the adapters (control's own Ray head stops here)."""
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        for adapter in self.adapters.values():
+            try:
+                await adapter.aclose()
+            except Exception:  # one adapter's trouble must not keep the others open
+                logger.exception("closing the %s adapter failed", adapter.name)
 
     def adapter(self, name: str) -> Adapter:
         try:

@@ -72,6 +72,7 @@ class RayAdapter(Adapter):
         self._client: JobSubmissionClient | None = None
         self._lock = asyncio.Lock()
         self._requests: dict[str, dict[str, float]] = {}
+        self._running: set[str] = set()
 
     @property
     def external(self) -> bool:
@@ -215,7 +216,9 @@ class RayAdapter(Adapter):
         if status == "PENDING":
             return Observed(alive=True, waiting=await self._waiting(external_id, info))
         if status == "RUNNING":
+            self._running.add(external_id)
             return Observed(alive=True)
+        self._running.discard(external_id)
         code = info.driver_exit_code
         if status == "SUCCEEDED":
             return Observed(alive=False, exit_code=0, detail=f"the Ray job {external_id} succeeded")
@@ -241,7 +244,9 @@ class RayAdapter(Adapter):
         except Exception:  # the reason is a courtesy: keep Ray's own words
             return _gist(info.message or "waiting in the Ray cluster")
         for key, label in (("GPU", "GPU"), ("CPU", "CPU"), ("memory", "MiB")):
-            free = cluster["total"][key] - cluster["used"][key]
+            # the dashboard's usage lags by seconds: what this control's running jobs hold counts at once
+            held = sum(self._requests.get(job, {}).get(key, 0.0) for job in self._running)
+            free = cluster["total"][key] - max(cluster["used"][key], held)
             if need.get(key, 0) > free + 1e-9:
                 scale = MIB if key == "memory" else 1
                 return shortfall(label, need[key] / scale, max(free, 0) / scale, "", free=True)
@@ -258,6 +263,7 @@ class RayAdapter(Adapter):
 
     async def _release(self, external_id: str) -> None:
         self._requests.pop(external_id, None)
+        self._running.discard(external_id)
 
     async def _describe_resources(self) -> dict[str, Any]:
         info = await self.cluster()

@@ -45,6 +45,7 @@ class LiveControl:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=30)
+        self.kill_started()  # after the reconcile loop stopped: it cannot start another one now
 
     def kill_started(self) -> None:
         """Kill every agent and service process this control started (and their children)."""

@@ -120,3 +120,46 @@ async def _read(_: Any, live: LiveControl, run_id: int) -> str | None:
         chunk = await ok(await api.get(f"/api/v1/runs/{run_id}/logs", params={"offset": 0, "limit": 1 << 20}))
     text = str(chunk.get("text", ""))
     return text if "ENVNAMES" in text and "succeeded" in text else None
+
+
+async def test_control_starts_its_own_ray_head_on_first_need_and_stops_it(
+    live_settings: Any, tmp_path: Path
+) -> None:
+    from control.dispatch.ray import RayAdapter
+    from control.dispatch.ray_head import session_pids
+
+    make_tabular(tmp_path / "data", rows=40)
+    live_settings.ray_head_cpus = 1
+    with LiveControl(live_settings) as live:
+        try:
+            ray = live.app.state.orchestrator.adapters["ray"]
+            assert isinstance(ray, RayAdapter) and ray.head is not None
+            assert not ray.head.running  # nothing started before a run needs Ray
+            async with httpx.AsyncClient(base_url=live.url) as api, AsyncControlClient(live.url) as client:
+                d = await define_node(
+                    api,
+                    data_dir=str(tmp_path / "data"),
+                    module="tests.e2e.operators",
+                    cls="CopyRows",
+                    deploy="NOT_DEPLOY",
+                )
+                await ok(await api.patch(f"{SP}/operators/tabular", json={"operatorRuntimeType": "PYTHON"}))
+                await ok(
+                    await api.patch(
+                        f"{SP}/service-infos/small", json={"siRuntimePattern": "RAY", "siMemory": 0}
+                    )
+                )
+                run_id = (await client.start_node_task(TaskEvent(task_id=d["node"]["id"]))).run_ids[0]
+                run = await wait_for(
+                    lambda: run_state(client, run_id, ("succeeded", "failed", "stopped")),
+                    timeout=120,
+                    what="end",
+                )
+                assert run.state.value == "succeeded", run.reason
+                assert ray.head.running and ray.head.address
+                head_pid = ray.head._proc.pid if ray.head._proc else 0
+                assert len(pd.read_csv(tmp_path / "data" / "predictions.csv")) == 40  # train + test rows
+        finally:
+            live.kill_started()
+    assert not ray.head.running
+    assert session_pids(head_pid) == []  # no Ray process of control's head is left

@@ -31,6 +31,8 @@ from control.store.models import utcnow
 
 logger = logging.getLogger(__name__)
 
+UNSTARTED_SERVICE_AFTER = 15.0
+"""Seconds a service may stay `starting` without a process before reconcile starts it itself."""
 ACTIVE = (s.RunState.QUEUED.value, s.RunState.PENDING.value, s.RunState.RUNNING.value)
 
 
@@ -308,6 +310,13 @@ class Reconciler:
 
         for sid, state, external_id, endpoint, adapter, age, log in await self.orch.db(load):
             if external_id is None:
+                if state == s.ServiceState.STARTING.value and age > UNSTARTED_SERVICE_AFTER:
+                    # recorded as starting, never started: control stopped in between
+                    logger.warning("service %s was never started; starting it now", sid)
+                    try:
+                        await self.orch.start_service(sid)
+                    except ControlError as exc:
+                        logger.warning("service %s could not be started: %s", sid, exc)
                 continue
             observed = await self.orch.adapter(adapter).describe(external_id)
             if not observed.alive:

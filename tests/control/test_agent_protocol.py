@@ -215,3 +215,39 @@ async def test_run_spec_has_no_password_and_the_sources_progress(
     assert set(stored_progress) == {"train", "test"}
     missing = await api.get("/api/v1/runs/9999/spec")
     assert missing.status_code == 404
+
+
+async def test_a_service_recorded_but_never_started_is_started_by_reconcile(
+    app: FastAPI, api: httpx.AsyncClient, tmp_path
+) -> None:
+    """Control committed the finish (service `starting`) and stopped before starting its process."""
+    from datetime import timedelta
+
+    run_id, token = await _queued_run(app, api, tmp_path)
+    auth = {"Authorization": f"Bearer {token}"}
+    await ok(await api.post(f"{AG}/{run_id}/state", json={"state": "running"}, headers=auth))
+    report = {"modelAddress": "file:///m/model.tar.gz", "servingObject": "mod:Serving"}
+    await ok(await api.post(f"{AG}/{run_id}/model-version", json=report, headers=auth))
+    orch = app.state.orchestrator
+    orch.start_service = _record_only  # the process start that never happened
+    node_id = (await ok(await api.get(f"/api/v1/runs/{run_id}")))["nodeId"]
+    event = {"taskId": node_id, "runParameter": {"runId": str(run_id)}}
+    service_id = (await ok(await api.post(f"{LAMP}/taskEvent/runningAutoFinish", json=event, headers=auth)))[
+        "serviceId"
+    ]
+    started: list[int] = []
+
+    async def record(sid: int) -> None:
+        started.append(sid)
+
+    orch.start_service = record
+    await app.state.reconciler.reconcile_once()
+    assert started == []  # a fresh `starting` service may still be on its way up
+
+    def age(ses) -> None:  # type: ignore[no-untyped-def]
+        svc = ses.get(m.Service, service_id)
+        svc.updated_at = svc.updated_at - timedelta(minutes=1)
+
+    await orch.db(age)
+    await app.state.reconciler.reconcile_once()
+    assert started == [service_id]

@@ -58,8 +58,23 @@ IGNORES_TERM = (
     "    time.sleep(0.1)\n"
 )
 ENV_MARK = "ENVIRON="
-#: prints its whole environment as one JSON line, then waits to be stopped
-PRINTS_ENV = f"import json, os\nprint({ENV_MARK!r} + json.dumps(dict(os.environ)), flush=True)\n" + SLEEPER
+#: prints its whole environment as one JSON line
+PRINTS_ENV = f"import json, os\nprint({ENV_MARK!r} + json.dumps(dict(os.environ)), flush=True)\n"
+
+
+def until(go: Path, then: str = "") -> str:
+    """Code that says it is up, waits (at most a minute) until `go` exists, then runs `then`.
+
+    The test creates `go` once the adapter's start has returned (limits are in place) and whatever
+    it checks of the live agent is checked; the agent then ends by itself, which every target
+    notices sooner than a stop.
+    """
+    return (
+        "import os, time\nprint('ready', flush=True)\n"
+        f"for _ in range(6000):\n    if os.path.exists({str(go)!r}):\n        break\n    time.sleep(0.01)\n"
+        + then
+    )
+
 
 _idents = itertools.count(1)
 
@@ -198,7 +213,7 @@ class AdapterConformance:
             await adapter.release(external_id)
 
     async def child_environ(self, adapter: Adapter, desc: RunDescription, external_id: str) -> dict[str, str]:
-        """The environment a live `PRINTS_ENV` agent runs with (here: what it printed)."""
+        """The environment of a live agent that printed it (`PRINTS_ENV`), read here from its output."""
         text = await wait_output(adapter, desc, external_id, ENV_MARK)
         environ: dict[str, str] = json.loads(printed(text, ENV_MARK).removeprefix(ENV_MARK))
         return environ
@@ -208,39 +223,34 @@ class AdapterConformance:
     async def test_start_returns_an_id_and_describe_says_alive(
         self, adapter: Adapter, launch: Launch, log_dir: Path
     ) -> None:
-        desc = describe(SLEEPER, log_dir)
+        desc = describe(until(log_dir / "go"), log_dir)
         external_id = await launch(desc)
         assert isinstance(external_id, str) and external_id
         await wait_output(adapter, desc, external_id, "ready")
         seen = await adapter.describe(external_id)
         assert seen.alive and seen.exit_code is None and not seen.waiting, seen
+        (log_dir / "go").touch()
+        assert (await wait_ended(adapter, external_id)).exit_code == 0
 
-    async def test_stop_lets_an_agent_that_traps_sigterm_finish(
+    async def test_stop_with_grace_ends_both_a_polite_and_a_stubborn_agent(
         self, adapter: Adapter, launch: Launch, log_dir: Path
     ) -> None:
-        desc = describe(TRAPS_TERM, log_dir)
-        external_id = await launch(desc)
-        await wait_output(adapter, desc, external_id, "ready")
-        await adapter.stop(external_id, grace=20)
-        seen = await adapter.describe(external_id)
-        assert not seen.alive, seen
-        assert printed(await wait_output(adapter, desc, external_id, "bye"), "bye") == "bye"
-        self.check_graceful_stop(seen)
+        polite, stubborn = describe(TRAPS_TERM, log_dir), describe(IGNORES_TERM, log_dir)
+        polite_id, stubborn_id = await launch(polite), await launch(stubborn)
+        await asyncio.gather(
+            wait_output(adapter, polite, polite_id, "ready"),
+            wait_output(adapter, stubborn, stubborn_id, "ready"),
+        )
+        await asyncio.gather(adapter.stop(polite_id, grace=20), adapter.stop(stubborn_id, grace=0.5))
+        polite_seen, stubborn_seen = await adapter.describe(polite_id), await adapter.describe(stubborn_id)
+        assert not polite_seen.alive and not stubborn_seen.alive, (polite_seen, stubborn_seen)
+        assert printed(await wait_output(adapter, polite, polite_id, "bye"), "bye") == "bye"
+        self.check_graceful_stop(polite_seen)
+        self.check_forced_stop(stubborn_seen)
 
     def check_graceful_stop(self, seen: Observed) -> None:
         """What `describe` says of an agent that exited 0 on SIGTERM (adapters refine this)."""
         assert seen.exit_code in (0, None), seen
-
-    async def test_stop_kills_an_agent_that_ignores_sigterm(
-        self, adapter: Adapter, launch: Launch, log_dir: Path
-    ) -> None:
-        desc = describe(IGNORES_TERM, log_dir)
-        external_id = await launch(desc)
-        await wait_output(adapter, desc, external_id, "ready")
-        await adapter.stop(external_id, grace=0.5)
-        seen = await adapter.describe(external_id)
-        assert not seen.alive, seen
-        self.check_forced_stop(seen)
 
     def check_forced_stop(self, seen: Observed) -> None:
         """What `describe` says of an agent killed after the grace (adapters refine this)."""
@@ -262,19 +272,16 @@ class AdapterConformance:
 
     # -- how it ended -----------------------------------------------------------------------------
 
-    async def test_exit_code_and_detail_of_a_failed_agent(
+    async def test_describe_after_exit_gives_the_exit_code_and_reason(
         self, adapter: Adapter, launch: Launch, log_dir: Path
     ) -> None:
-        external_id = await launch(describe("import sys\nsys.exit(3)", log_dir))
-        seen = await wait_ended(adapter, external_id)
-        assert seen.exit_code == 3, seen
-        assert "code 3" in seen.detail and "\n" not in seen.detail, seen
-
-    async def test_exit_code_of_a_normal_exit(self, adapter: Adapter, launch: Launch, log_dir: Path) -> None:
-        external_id = await launch(describe("print('fine')", log_dir))
-        seen = await wait_ended(adapter, external_id)
-        assert seen.exit_code == 0, seen
-        assert not seen.waiting, seen
+        failed = await launch(describe("import sys\nsys.exit(3)", log_dir))
+        fine = await launch(describe("print('fine')", log_dir))
+        failed_seen, fine_seen = await asyncio.gather(wait_ended(adapter, failed), wait_ended(adapter, fine))
+        assert failed_seen.exit_code == 3, failed_seen
+        assert "code 3" in failed_seen.detail and "\n" not in failed_seen.detail, failed_seen
+        assert fine_seen.exit_code == 0 and not fine_seen.waiting, fine_seen
+        assert (await adapter.describe(failed)).exit_code == 3, "a second describe forgot how it ended"
 
     async def test_logs_hold_what_the_agent_printed(
         self, adapter: Adapter, launch: Launch, log_dir: Path
@@ -317,12 +324,17 @@ class AdapterConformance:
         self, adapter: Adapter, launch: Launch, log_dir: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setenv("CONFORMANCE_CONTROL_ONLY", "leak")
-        desc = describe(PRINTS_ENV, log_dir, env={"CONFORMANCE_DECLARED": "42 and spaces"})
+        code = PRINTS_ENV + until(log_dir / "go")
+        desc = describe(code, log_dir, env={"CONFORMANCE_DECLARED": "42 and spaces"})
         external_id = await launch(desc)
-        seen = await self.child_environ(adapter, desc, external_id)
+        try:
+            seen = await self.child_environ(adapter, desc, external_id)
+        finally:
+            (log_dir / "go").touch()
         assert seen.get("CONFORMANCE_DECLARED") == "42 and spaces"
         assert "CONFORMANCE_CONTROL_ONLY" not in seen
         for key, value in desc.env.items():
             assert seen.get(key) == value, key
         if self.exact_env:
             assert set(seen) - set(desc.env) <= {"CUDA_VISIBLE_DEVICES"}, set(seen) - set(desc.env)
+        assert (await wait_ended(adapter, external_id)).exit_code == 0

@@ -21,18 +21,10 @@ from tests.control.dispatch.conformance import (
     describe,
     printed,
     read_logs,
+    until,
     wait_ended,
     wait_output,
 )
-
-
-def waits_for(go: Path, then: str) -> str:
-    """Code that waits (at most 30 s) until `go` exists, then runs `then`: start() has returned by then."""
-    return (
-        "import os, time\n"
-        f"for _ in range(3000):\n    if os.path.exists({str(go)!r}):\n        break\n    time.sleep(0.01)\n"
-        + then
-    )
 
 
 class TestLocalConformance(AdapterConformance):
@@ -97,7 +89,7 @@ async def test_each_run_gets_its_own_gpu_and_a_third_waits(
     show = "import os\nprint('CVD=' + os.environ['CUDA_VISIBLE_DEVICES'], flush=True)\n"
     one_gpu = ResourceRequest(cpu=0, gpu=1)
     go = tmp_path / "go"
-    first = describe(show + waits_for(go, ""), tmp_path, resources=one_gpu)
+    first = describe(show + until(go), tmp_path, resources=one_gpu)
     second = describe(show + SLEEPER, tmp_path, resources=one_gpu)
     third = describe(show, tmp_path, resources=one_gpu)
 
@@ -129,7 +121,7 @@ async def test_each_run_gets_its_own_gpu_and_a_third_waits(
 async def test_a_run_asking_one_cpu_is_pinned_to_one_core(tmp_path: Path) -> None:
     adapter = LocalAdapter(memory_limits=False)
     go = tmp_path / "go"
-    code = waits_for(go, "print('AFFINITY=' + ','.join(map(str, sorted(os.sched_getaffinity(0)))))")
+    code = until(go, "print('AFFINITY=' + ','.join(map(str, sorted(os.sched_getaffinity(0)))))")
     desc = describe(code, tmp_path, resources=ResourceRequest(cpu=1))
     admission = await adapter.admit(desc)
     external_id = await adapter.start(desc, admission)
@@ -151,7 +143,7 @@ async def test_a_run_over_its_memory_limit_is_killed_and_described(tmp_path: Pat
             pytest.skip("no memory cgroup can be made here (needs root or a delegated cgroup)")
         go = tmp_path / "go"
         hog = "chunks = [b'x' * (10 << 20) for _ in range(30)]\nprint('survived', flush=True)\n"
-        desc = describe(waits_for(go, hog), tmp_path, resources=ResourceRequest(cpu=0, memory_mib=64))
+        desc = describe(until(go, hog), tmp_path, resources=ResourceRequest(cpu=0, memory_mib=64))
         admission = await adapter.admit(desc)
         external_id = await adapter.start(desc, admission)
         try:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from control.dispatch.base import Adapter, Observed, RunDescription
+from control.dispatch.base import Adapter, Admission, Observed, RunDescription
 from control.dispatch.local import LocalAdapter, _parse
 from control.schemas.resources import ResourceRequest
 from tests.control.dispatch.conformance import (
@@ -72,8 +72,8 @@ async def gpu_adapter() -> AsyncIterator[LocalAdapter]:
 async def launch_on(gpu_adapter: LocalAdapter) -> AsyncIterator[Launch]:
     started: list[str] = []
 
-    async def start(desc: RunDescription, admission: object = None) -> str:
-        external_id = await gpu_adapter.start(desc, admission)  # type: ignore[arg-type]
+    async def start(desc: RunDescription, admission: Admission | None = None) -> str:
+        external_id = await gpu_adapter.start(desc, admission)
         started.append(external_id)
         return external_id
 

@@ -12,13 +12,16 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
+import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
 from control.dispatch.base import Adapter, Admission, Infeasible, Observed, RunDescription, shortfall
-from control.dispatch.local_limits import Grant, LocalInventory, MemoryCgroups
+from control.dispatch.local_limits import Grant, LocalInventory, MemoryCgroups, limited
 from control.errors import DispatchFailed
 
 logger = logging.getLogger(__name__)
@@ -109,10 +112,19 @@ class LocalAdapter(Adapter):
         if grant.gpus or desc.resources.total_gpu == 0:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(grant.gpus)
         desc.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if not shutil.which(desc.command[0], path=env.get("PATH")):
+            self.inventory.release(key)
+            raise DispatchFailed(
+                f"cannot start {desc.command[0]!r} for {desc.kind} {desc.ident}: no such executable"
+            )
+        if self.cgroups is not None and grant.memory_mib:
+            grant.cgroup = self.cgroups.create(
+                f"{desc.kind}-{desc.ident}-{uuid.uuid4().hex[:8]}", grant.memory_mib
+            )
         try:
             with open(desc.log_path, "ab") as log:
                 proc = subprocess.Popen(
-                    desc.command,
+                    limited(desc.command, grant, sys.executable),
                     env=env,
                     cwd=desc.workdir,
                     stdin=subprocess.DEVNULL,
@@ -122,16 +134,11 @@ class LocalAdapter(Adapter):
                 )
         except OSError as exc:
             self.inventory.release(key)
+            if grant.cgroup is not None and self.cgroups is not None:
+                self.cgroups.remove(grant.cgroup)
             raise DispatchFailed(
                 f"cannot start {desc.command[0]!r} for {desc.kind} {desc.ident}: {exc.strerror or exc}"
             ) from exc
-        if grant.cpus:
-            with contextlib.suppress(OSError):
-                os.sched_setaffinity(proc.pid, grant.cpus)
-        if self.cgroups is not None and grant.memory_mib:
-            grant.cgroup = self.cgroups.limit(
-                f"{desc.kind}-{desc.ident}-{proc.pid}", proc.pid, grant.memory_mib
-            )
         self._procs[proc.pid] = proc
         external_id = f"pid:{proc.pid}:{_start_ticks(proc.pid) or ''}"
         self.inventory.rekey(key, external_id)

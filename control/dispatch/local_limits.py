@@ -92,8 +92,8 @@ class MemoryCgroups:
         logger.info("local adapter: memory limits through cgroup v%d at %s", version, base)
         return True
 
-    def limit(self, name: str, pid: int, mib: int) -> Path | None:
-        """Put `pid` into a new cgroup `name` limited to `mib` MiB; None where that cannot be done."""
+    def create(self, name: str, mib: int) -> Path | None:
+        """A new cgroup `name` limited to `mib` MiB (its agent joins it itself); None where impossible."""
         if self.base is None or mib <= 0:
             return None
         group = self.base / name
@@ -104,9 +104,9 @@ class MemoryCgroups:
             if self.version == 2:
                 with contextlib.suppress(OSError):
                     (group / "memory.swap.max").write_text("0")
-            (group / "cgroup.procs").write_text(str(pid))
         except OSError as exc:
-            logger.warning("local adapter: no memory limit for pid %d: %s", pid, exc)
+            logger.warning("local adapter: no memory limit for %s: %s", name, exc)
+            self.remove(group)
             return None
         return group
 
@@ -199,4 +199,26 @@ class LocalInventory:
             return self.grants.pop(key, None)
 
 
-__all__ = ["Grant", "LocalInventory", "MemoryCgroups", "detect_gpus", "parse_gpus"]
+LIMITS_SHIM = (
+    "import os, sys\n"
+    "cpus, group, argv = sys.argv[1], sys.argv[2], sys.argv[3:]\n"
+    "if cpus:\n"
+    "    os.sched_setaffinity(0, [int(c) for c in cpus.split(',')])\n"
+    "if group:\n"
+    "    with open(os.path.join(group, 'cgroup.procs'), 'w') as procs:\n"
+    "        procs.write(str(os.getpid()))\n"
+    "os.execvp(argv[0], argv)\n"
+)
+"""Runs first in the agent's process: takes its cores and joins its cgroup, then becomes the agent
+(exec keeps the pid), so nothing the agent starts escapes its limits."""
+
+
+def limited(command: list[str], grant: Grant, python: str) -> list[str]:
+    """`command` behind the limits shim when the grant limits anything, else as it is."""
+    if not grant.cpus and grant.cgroup is None:
+        return command
+    cpus = ",".join(str(c) for c in grant.cpus)
+    return [python, "-c", LIMITS_SHIM, cpus, str(grant.cgroup or ""), *command]
+
+
+__all__ = ["Grant", "LocalInventory", "MemoryCgroups", "detect_gpus", "limited", "parse_gpus"]

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 MIB = 1024 * 1024
+STOP_GRACE = 5.0
+"""Seconds a stopped job's agent has between SIGTERM and SIGKILL. Ray fixes it per job at submit
+(`RAY_JOB_STOP_WAIT_TIME_S` in the job's env), so `stop(grace=...)` cannot change it later."""
 
 
 def entrypoint_resources(desc: RunDescription) -> dict[str, float]:
@@ -164,6 +167,7 @@ class RayAdapter(Adapter):
         address, _ = await self.ensure()
         env = dict(desc.env)
         env.pop("RAY_ADDRESS", None)  # the job's driver gets the cluster's own address from Ray
+        env.setdefault("RAY_JOB_STOP_WAIT_TIME_S", str(int(STOP_GRACE)))  # SIGTERM -> SIGKILL, as locally
         if not self.external and desc.workdir is not None:  # same host: control's cwd, as for local runs
             env["PYTHONPATH"] = os.pathsep.join(
                 p for p in (str(desc.workdir), env.get("PYTHONPATH", "")) if p
@@ -198,7 +202,7 @@ class RayAdapter(Adapter):
                 return
             raise
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace + 5
+        deadline = loop.time() + max(grace, STOP_GRACE) + 5
         while loop.time() < deadline:
             if not (await self._describe(external_id)).alive:
                 return

@@ -81,7 +81,7 @@ async def test_a_local_agent_gets_a_built_environment_and_its_limits(
                 )
                 if MemoryCgroups().available:
                     cgroup = await asyncio.to_thread(Path(f"/proc/{pid}/cgroup").read_text)
-                    assert f"run-{run_id}-{pid}" in cgroup, cgroup
+                    assert f"run-{run_id}-" in cgroup, cgroup
                 release.touch()
                 run = await wait_for(lambda: run_state(client, run_id, ENDED), timeout=60, what="the end")
                 assert run.state.value == "succeeded", run.reason

@@ -267,6 +267,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-quickstart", action="store_true")
     parser.add_argument("--no-ray-adapter", action="store_true", help="skip (c)")
+    parser.add_argument("--settle", type=float, default=3.0, help="seconds of quiet before each timing")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -274,6 +275,7 @@ def main() -> int:
     from control.cli.quickstart import make_dataset
     from control.dispatch.ray_head import RayHead
 
+    load_before = os.getloadavg()[0]
     seconds: dict[str, list[float]] = {"a": [], "b": [], "c": [], "d": []}
     timings: dict[str, list[dict[str, float]]] = {"b": [], "c": []}
     notes: list[str] = []
@@ -288,12 +290,15 @@ def main() -> int:
             with Control(Path(tmp) / "home", head.address, head.dashboard_url) as control:
                 asyncio.run(apply(control.url, data, args.epochs))
                 for i in range(args.repeat):
+                    time.sleep(args.settle)
                     seconds["a"].append(plain_run(data, args.epochs))
+                    time.sleep(args.settle)
                     took, stages = asyncio.run(atom_run(control.url, "bench-local", "bench-local"))
                     seconds["b"].append(took)
                     timings["b"].append(stages)
                     if not args.no_ray_adapter:
                         try:
+                            time.sleep(args.settle)
                             took, stages = asyncio.run(atom_run(control.url, "bench-ray", "bench-ray"))
                             seconds["c"].append(took)
                             timings["c"].append(stages)
@@ -309,9 +314,14 @@ def main() -> int:
             head.stop()
     if not args.no_quickstart:
         for _ in range(args.repeat):
+            time.sleep(args.settle)
             took, out = quickstart_run(args.rows, args.epochs)
             seconds["d"].append(took)
             print(f"quickstart: {took:.2f}s", flush=True)
+    notes.append(
+        f"Load average (1 min) at the start {load_before:.2f}, at the end {os.getloadavg()[0]:.2f}"
+        " (the machine is shared; figures move with it)."
+    )
     report(args, seconds, timings, notes, head_s)
     return 0
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -83,7 +85,20 @@ def read_loop_times(path: Path) -> tuple[float, float] | None:
 
 
 def local_gpus() -> int:
-    """CUDA devices torch sees on this machine (0 without torch or CUDA)."""
+    """NVIDIA GPUs this process may use: the driver's devices, narrowed by CUDA_VISIBLE_DEVICES.
+
+    On Linux the driver's `/proc` entries answer without importing torch or starting CUDA;
+    elsewhere torch is asked (0 without torch or CUDA).
+    """
+    driver = Path("/proc/driver/nvidia/gpus")
+    if sys.platform.startswith("linux"):
+        present = len(list(driver.iterdir())) if driver.is_dir() else 0
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if visible is None:
+            return present
+        ids = [v.strip() for v in visible.split(",") if v.strip()]
+        ids = ids[: ids.index("-1")] if "-1" in ids else ids
+        return min(present, len(ids))
     try:
         import torch  # deferred: cost
     except ImportError:

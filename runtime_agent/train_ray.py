@@ -43,9 +43,6 @@ logger = logging.getLogger("runtime_agent.train")
 RAY_THREAD = DedicatedThread("atom-ray")
 """Connects to (or starts) Ray and runs `fit()`: Ray's processes must outlive the thread that
 started them."""
-PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
-"""Ray Train's per-run preemption watcher actor: off unless set (it only logs node drains, and
-costs a worker process at start and seconds at teardown)."""
 CLEANER_LOGGER = "ray.train.v2._internal.execution.controller.placement_group_cleaner"
 STATE_API_WARNING = "Failed to query Ray Train Controller actor state"
 SECRET_MARKERS = ("TOKEN", "PASSWORD", "SECRET")
@@ -62,17 +59,16 @@ def worker_env(envs: Mapping[str, str] | None = None) -> dict[str, str]:
     """The env Ray Train workers (and the Train controller) get through the job's runtime_env.
 
     The agent's `ATOM_*` variables except secrets (tokens travel in the worker handle), the task's
-    envs, PYTHONPATH when set (code delivered to this host), and the preemption watcher switch.
+    envs, PYTHONPATH when set (code delivered to this host), and the agent's `RAY_TRAIN_*` knobs.
     """
     env = {
         key: value
         for key, value in os.environ.items()
-        if key.startswith("ATOM_") and not any(marker in key for marker in SECRET_MARKERS)
+        if key.startswith(("ATOM_", "RAY_TRAIN_")) and not any(marker in key for marker in SECRET_MARKERS)
     }
     env.update({str(k): str(v) for k, v in (envs or {}).items()})
     if os.environ.get("PYTHONPATH"):
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    env[PREEMPTION_WATCHER_ENV] = os.environ.get(PREEMPTION_WATCHER_ENV, "0")
     return env
 
 

@@ -65,11 +65,11 @@ def test_workers_get_pythonpath_and_run_env_but_no_secrets(monkeypatch: pytest.M
     monkeypatch.setenv("ATOM_RUN_ID", "7")
     monkeypatch.setenv("ATOM_RUN_TOKEN", "s3cret")
     monkeypatch.setenv("ATOM_SERVICE_TOKEN", "s3cret")
-    monkeypatch.delenv("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", raising=False)
+    monkeypatch.setenv("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "1")
     env = worker_env({"MY_FLAG": "1"})
     assert env["PYTHONPATH"] == "/code/abc:/repo" and env["ATOM_RUN_ID"] == "7" and env["MY_FLAG"] == "1"
     assert "ATOM_RUN_TOKEN" not in env and "ATOM_SERVICE_TOKEN" not in env
-    assert env["RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"] == "0"
+    assert env["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] == "1"  # Ray Train's knobs reach its controller
     monkeypatch.delenv("PYTHONPATH")
     assert "PYTHONPATH" not in worker_env()
 

@@ -10,7 +10,8 @@ Tensor mapping: see `runtime_agent.v2` (one [N] tensor per column, or one [N, K]
 `parameters.columns`; one output tensor per output column).
 
 Modes: `--service-id N` fetches the ServeSpec from control (ATOM_CONTROL_URL +
-ATOM_SERVICE_TOKEN), downloads the model through its connection and loads `servingObject`;
+ATOM_SERVICE_TOKEN), fetches the code of the operator that trained the model (its codeMode, into
+ATOM_CODE_CACHE), downloads the model through its connection and loads `servingObject`;
 `--model PATH --operator module:Class --name NAME` serves a local directory or model.tar.gz.
 Both accept new-API `ReasoningOperator`s and original-runtime `ReasoningOperatorApi` classes.
 """
@@ -326,6 +327,7 @@ def control_loader(
     async def load() -> LoadedModel:
         from control.client import AsyncControlClient  # light: httpx + schemas
         from runtime_agent import models
+        from runtime_agent.code import CodeAuth, fetch_operator_code
         from runtime_agent.logs import add_secret
         from runtime_agent.sources import Connections
 
@@ -343,6 +345,8 @@ def control_loader(
             spec.model_address,
             spec.serving_object,
         )
+        auth = CodeAuth(token, service_id=service_id)  # the serving object may live only in that code
+        await fetch_operator_code(spec, settings, auth=auth, transport=transport)
         workdir = Path(tempfile.mkdtemp(prefix=f"atom-serve-{service_id}-"))
         connections = Connections()
         try:

@@ -325,19 +325,24 @@ class AsyncControlClient:
             raise _api_error(resp, url)
         return True
 
-    async def download_code(self, digest: str, dest: Path, *, run_id: int | None = None) -> str:
+    async def download_code(
+        self, digest: str, dest: Path, *, run_id: int | None = None, service_id: int | None = None
+    ) -> str:
         """Stream the bundle `digest` into the file `dest`; returns the sha256 digest of what was written.
 
         Args:
             digest: `sha256:<hex>`.
             dest: the file to write (created or replaced).
             run_id: the agent's run, when the client carries that run's token.
+            service_id: the service, when the client carries that service's token.
 
         Raises:
             ControlAPIError: 404 when control does not store it.
         """
         url = f"{API}/code/{digest}"
-        params = {"runId": run_id} if run_id is not None else None
+        params = {"runId": run_id} if run_id is not None else {}
+        if service_id is not None:
+            params["serviceId"] = service_id
         hasher = hashlib.sha256()
         try:
             async with self._http.stream("GET", url, params=params) as resp:

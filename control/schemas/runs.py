@@ -326,3 +326,9 @@ class ServeSpec(Wire):
     serving_object: str
     """`module:Class` of the reasoning operator that answers requests."""
     model_conf: dict[str, Any] = Field(default_factory=dict)
+    code_mode: str = "MODULE"
+    """The codeMode of the operator that trained the model: `serve` fetches the same code."""
+    code_address: str = ""
+    code_version: str = ""
+    module_name: str = ""
+    """The top-level package that code holds (the training operator's), which finds its import root."""

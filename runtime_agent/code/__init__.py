@@ -1,11 +1,14 @@
 """Operator code delivery: bring the code that codeMode / codeAddress / codeVersion name onto this host.
 
-Before the operator is imported (`pipeline.execute`), `fetch_code` makes its code importable:
+Before the operator is imported (`pipeline.execute`), `fetch_code` makes its code importable; before
+`atom-runtime serve --service-id` imports its serving object, `fetch_operator_code` brings the code of
+the operator that trained the model (its ServeSpec carries that operator's code fields):
 
 - MODULE (also the original runtime's CODE): already installed; nothing is fetched.
 - GIT: the repository at a branch, tag or commit (`_git`).
 - PIP: a requirement or wheel, `pip install --target` into its own directory (`_pip`).
-- BUNDLE: a tar.gz or zip uploaded to control, downloaded with the run's token (`_bundle`).
+- BUNDLE: a tar.gz or zip uploaded to control, downloaded with the run's token and runId, or the
+  service's token and serviceId (`_bundle`).
 
 Everything lands in `ATOM_CODE_CACHE` (default ~/.cache/atom/code) by content: a git commit, the
 sha256 of a pip requirement (+ version, Python and platform), a bundle digest. Each directory is
@@ -24,9 +27,9 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from control.schemas import CodeMode
 from runtime_agent.code._cache import masked
@@ -38,7 +41,17 @@ if TYPE_CHECKING:
     from control.schemas import TaskSpec
     from runtime_agent.settings import AgentSettings, RunDirs
 
-__all__ = ["DEFAULT_CACHE", "FetchedCode", "activate", "cache_root", "fetch_code", "module_root"]
+__all__ = [
+    "DEFAULT_CACHE",
+    "CodeAuth",
+    "CodeSource",
+    "FetchedCode",
+    "activate",
+    "cache_root",
+    "fetch_code",
+    "fetch_operator_code",
+    "module_root",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +70,30 @@ class FetchedCode:
     """The directory put on the import path (for MODULE: where the module is installed, if found)."""
     cached: bool
     seconds: float
+
+
+class CodeSource(Protocol):
+    """An operator's code fields (`OperatorSpec`, `ServeSpec`)."""
+
+    @property
+    def code_mode(self) -> str: ...
+    @property
+    def code_address(self) -> str: ...
+    @property
+    def code_version(self) -> str: ...
+    @property
+    def module_name(self) -> str:
+        """The module the code must hold (only its top-level package is looked for)."""
+        ...
+
+
+@dataclass(frozen=True)
+class CodeAuth:
+    """How a BUNDLE download authenticates to control: a run's token and id, or a service's."""
+
+    token: str | None = field(repr=False)
+    run_id: int | None = None
+    service_id: int | None = None
 
 
 def cache_root(settings: AgentSettings) -> Path:
@@ -85,7 +122,34 @@ async def fetch_code(
     Raises:
         CodeFetchError: the address, ref, file or digest does not exist, or lacks the module.
     """
-    op = spec.operator
+    token = settings.run_token.get_secret_value() if settings.run_token else None
+    auth = CodeAuth(token, run_id=spec.run_id or None)
+    return await fetch_operator_code(spec.operator, settings, auth=auth, dirs=dirs, transport=transport)
+
+
+async def fetch_operator_code(
+    op: CodeSource,
+    settings: AgentSettings,
+    *,
+    auth: CodeAuth,
+    dirs: RunDirs | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> FetchedCode:
+    """Make the code that `op`'s codeMode / codeAddress / codeVersion name importable here.
+
+    Args:
+        op: the operator's code fields and the module the code must hold.
+        settings: the agent's settings (code cache; control URL for BUNDLE).
+        auth: the token (and run or service id) a BUNDLE download sends to control.
+        dirs: the run's directories; the code is linked as `code` in its data directory.
+        transport: an httpx transport for control (tests).
+
+    Returns:
+        Where the code came from (also logged as one line).
+
+    Raises:
+        CodeFetchError: the address, ref, file or digest does not exist, or lacks the module.
+    """
     started = time.monotonic()
     try:
         mode = CodeMode(op.code_mode)
@@ -96,7 +160,7 @@ async def fetch_code(
     version = op.code_version.strip()
     top = op.module_name.strip().split(".")[0]
     if mode is CodeMode.MODULE:
-        found = _find_installed(top)
+        found = _find_installed(top) if top else None
         logger.info("code: MODULE %s from %s", op.module_name, found or "(not on the import path)")
         return FetchedCode(mode, address, version, found, True, time.monotonic() - started)
     root = cache_root(settings)
@@ -111,7 +175,7 @@ async def fetch_code(
     else:
         from runtime_agent.code._bundle import fetch_bundle
 
-        path, version, cached = await fetch_bundle(address, root, settings, spec.run_id, transport)
+        path, version, cached = await fetch_bundle(address, root, settings.control_url, auth, transport)
     what = f"{mode.value} {masked(address)}" + (f" at {version}" if version else "")
     path = module_root(path, top, what)
     activate([path])

@@ -1,4 +1,4 @@
-"""BUNDLE code: a tar.gz or zip uploaded to control, downloaded with the run's token and unpacked once."""
+"""BUNDLE code: a tar.gz or zip uploaded to control, fetched with a run or service token, unpacked once."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ from runtime_agent.errors import CodeFetchError
 if TYPE_CHECKING:
     import httpx
 
-    from runtime_agent.settings import AgentSettings
+    from runtime_agent.code import CodeAuth
 
 
 async def fetch_bundle(
     address: str,
     root: Path,
-    settings: AgentSettings,
-    run_id: int,
+    control_url: str | None,
+    auth: CodeAuth,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> tuple[Path, str, bool]:
     """Bring `atom-code://sha256:<hex>` into `root/bundle/<hex>`; returns (directory, digest, cached).
@@ -37,20 +37,21 @@ async def fetch_bundle(
     final = root / "bundle" / digest.split(":", 1)[1]
     if await asyncio.to_thread(final.is_dir):
         return final, digest, True
-    if settings.control_url is None:
+    if not control_url:
         raise CodeFetchError(f"BUNDLE {address}: no control to download it from (set ATOM_CONTROL_URL)")
     from control.client import AsyncControlClient  # deferred: only BUNDLE runs download
     from control.errors import ControlAPIError
 
-    url = settings.control_url
-    token = settings.run_token.get_secret_value() if settings.run_token else None
+    url = control_url
 
     async def build(tmp: Path) -> None:
         archive = tmp.parent / f"{tmp.name}.download"
         try:
-            async with AsyncControlClient(url, token=token, transport=transport) as client:
+            async with AsyncControlClient(url, token=auth.token, transport=transport) as client:
                 try:
-                    got = await client.download_code(digest, archive, run_id=run_id or None)
+                    got = await client.download_code(
+                        digest, archive, run_id=auth.run_id, service_id=auth.service_id
+                    )
                 except ControlAPIError as exc:
                     if exc.status_code == 404:
                         why = "control has no such code (404): upload it again with `atom apply`"

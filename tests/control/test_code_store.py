@@ -13,12 +13,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
+from sqlalchemy import select
 
 from control import runs
 from control.api.app import create_app
 from control.client import AsyncControlClient
 from control.errors import ControlAPIError
 from control.schemas import OperatorRuntimeType, OperatorSpec, TaskSpec
+from control.secrets import new_token, token_hash
 from control.settings import Settings
 from control.store import models as m
 from tests.control.factory import SP, ok
@@ -157,6 +159,110 @@ async def test_users_upload_and_a_run_downloads_only_its_own_code(tmp_path: Path
             with pytest.raises(ControlAPIError) as err:
                 await agent.download_code(digest, tmp_path / "no-run")  # a run token is not a user token
             assert err.value.status_code == 401
+
+
+def bundle_run(app: FastAPI, digest: str, *, module: str = "op.serve") -> int:
+    """A run whose operator's code is the bundle `digest`, as startNodeTask would store it."""
+    op = OperatorSpec(
+        operator_name="o",
+        operator_runtime_type=OperatorRuntimeType.TRAIN,
+        module_name=module,
+        execute_object="Train",
+        code_mode="BUNDLE",
+        code_address=f"atom-code://{digest}",
+    )
+    with app.state.orchestrator.store.transaction() as ses:
+        run, _ = runs.new_runtime(
+            session=ses,
+            spec=TaskSpec(run_id=0, node_name="n", operator=op),
+            space_id=None,
+            node_id=None,
+            adapter="local",
+            reason="test",
+        )
+        return run.id
+
+
+def service_of(app: FastAPI, run_id: int, name: str) -> tuple[int, str]:
+    """A service (and its model version) for the model `run_id` trained; returns (id, token)."""
+    token = new_token()
+    with app.state.orchestrator.store.transaction() as ses:
+        space = ses.scalar(select(m.Space).where(m.Space.space_name == "default"))
+        if space is None:
+            space = m.Space(space_name="default")
+            ses.add(space)
+            ses.flush()
+        model = m.Model(space_id=space.id, model_name=name)
+        ses.add(model)
+        ses.flush()
+        version = m.ModelVersion(
+            model_id=model.id, model_version="1", model_address="file:///m.tar.gz", runtime_id=run_id
+        )
+        ses.add(version)
+        ses.flush()
+        svc = m.Service(
+            service_name=f"{name}-1",
+            model_id=model.id,
+            model_version_id=version.id,
+            runtime_id=run_id,
+            serving_object="op.serve:Reasoner",
+            token_hash=token_hash(token),
+        )
+        ses.add(svc)
+        ses.flush()
+        return svc.id, token
+
+
+async def test_a_service_downloads_only_the_code_of_the_run_that_trained_its_model(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", api_token=SecretStr("user-secret"))
+    app = create_app(settings, reconcile=False)
+    archive, other = tmp_path / "code.tar.gz", tmp_path / "other.tar.gz"
+    archive.write_bytes(targz())
+    other.write_bytes(targz(text="X = 2\n"))
+    async with app.router.lifespan_context(app):
+        async with client_for(app, "user-secret") as user:
+            digest = (await user.upload_code(archive))["digest"]
+            other_digest = (await user.upload_code(other))["digest"]
+        service_id, token = service_of(app, bundle_run(app, digest), "mine")
+        other_service, other_token = service_of(app, bundle_run(app, other_digest), "theirs")
+        async with client_for(app, token) as serving:
+            spec = await serving.serve_spec(service_id)
+            assert (spec.code_mode, spec.code_address, spec.module_name) == (
+                "BUNDLE",
+                f"atom-code://{digest}",
+                "op",
+            )
+            got = await serving.download_code(digest, tmp_path / "mine", service_id=service_id)
+            assert got == digest and (tmp_path / "mine").read_bytes() == archive.read_bytes()
+            with pytest.raises(ControlAPIError) as err:
+                await serving.download_code(other_digest, tmp_path / "theirs", service_id=service_id)
+            assert err.value.status_code == 403 and f"service {service_id}" in str(err.value)
+            with pytest.raises(ControlAPIError) as err:  # its token names this service only
+                await serving.download_code(other_digest, tmp_path / "theirs", service_id=other_service)
+            assert err.value.status_code == 401
+            with pytest.raises(ControlAPIError) as err:  # a service token is not a user token
+                await serving.download_code(digest, tmp_path / "no-service")
+            assert err.value.status_code == 401
+        async with client_for(app, "not-a-token") as stranger:
+            with pytest.raises(ControlAPIError) as err:
+                await stranger.download_code(digest, tmp_path / "bad", service_id=service_id)
+            assert err.value.status_code == 401 and "service token is not valid" in str(err.value)
+        async with client_for(app, other_token) as theirs:
+            got = await theirs.download_code(other_digest, tmp_path / "other", service_id=other_service)
+            assert got == other_digest
+        old_run = bundle_run(app, digest)
+        with app.state.orchestrator.store.transaction() as ses:  # stored before runs had code fields
+            row = ses.get(m.Runtime, old_run)
+            operator = {k: v for k, v in row.spec["operator"].items() if not k.startswith("code")}
+            row.spec = {**row.spec, "operator": operator}
+        old_service, old_token = service_of(app, old_run, "old")
+        async with client_for(app, old_token) as serving:
+            spec = await serving.serve_spec(old_service)
+            assert (spec.code_mode, spec.code_address, spec.code_version) == ("MODULE", "", "")
+            with pytest.raises(ControlAPIError) as err:
+                await serving.download_code(digest, tmp_path / "old", service_id=old_service)
+            assert err.value.status_code == 403
+    assert not (tmp_path / "theirs").exists() and not (tmp_path / "bad").exists()
 
 
 # -- define-time checks (SQLite and MariaDB) --------------------------------------------------------

@@ -1,21 +1,24 @@
 """Operator code that exists only in an uploaded bundle and in a git repository at a tag reaches real
-agent processes of a live control, whose working directory cannot import it."""
+agent processes of a live control, whose working directory cannot import it; an AUTO_DEPLOY service
+whose serving class exists only in the bundle fetches it too and answers inference requests."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import textwrap
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pandas as pd
 import pytest
 
 from control.cli.main import main
 from control.client import AsyncControlClient
-from control.schemas import TaskEvent
+from control.schemas import ServiceOut, TaskEvent
 from tests.e2e.conftest import LiveControl, make_tabular, run_state, wait_for
 from tests.runtime_agent.test_code_fetch import make_git_repo, unique, write_module
 
@@ -97,3 +100,123 @@ async def test_bundle_and_git_code_reach_the_agent(
     assert f"code: BUNDLE {bundled['codeAddress']}" in log and str(cache / "bundle") in log
     log = (await client.run_logs(run_ids["copy-git"])).text
     assert f"code: GIT {repo} {commits['v1']}" in log and "fetched" in log
+
+
+SERVED_SPEC = """
+space: default
+connections:
+  - {{connectName: files, connectType: FILE, connectAddr: ./data}}
+sources:
+  - {{sourceName: train, connectionName: files, sourceType: source, operateExecute: train.csv}}
+operators:
+  - operatorName: scaler
+    operatorRuntimeType: TRAIN
+    moduleName: {module}.train
+    executeObject: Fit
+    codeMode: BUNDLE
+    codeAddress: ./opcode
+    deployType: AUTO_DEPLOY
+models: [{{modelName: scaler, connectionName: files}}]
+nodes:
+  - nodeName: fit-scaler
+    operatorRuntimeType: TRAIN
+    nodeStatus: EDIT_FINISH
+    relation: {{operator: scaler, sources: [train], model: scaler}}
+"""
+
+TRAIN = """
+from pathlib import Path
+
+from runtime_agent.api import TrainOperator
+
+
+class Fit(TrainOperator):
+    \"\"\"The model is one number: the largest |f0| in the training rows.\"\"\"
+
+    serving_object = "{module}.serve:Scale"
+
+    def task_init_execute(self, ctx):
+        self.top = 0.0
+
+    def operate_execute(self, batch, ctx):
+        self.top = max(self.top, float(batch["f0"].abs().max()))
+
+    def task_finish_execute(self, ctx):
+        Path(ctx.model_dir, "scale.txt").write_text(repr(self.top))
+"""
+
+SERVE = """
+from pathlib import Path
+
+import pandas as pd
+
+from runtime_agent.api import ReasoningOperator
+
+
+class Scale(ReasoningOperator):
+    def load(self, model_dir):
+        self.scale = float(Path(model_dir, "scale.txt").read_text())
+
+    def predict(self, df):
+        return pd.DataFrame({{"scaled": df["f0"] / self.scale, "tag": "{tag}"}})
+"""
+
+
+async def ready_service(client: AsyncControlClient, run_id: int) -> ServiceOut | None:
+    """The run's service once it is ready; a service that failed, or whose model failed to load, fails."""
+    mine = [x for x in await client.list_services() if x.runtime_id == run_id]
+    if not mine:
+        return None
+    if mine[0].state.value == "failed":
+        raise AssertionError(f"service {mine[0].service_name} failed: {mine[0].reason}")
+    if mine[0].state.value == "ready":
+        return mine[0]
+    if mine[0].endpoint:
+        async with httpx.AsyncClient(timeout=5) as http:
+            with contextlib.suppress(httpx.TransportError):
+                error = (await http.get(f"{mine[0].endpoint}/v2/health/ready")).json().get("error", "")
+                if error and error != "model is loading":
+                    raise AssertionError(f"service {mine[0].service_name}: {error}")
+    return None
+
+
+async def test_a_service_serves_a_class_that_exists_only_in_the_bundle(
+    live_control: LiveControl,
+    client: AsyncControlClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = unique("e2e_served")
+    make_tabular(tmp_path / "data", rows=50)
+    pkg = tmp_path / "opcode" / module
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "train.py").write_text(TRAIN.format(module=module))
+    (pkg / "serve.py").write_text(SERVE.format(tag="from-bundle"))
+    assert importlib.util.find_spec(module) is None  # importable only once fetched
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(textwrap.dedent(SERVED_SPEC.format(module=module)))
+    assert await asyncio.to_thread(main, ["--url", live_control.url, "apply", "-f", str(spec)]) == 0
+    address = (await client.get("default", "operators", "scaler"))["codeAddress"]
+
+    service_cache = tmp_path / "service-cache"  # the service's host has never seen this code either
+    monkeypatch.setenv("ATOM_CODE_CACHE", str(service_cache))
+    node_id = (await client.get("default", "nodes", "fit-scaler"))["id"]
+    event = TaskEvent(task_id=node_id, envs={"ATOM_CODE_CACHE": str(tmp_path / "run-cache")})
+    run_id = (await client.start_node_task(event)).run_ids[0]
+    run = await wait_for(ended(client, run_id), timeout=120, what="the training run ends")
+    assert run.state.value == "succeeded", run.reason
+    service = await wait_for(lambda: ready_service(client, run_id), timeout=120, what="the service is ready")
+
+    top = float(pd.read_csv(tmp_path / "data" / "train.csv")["f0"].abs().max())
+    request = {"inputs": [{"name": "f0", "shape": [3], "datatype": "FP64", "data": [top, -top, 0.0]}]}
+    async with httpx.AsyncClient(timeout=10) as http:
+        resp = await http.post(f"{service.endpoint}/v2/models/scaler/infer", json=request)
+    assert resp.status_code == 200, resp.text
+    outputs = {o["name"]: o["data"] for o in resp.json()["outputs"]}
+    assert outputs == {"scaled": [1.0, -1.0, 0.0], "tag": ["from-bundle"] * 3}
+
+    digest = address.removeprefix("atom-code://sha256:")
+    assert (service_cache / "bundle" / digest / module / "serve.py").is_file()
+    log = (live_control.settings.services_dir / str(service.id) / "serve.log").read_text()
+    assert f"code: BUNDLE {address}" in log and str(service_cache / "bundle") in log

@@ -68,6 +68,15 @@ def model_version(run_id: int, report: s.ModelVersionReport, orch: Orch) -> s.Mo
         return s.ModelVersionAssigned(model_version=version.model_version, model_version_id=version.id)
 
 
+def service_run(ses: Session, svc: m.Service) -> m.Runtime | None:
+    """The run that trained the service's model (the service's runtimeId, else its version's)."""
+    run_id = svc.runtime_id
+    if run_id is None:
+        version = ses.get(m.ModelVersion, svc.model_version_id)
+        run_id = version.runtime_id if version is not None else None
+    return ses.get(m.Runtime, run_id) if run_id is not None else None
+
+
 @router.get("/services/{service_id}/spec", response_model=s.ServeSpec, dependencies=[Depends(service_auth)])
 def serve_spec(service_id: int, orch: Orch) -> s.ServeSpec:
     def build(ses: Session) -> s.ServeSpec:
@@ -79,12 +88,12 @@ def serve_spec(service_id: int, orch: Orch) -> s.ServeSpec:
         assert model is not None and version is not None
         conn = ses.get(m.Connection, model.connect_id) if model.connect_id else None
         connection = runs.decrypted(runs.connection_spec(conn), orch.vault) if conn is not None else None
-        run = ses.get(m.Runtime, version.runtime_id) if version.runtime_id else None
+        run = service_run(ses, svc)
         frozen = s.TaskSpec.model_validate(run.spec) if run else None
         if connection is None and frozen is not None and frozen.model and frozen.model.connection:
             # a create_operators run: the payload's modelConnect
             connection = runs.decrypted(frozen.model.connection, orch.vault)
-        model_conf = frozen.operator.model_conf if frozen else {}
+        op = frozen.operator if frozen else None
         return s.ServeSpec(
             service_id=svc.id,
             service_name=svc.service_name,
@@ -93,7 +102,11 @@ def serve_spec(service_id: int, orch: Orch) -> s.ServeSpec:
             model_address=version.model_address,
             connection=connection,
             serving_object=svc.serving_object,
-            model_conf=model_conf,
+            model_conf=op.model_conf if op else {},
+            code_mode=op.code_mode if op else "MODULE",
+            code_address=op.code_address if op else "",
+            code_version=op.code_version if op else "",
+            module_name=op.module_name.strip().split(".")[0] if op else "",
         )
 
     with orch.store.transaction() as ses:

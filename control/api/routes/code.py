@@ -1,22 +1,24 @@
 """Operator code bundles (codeMode BUNDLE): upload once, content-addressed; a run's agent downloads its own.
 
 `POST /api/v1/code` streams a tar.gz or zip into `control.code_store.CodeStore` (user token);
-`GET /api/v1/code/{digest}` serves it to a user, or to a run's agent that sends its run token
-and `?runId=` (only the code that run's operator names).
+`GET /api/v1/code/{digest}` serves it to a user, to a run's agent that sends its run token and
+`?runId=` (only the code that run's operator names), or to a service's `atom-runtime serve` that
+sends its service token and `?serviceId=` (only the code of the run that trained its model).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import Field
 
 from connectors.errors import Permanent
-from control.api.deps import orchestrator, require_run_token, require_user
+from control.api.deps import orchestrator, require_run_token, require_service_token, require_user
+from control.api.routes.agent import service_run
 from control.code_store import CodeStore, archive_kind, parse_digest
-from control.errors import ControlError, NotFound
+from control.errors import ControlError, InvalidSpec, NotFound
 from control.schemas import Wire
 from control.store import models as m
 
@@ -44,6 +46,9 @@ def code_store(request: Request) -> CodeStore:
 
 Store = Annotated[CodeStore, Depends(code_store)]
 RunId = Annotated[int | None, Query(alias="runId", description="the agent's run (with its run token)")]
+ServiceId = Annotated[
+    int | None, Query(alias="serviceId", description="the serving service (with its service token)")
+]
 
 
 @router.post("", response_model=CodeStored, dependencies=[Depends(require_user)])
@@ -58,35 +63,64 @@ async def upload_code(request: Request, store: Store) -> CodeStored:
     return CodeStored(digest=stored.digest, size=stored.size)
 
 
-def authorize(request: Request, digest: str, run_id: int | None) -> None:
-    """A user (token when ATOM_API_TOKEN is set), or the agent of a run whose operator names this code."""
-    if run_id is None:
+def authorize(request: Request, digest: str, run_id: int | None, service_id: int | None = None) -> None:
+    """A user (token when ATOM_API_TOKEN is set), the agent of a run whose operator names this code,
+    or a service whose model was trained by such a run.
+
+    Raises:
+        Unauthorized: no valid user, run or service token (401).
+        NotThisRunsCode: the run's (or the service's run's) operator names other code (403).
+    """
+    if run_id is not None and service_id is not None:
+        raise InvalidSpec("pass runId or serviceId, not both")
+    if service_id is not None:
+        require_service_token(request, service_id)
+        with orchestrator(request).store.transaction() as ses:
+            svc = ses.get(m.Service, service_id)
+            operator = _operator(service_run(ses, svc) if svc is not None else None)
+        whose = f"service {service_id}: the code of the run that trained its model"
+    elif run_id is not None:
+        require_run_token(request, run_id)
+        with orchestrator(request).store.transaction() as ses:
+            operator = _operator(ses.get(m.Runtime, run_id))
+        whose = f"run {run_id}: its operator's code"
+    else:
         require_user(request)
         return
-    require_run_token(request, run_id)
-    with orchestrator(request).store.transaction() as ses:
-        run = ses.get(m.Runtime, run_id)
-        operator = ((run.spec or {}).get("operator") or {}) if run is not None else {}
-    address = operator.get("codeAddress") or operator.get("code_address")
-    if address != f"atom-code://{digest}":
-        raise NotThisRunsCode(f"run {run_id}: its operator's code is not {digest}")
+    if _address(operator) != f"atom-code://{digest}":
+        raise NotThisRunsCode(f"{whose} is not {digest}")
+
+
+def _operator(run: m.Runtime | None) -> dict[str, Any]:
+    operator: dict[str, Any] = ((run.spec or {}).get("operator") or {}) if run is not None else {}
+    return operator
+
+
+def _address(operator: dict[str, Any]) -> object:
+    return operator.get("codeAddress") or operator.get("code_address")
 
 
 @router.get("/{digest}", response_class=FileResponse)
-def download_code(digest: str, request: Request, store: Store, run_id: RunId = None) -> FileResponse:
+def download_code(
+    digest: str, request: Request, store: Store, run_id: RunId = None, service_id: ServiceId = None
+) -> FileResponse:
     """The bundle's bytes (`application/gzip` or `application/zip`)."""
-    return serve(digest, request, store, run_id)
+    return serve(digest, request, store, run_id, service_id)
 
 
 @router.head("/{digest}", response_class=FileResponse)
-def code_exists(digest: str, request: Request, store: Store, run_id: RunId = None) -> FileResponse:
+def code_exists(
+    digest: str, request: Request, store: Store, run_id: RunId = None, service_id: ServiceId = None
+) -> FileResponse:
     """200 with the bundle's size when it is stored, else 404 (nothing is sent)."""
-    return serve(digest, request, store, run_id)
+    return serve(digest, request, store, run_id, service_id)
 
 
-def serve(digest: str, request: Request, store: CodeStore, run_id: int | None) -> FileResponse:
+def serve(
+    digest: str, request: Request, store: CodeStore, run_id: int | None, service_id: int | None = None
+) -> FileResponse:
     parse_digest(digest)
-    authorize(request, digest, run_id)
+    authorize(request, digest, run_id, service_id)
     path = store.path_of(digest)
     try:
         with open(path, "rb") as f:

@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -232,6 +233,18 @@ async def apply(url: str, data: Path, epochs: int) -> None:
         await apply_spec(client, load_spec([path], SPACE))
 
 
+def stop_left_behind(home: str) -> None:
+    """Stop the service the quickstart leaves running (it outlives its embedded control on purpose)."""
+    wanted = f"ATOM_HOME={home}".encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if wanted in (entry / "environ").read_bytes().split(b"\0"):
+                    os.kill(int(entry.name), signal.SIGTERM)
+            except (OSError, ProcessLookupError):
+                continue
+
+
 def quickstart_run(rows: int, epochs: int) -> tuple[float, str]:
     """(d): `atom quickstart` wall time with a fresh ATOM_HOME and an embedded control."""
     from control.orchestrator import free_port
@@ -251,6 +264,7 @@ def quickstart_run(rows: int, epochs: int) -> tuple[float, str]:
             timeout=600,
         )
         took = time.perf_counter() - started
+        stop_left_behind(home)
     if proc.returncode != 0:
         raise RuntimeError(f"atom quickstart failed: {(proc.stdout + proc.stderr)[-3000:]}")
     return took, proc.stdout

@@ -58,6 +58,28 @@ class LiveControl:
                     os.killpg(pid, signal.SIGKILL)
 
 
+def kill_processes_of(home: Path) -> list[int]:
+    """SIGKILL every process whose environment says `ATOM_HOME=home` (agents and services a control
+    started and left running on purpose when it stopped); returns their pids."""
+    import os
+    import signal
+
+    wanted = f"ATOM_HOME={home}".encode()
+    killed = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if wanted in environ:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+    return killed
+
+
 @pytest.fixture
 def live_settings(tmp_path: Path) -> Settings:
     return Settings(home=tmp_path / "home", port=free_port(), heartbeat_timeout=60, reconcile_interval=0.3)
@@ -109,4 +131,4 @@ async def run_state(client: AsyncControlClient, run_id: int, states: tuple[str, 
     return run if run.state.value in states else None
 
 
-__all__ = ["LiveControl", "httpx", "make_tabular", "run_state", "wait_for"]
+__all__ = ["LiveControl", "httpx", "kill_processes_of", "make_tabular", "run_state", "wait_for"]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from control.orchestrator import free_port
+from tests.e2e.conftest import kill_processes_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ray, pytest.mark.slow]
 
@@ -23,13 +24,16 @@ def test_quickstart_trains_deploys_and_predicts(tmp_path: Path) -> None:
         "COLUMNS": "120",
         "NO_COLOR": "1",
     }
-    proc = subprocess.run(
-        [sys.executable, "-m", "control.cli", "quickstart", "--rows", "600", "--epochs", "2"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=480,
-    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "control.cli", "quickstart", "--rows", "600", "--epochs", "2"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=480,
+        )
+    finally:  # the service outlives the quickstart's embedded control on purpose: not the test's
+        kill_processes_of(tmp_path / "home")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "succeeded" in out and "right" in out

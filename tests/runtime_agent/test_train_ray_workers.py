@@ -129,6 +129,8 @@ def test_a_request_the_cluster_cannot_hold_fails_before_fit(tmp_path: Path, ray_
         ATOM_DATA_DIR=str(tmp_path / "run" / "data"),
     )
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1].endswith(
-        f"needs 3 CPU for 1 worker; the Ray cluster at {ray_cluster.address} has 2 CPU"
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .endswith(f"needs 3 CPU for 1 worker; the Ray cluster at {ray_cluster.address} has 2 CPU")
     )

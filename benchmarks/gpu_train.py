@@ -116,7 +116,7 @@ def under_atom(frame: Any, args: argparse.Namespace, executor: str, gpus: int) -
 
     from control.schemas.runs import ServiceInfoSpec
     from runtime_agent.callbacks import RecordingCallbacks
-    from runtime_agent.pipeline import run_task
+    from runtime_agent.runner import run_task
     from runtime_agent.settings import AgentSettings
     from runtime_agent.testing import AgentRunner
 

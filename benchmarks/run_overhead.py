@@ -152,7 +152,7 @@ class Control:
         import uvicorn
 
         from control.api.app import create_app
-        from control.orchestrator import free_port
+        from control.deploy import free_port
         from control.settings import Settings
 
         settings = Settings(
@@ -247,7 +247,7 @@ def stop_left_behind(home: str) -> None:
 
 def quickstart_run(rows: int, epochs: int) -> tuple[float, str]:
     """(d): `atom quickstart` wall time with a fresh ATOM_HOME and an embedded control."""
-    from control.orchestrator import free_port
+    from control.deploy import free_port
 
     with tempfile.TemporaryDirectory(prefix="atom-qs-") as home:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ATOM_", "RAY_ADDRESS"))}

@@ -64,7 +64,7 @@ uvicorn.run(create_app(settings), host="127.0.0.1", port=int(sys.argv[2]), log_l
 
 
 def start_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
-    from control.orchestrator import free_port
+    from control.deploy import free_port
 
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-c", SERVER, str(home), str(port)], cwd=REPO)

@@ -89,7 +89,8 @@ def _settings() -> AgentSettings:
 
 async def _run(settings: AgentSettings, args: argparse.Namespace, spec_path: Path | None) -> RunOutcome:
     from runtime_agent.callbacks import ControlCallbacks, LogCallbacks
-    from runtime_agent.pipeline import load_spec_file, run_task
+    from runtime_agent.pipeline import load_spec_file
+    from runtime_agent.runner import run_task
 
     callbacks: Callbacks
     spec = None

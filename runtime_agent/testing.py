@@ -39,7 +39,8 @@ from control.schemas import (
     TaskSpec,
 )
 from runtime_agent.callbacks import RecordingCallbacks
-from runtime_agent.pipeline import RunOutcome, run_task
+from runtime_agent.pipeline import RunOutcome
+from runtime_agent.runner import run_task
 from runtime_agent.settings import AgentSettings
 
 if TYPE_CHECKING:

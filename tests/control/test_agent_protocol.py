@@ -9,7 +9,7 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI
 
-from control import runs
+from control import launch
 from control import schemas as s
 from control.client import AsyncControlClient
 from control.store import models as m
@@ -24,7 +24,7 @@ async def _queued_run(
     d = await define_node(api, data_dir=str(tmp_path), deploy=deploy)
     orch = app.state.orchestrator
     event = s.TaskEvent(task_id=d["node"]["id"])
-    run, token = await orch.db(lambda ses: runs.start_node(session=ses, event=event, adapter="local"))
+    run, token = await orch.db(lambda ses: launch.start_node(session=ses, event=event, adapter="local"))
     return run.id, token
 
 
@@ -43,7 +43,9 @@ async def test_password_reaches_only_the_agent(app: FastAPI, api: httpx.AsyncCli
     d = await define_node(api, data_dir=str(tmp_path), password="Hunter2-secret")
     orch = app.state.orchestrator
     run, token = await orch.db(
-        lambda ses: runs.start_node(session=ses, event=s.TaskEvent(task_id=d["node"]["id"]), adapter="local")
+        lambda ses: launch.start_node(
+            session=ses, event=s.TaskEvent(task_id=d["node"]["id"]), adapter="local"
+        )
     )
     stored = await orch.db(lambda ses: ses.get(m.Runtime, run.id).spec)
     assert "Hunter2" not in str(stored)  # encrypted at rest
@@ -165,7 +167,9 @@ async def test_run_spec_has_no_password_and_the_sources_progress(
     )
     orch = app.state.orchestrator
     run, token = await orch.db(
-        lambda ses: runs.start_node(session=ses, event=s.TaskEvent(task_id=d["node"]["id"]), adapter="local")
+        lambda ses: launch.start_node(
+            session=ses, event=s.TaskEvent(task_id=d["node"]["id"]), adapter="local"
+        )
     )
     stored = await orch.db(lambda ses: ses.get(m.Runtime, run.id).spec)
     encrypted = stored["sources"][0]["connection"]["connectPassword"]

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from control import runs
+from control import launch
 from control.api.app import create_app
 from control.client import AsyncControlClient
 from control.errors import ControlAPIError
@@ -142,7 +142,7 @@ async def test_users_upload_and_a_run_downloads_only_its_own_code(tmp_path: Path
             code_address=f"atom-code://{digest}",
         )
         with app.state.orchestrator.store.transaction() as ses:
-            run, token = runs.new_runtime(
+            run, token = launch.new_runtime(
                 session=ses,
                 spec=TaskSpec(run_id=0, node_name="n", operator=op),
                 space_id=None,
@@ -172,7 +172,7 @@ def bundle_run(app: FastAPI, digest: str, *, module: str = "op.serve") -> int:
         code_address=f"atom-code://{digest}",
     )
     with app.state.orchestrator.store.transaction() as ses:
-        run, _ = runs.new_runtime(
+        run, _ = launch.new_runtime(
             session=ses,
             spec=TaskSpec(run_id=0, node_name="n", operator=op),
             space_id=None,

@@ -18,7 +18,7 @@ import uvicorn
 
 from control.api.app import create_app
 from control.client import AsyncControlClient
-from control.orchestrator import free_port
+from control.deploy import free_port
 from control.settings import Settings
 
 

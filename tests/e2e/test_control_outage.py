@@ -24,10 +24,10 @@ import httpx
 import pandas as pd
 import pytest
 
-from control import runs
+from control import launch
 from control import schemas as s
 from control.client import AsyncControlClient
-from control.orchestrator import free_port
+from control.deploy import free_port
 from control.schemas import TaskEvent
 from tests.control.factory import SP, define_node, ok
 from tests.e2e.conftest import LiveControl, make_tabular, run_state, wait_for
@@ -188,7 +188,7 @@ async def test_repeated_agent_calls_record_once(live_control: LiveControl, tmp_p
         d = await define_node(api, data_dir=str(tmp_path), deploy="AUTO_DEPLOY")
     orch = live_control.app.state.orchestrator
     event = s.TaskEvent(task_id=d["node"]["id"])
-    run, token = await orch.db(lambda ses: runs.start_node(session=ses, event=event, adapter="local"))
+    run, token = await orch.db(lambda ses: launch.start_node(session=ses, event=event, adapter="local"))
     async with AsyncControlClient(live_control.url, token=token) as agent:
         for _ in range(2):
             await agent.report_state(run.id, s.StateReport(state=s.RunState.RUNNING, reason="agent up"))

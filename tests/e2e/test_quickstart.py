@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from control.orchestrator import free_port
+from control.deploy import free_port
 from tests.e2e.conftest import kill_processes_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ray, pytest.mark.slow]

@@ -304,7 +304,7 @@ def agent_settings(cache: Path, token: str) -> AgentSettings:
 
 async def bundle_run(app: Any, tmp_path: Path, content: bytes, module: str) -> tuple[TaskSpec, str]:
     """Upload `content`, create a run whose operator names it; (its spec, its run token)."""
-    from control import runs
+    from control import launch
     from control.client import AsyncControlClient
 
     archive = tmp_path / f"{uuid.uuid4().hex}.tar.gz"
@@ -313,7 +313,7 @@ async def bundle_run(app: Any, tmp_path: Path, content: bytes, module: str) -> t
         stored = await client.upload_code(archive)
     spec = task(module, "BUNDLE", f"atom-code://{stored['digest']}", run_id=0)
     with app.state.orchestrator.store.transaction() as ses:
-        run, token = runs.new_runtime(
+        run, token = launch.new_runtime(
             session=ses, spec=spec, space_id=None, node_id=None, adapter="local", reason="test"
         )
         spec.run_id = run.id
@@ -385,7 +385,7 @@ async def test_module_mode_and_unknown_mode(settings: AgentSettings) -> None:
 
 async def test_a_run_imports_its_operator_from_git(tmp_path: Path) -> None:
     from runtime_agent.callbacks import LogCallbacks
-    from runtime_agent.pipeline import run_task
+    from runtime_agent.runner import run_task
 
     module = unique("gitop")
     bare, _ = make_git_repo(tmp_path, module)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from control.client import AsyncControlClient
-from control.orchestrator import free_port
+from control.deploy import free_port
 from control.schemas import TaskEvent
 from control.settings import Settings
 from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_SOCKET, MYSQL_USER, mysql_connect

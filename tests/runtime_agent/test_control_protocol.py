@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from control.client import AsyncControlClient
 from control.schemas import ConnectionSpec, RunState, ServeSpec, TaskSpec
 from runtime_agent.callbacks import ControlCallbacks
-from runtime_agent.pipeline import run_task
+from runtime_agent.runner import run_task
 from runtime_agent.serve import ModelServer, control_loader, create_app
 from runtime_agent.settings import AgentSettings
 from tests.runtime_agent.conftest import tabular

@@ -11,14 +11,14 @@ import pandas as pd
 import pytest
 from fastapi import FastAPI
 
-from control import runs
+from control import launch
 from control import schemas as s
 from control.api.app import create_app
 from control.client import AsyncControlClient
 from control.settings import Settings
 from runtime_agent.api import Operator
 from runtime_agent.callbacks import ControlCallbacks
-from runtime_agent.pipeline import run_task
+from runtime_agent.runner import run_task
 from runtime_agent.settings import AgentSettings
 from tests.control.factory import LAMP, SP, ok
 
@@ -101,7 +101,7 @@ async def test_failure_names_the_stage_and_rows_read(app: FastAPI, tmp_path: Pat
         node_id = await _define(api, data)
         orch = app.state.orchestrator
         run, token = await orch.db(
-            lambda ses: runs.start_node(session=ses, event=s.TaskEvent(task_id=node_id), adapter="local")
+            lambda ses: launch.start_node(session=ses, event=s.TaskEvent(task_id=node_id), adapter="local")
         )
         settings = AgentSettings(
             control_url="http://control",

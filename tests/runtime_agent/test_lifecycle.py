@@ -99,7 +99,7 @@ async def test_sources_follow_order_and_source_fields_name_methods(caplog: pytes
 
 async def _run_spec(runner: AgentRunner, spec, op):  # type: ignore[no-untyped-def]
     from runtime_agent.callbacks import RecordingCallbacks
-    from runtime_agent.pipeline import run_task
+    from runtime_agent.runner import run_task
     from runtime_agent.settings import AgentSettings
 
     w = runner.workdir

@@ -10,7 +10,7 @@ import pytest
 
 from control.schemas import ConnectionSpec, ConnectType, SourceRole, SourceSpec
 from runtime_agent.callbacks import RecordingCallbacks
-from runtime_agent.pipeline import run_task
+from runtime_agent.runner import run_task
 from runtime_agent.settings import AgentSettings
 from runtime_agent.testing import AgentRunner
 from tests.connectors.http_server import FileServer

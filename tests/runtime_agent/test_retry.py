@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from control.client import AsyncControlClient
+from control.deploy import free_port
 from control.errors import ControlAPIError, ControlUnreachable
-from control.orchestrator import free_port
 from control.schemas import Heartbeat, MetricReport, ModelVersionReport, RunState
 from runtime_agent._retry import RetryPolicy
 from runtime_agent.callbacks import ControlCallbacks

@@ -134,7 +134,7 @@ def test_direct_executor_trains_on_the_gpu_when_asked(tmp_path: Path) -> None:
     import asyncio
 
     from runtime_agent.callbacks import RecordingCallbacks
-    from runtime_agent.pipeline import run_task
+    from runtime_agent.runner import run_task
     from runtime_agent.settings import AgentSettings
 
     runner = AgentRunner(

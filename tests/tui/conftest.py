@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from control.client import AsyncControlClient
-from control.orchestrator import free_port
+from control.deploy import free_port
 from control.settings import Settings
 from tests.e2e.conftest import LiveControl
 from tests.tui.seed import NOW, Demo, seed_demo

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from control.cli.main import main
-from control.orchestrator import free_port
+from control.deploy import free_port
 from tests.e2e.conftest import LiveControl
 
 ATOM = str(Path(sys.executable).with_name("atom"))

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.orm import Session
 
-from control import runs
+from control import launch, runs
 from control import schemas as s
 from control.api.deps import Orch, require_run_token, require_service_token
 from control.errors import NotFound
@@ -87,7 +87,7 @@ def serve_spec(service_id: int, orch: Orch) -> s.ServeSpec:
         version = ses.get(m.ModelVersion, svc.model_version_id)
         assert model is not None and version is not None
         conn = ses.get(m.Connection, model.connect_id) if model.connect_id else None
-        connection = runs.decrypted(runs.connection_spec(conn), orch.vault) if conn is not None else None
+        connection = runs.decrypted(launch.connection_spec(conn), orch.vault) if conn is not None else None
         run = service_run(ses, svc)
         frozen = s.TaskSpec.model_validate(run.spec) if run else None
         if connection is None and frozen is not None and frozen.model and frozen.model.connection:

@@ -1,0 +1,174 @@
+"""Inference services of finished runs: plan one by deployType, start, stop and approve it.
+
+`Deployments` is a part of the `Orchestrator` (it uses its store and adapters); it holds no state.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from control import schemas as s
+from control.dispatch.describe import describe_service
+from control.errors import Conflict, ControlError, InvalidSpec, NotFound
+from control.secrets import new_token, token_hash
+from control.store import models as m
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import TypeVar
+
+    from control.dispatch import Adapter
+    from control.settings import Settings
+
+    T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+DEPLOYING = (s.DeployType.AUTO_DEPLOY.value, s.DeployType.GREY_DEPLOY.value, s.DeployType.TOUCH_DEPLOY.value)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class Deployments:
+    """Service operations of the orchestrator."""
+
+    settings: Settings
+
+    async def db(self, fn: Callable[[Session], T]) -> T:  # provided by Orchestrator
+        raise NotImplementedError
+
+    def adapter(self, name: str) -> Adapter:  # provided by Orchestrator
+        raise NotImplementedError
+
+    def _plan_service(self, ses: Session, run: m.Runtime) -> m.Service | None:
+        spec = s.TaskSpec.model_validate(run.spec)
+        deploy = spec.operator.deploy_type.value
+        if deploy not in DEPLOYING:
+            return None
+        version = ses.scalar(select(m.ModelVersion).where(m.ModelVersion.runtime_id == run.id))
+        if version is None:
+            logger.warning(
+                "run %s finished with deployType %s but registered no model version", run.id, deploy
+            )
+            return None
+        serving = version.serving_object or spec.operator.model_conf.get("servingObject")
+        if not serving:
+            raise InvalidSpec(
+                f"model {spec.model.model_name if spec.model else '?'} has no serving operator: set "
+                "modelConf.servingObject ('module:Class') or the operator's serving_object"
+            )
+        model = ses.get(m.Model, version.model_id)
+        assert model is not None
+        name = f"{model.model_name}-{version.model_version}".lower().replace("_", "-")[:63]
+        others = ses.scalars(
+            select(m.Service).where(
+                m.Service.model_id == model.id, m.Service.state == s.ServiceState.READY.value
+            )
+        ).all()
+        weight = 100
+        if deploy == s.DeployType.GREY_DEPLOY.value and others:
+            weight = int(spec.operator.model_conf.get("greyWeight", 10))
+        replicas = spec.service_info.si_node_num if spec.service_info else 1
+        service = m.Service(
+            space_id=run.space_id,
+            service_name=s.check_dns1123(
+                "".join(c if c.isalnum() or c == "-" else "-" for c in name).strip("-")
+            ),
+            model_id=model.id,
+            model_version_id=version.id,
+            runtime_id=run.id,
+            serving_object=serving,
+            replicas=max(replicas, 1),
+            traffic_weight=weight,
+            state=(
+                s.ServiceState.WAITING_APPROVAL.value
+                if deploy == s.DeployType.TOUCH_DEPLOY.value
+                else s.ServiceState.STARTING.value
+            ),
+            reason="waiting for a user to approve (TOUCH_DEPLOY)" if deploy == "TOUCH_DEPLOY" else "",
+            adapter="local",
+            token_hash="",
+        )
+        ses.add(service)
+        ses.flush()
+        return service
+
+    # -- services ---------------------------------------------------------------------------
+
+    async def start_service(self, service_id: int) -> None:
+        token = new_token()
+        port = free_port()
+
+        def prepare(ses: Session) -> m.Service:
+            svc = ses.get(m.Service, service_id)
+            if svc is None:
+                raise NotFound(f"service {service_id} does not exist")
+            svc.token_hash = token_hash(token)
+            svc.port = port
+            svc.endpoint = f"http://127.0.0.1:{port}"
+            svc.state = s.ServiceState.STARTING.value
+            svc.reason = ""
+            return svc
+
+        svc = await self.db(prepare)
+        log = self.settings.services_dir / str(service_id) / "serve.log"
+        launch = describe_service(
+            self.settings, service_id=service_id, name=svc.service_name, token=token, port=port, log_path=log
+        )
+        try:
+            external_id = await self.adapter(svc.adapter).start(launch)
+        except ControlError as exc:
+            reason = str(exc)
+            await self.db(
+                lambda ses: _set_service(ses, service_id, state=s.ServiceState.FAILED, reason=reason)
+            )
+            raise
+
+        def started(ses: Session) -> None:
+            row = ses.get(m.Service, service_id)
+            assert row is not None
+            row.external_id = external_id
+            row.log_path = str(log)
+
+        await self.db(started)
+
+    async def stop_service(self, service_id: int) -> None:
+        def stop(ses: Session) -> tuple[str | None, str]:
+            svc = ses.get(m.Service, service_id)
+            if svc is None:
+                raise NotFound(f"service {service_id} does not exist")
+            svc.state = s.ServiceState.STOPPED.value
+            svc.reason = "stopped by user"
+            return svc.external_id, svc.adapter
+
+        external_id, adapter = await self.db(stop)
+        if external_id:
+            await self.adapter(adapter).stop(external_id, grace=5)
+
+    async def approve_service(self, service_id: int) -> None:
+        def check(ses: Session) -> None:
+            svc = ses.get(m.Service, service_id)
+            if svc is None:
+                raise NotFound(f"service {service_id} does not exist")
+            if svc.state not in (s.ServiceState.WAITING_APPROVAL.value, s.ServiceState.STOPPED.value):
+                raise Conflict(
+                    f"service {svc.service_name} is {svc.state}; only a waiting or stopped one starts"
+                )
+
+        await self.db(check)
+        await self.start_service(service_id)
+
+
+def _set_service(ses: Session, service_id: int, *, state: s.ServiceState, reason: str) -> None:
+    svc = ses.get(m.Service, service_id)
+    if svc is not None:
+        svc.state = state.value
+        svc.reason = reason

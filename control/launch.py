@@ -1,0 +1,282 @@
+"""Launching runs in the store: freeze a task spec and create the runtimes of a node or an exam.
+
+An exam launch (startNodeTask with taskType EXAM) creates one run per node in nextNodeId order;
+runs with upstream runs wait `queued` until the reconcile loop (`control.reconcile.judge_waiting`)
+claims or stops them. Every function takes a session inside the caller's transaction; none
+dispatches. The adapter of each run is chosen by the caller's `Placer` (the planner) before
+anything is stored, so an unconfigured runtime pattern leaves no run behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from control import schemas as s
+from control.errors import Conflict, InvalidSpec
+from control.secrets import new_token, token_hash
+from control.store import models as m
+from control.store import relations, repo
+
+
+def connection_spec(conn: m.Connection) -> s.ConnectionSpec:
+    """The connection as the agent gets it; the password stays encrypted until the agent fetches it."""
+    return s.ConnectionSpec(
+        connect_name=conn.connect_name,
+        connect_type=s.ConnectType(conn.connect_type),
+        connect_addr=conn.connect_addr,
+        connect_port=conn.connect_port,
+        connect_account=conn.connect_account,
+        connect_password=conn.connect_password_enc or "",
+        connect_space=conn.connect_space,
+        colony_type=s.ColonyType(conn.colony_type),
+        source_conf=conn.source_conf or {},
+    )
+
+
+def build_task_spec(*, session: Session, node: m.Node, event: s.TaskEvent) -> s.TaskSpec:
+    rel = relations.relation_of(session=session, node_id=node.id)
+    if rel is None:
+        raise InvalidSpec(f"node {node.node_name!r} has no relation: create it with createNodeRelation")
+    op = session.get(m.Operator, rel.operator_id)
+    assert op is not None
+    sources = []
+    for sid in relations.relation_source_ids(session=session, relation_id=rel.id):
+        src = session.get(m.DataSource, sid)
+        conn = session.get(m.Connection, src.connection_id) if src else None
+        if src is None or conn is None:
+            raise InvalidSpec(f"node {node.node_name!r} names data source {sid}, which no longer exists")
+        fields = s.SourceSpec.fields_of(src)
+        sources.append(s.SourceSpec.model_validate({**fields, "connection": connection_spec(conn)}))
+    model = None
+    if rel.model_id is not None:
+        mod = session.get(m.Model, rel.model_id)
+        assert mod is not None
+        conn = session.get(m.Connection, mod.connect_id) if mod.connect_id else None
+        model = s.ModelSpec(
+            model_id=mod.id,
+            model_name=mod.model_name,
+            model_address=mod.model_address,
+            connection=connection_spec(conn) if conn else None,
+        )
+    si = session.get(m.ServiceInfo, rel.service_info_id) if rel.service_info_id else None
+    op_fields = s.OperatorSpec.fields_of(op)
+    op_fields["operator_epoch"] = max(op.operator_epoch, 1)
+    return s.TaskSpec(
+        run_id=0,
+        node_id=node.id,
+        node_name=node.node_name,
+        space_id=node.space_id,
+        operator=s.OperatorSpec.model_validate(op_fields),
+        sources=sorted(sources, key=lambda x: x.order),
+        model=model,
+        service_info=(s.ServiceInfoSpec.model_validate(s.ServiceInfoSpec.fields_of(si)) if si else None),
+        envs=event.envs,
+        run_parameter=event.run_parameter,
+    )
+
+
+Placer = Callable[[Session, s.TaskSpec], str]
+"""Chooses the adapter of a run from its spec (`Orchestrator.place_run`)."""
+
+
+def new_runtime(
+    *,
+    session: Session,
+    spec: s.TaskSpec,
+    space_id: int | None,
+    node_id: int | None,
+    adapter: str | Placer,
+    reason: str,
+    exam_id: int | None = None,
+    upstream_run_ids: Sequence[int] = (),
+) -> tuple[m.Runtime, str]:
+    """Create a queued runtime and its schedule record; returns (runtime, run token).
+
+    Args:
+        exam_id: the exam launch the run belongs to.
+        upstream_run_ids: runs that must succeed first (the run waits queued until then).
+    """
+    if not isinstance(adapter, str):
+        adapter = adapter(session, spec)  # refuses an unconfigured pattern before anything is stored
+    token = new_token()
+    attempt = 1
+    if node_id is not None:
+        last = session.scalar(
+            select(m.Runtime.attempt).where(m.Runtime.node_id == node_id).order_by(m.Runtime.id.desc())
+        )
+        attempt = (last or 0) + 1
+    run = m.Runtime(
+        space_id=space_id,
+        node_id=node_id,
+        node_name=spec.node_name,
+        operator_runtime_type=spec.operator.operator_runtime_type.value,
+        adapter=adapter,
+        state=s.RunState.QUEUED.value,
+        reason=reason,
+        attempt=attempt,
+        token_hash=token_hash(token),
+        spec={},
+        envs=spec.envs,
+        run_parameter=spec.run_parameter,
+        exam_id=exam_id,
+        upstream_run_ids=list(upstream_run_ids) if exam_id is not None else None,
+    )
+    session.add(run)
+    session.flush()
+    spec.run_id = run.id
+    spec.attempt = attempt
+    run.spec = spec.wire()
+    session.add(m.RunTransition(runtime_id=run.id, from_state=None, to_state=run.state, reason=reason))
+    session.add(m.Schedule(runtime_id=run.id, adapter=adapter))
+    session.flush()
+    return run, token
+
+
+def start_task(
+    *, session: Session, event: s.TaskEvent, adapter: str | Placer
+) -> list[tuple[m.Runtime, str | None]]:
+    """startNodeTask: the runs to create, each with its token when it is to be dispatched now.
+
+    Raises:
+        InvalidSpec: an unknown taskType, or an exam that cannot start (see `start_exam`).
+    """
+    kind = event.task_type.upper()
+    if kind == "NODE":
+        run, token = start_node(session=session, event=event, adapter=adapter)
+        return [(run, token)]
+    if kind == "EXAM":
+        return start_exam(session=session, event=event, adapter=adapter)
+    raise InvalidSpec(
+        f"taskType {event.task_type!r} is not one of NODE, EXAM",
+        field="taskType",
+        field_msg="valid values are NODE, EXAM",
+    )
+
+
+def _refuse_busy(*, session: Session, node: m.Node) -> None:
+    busy = session.scalar(
+        select(m.Runtime.id).where(
+            m.Runtime.node_id == node.id,
+            m.Runtime.state.in_(
+                [s.RunState.QUEUED.value, s.RunState.PENDING.value, s.RunState.RUNNING.value]
+            ),
+        )
+    )
+    if busy is not None:
+        raise Conflict(f"node {node.node_name!r} is already running as run {busy}: stop it first")
+
+
+def start_node(*, session: Session, event: s.TaskEvent, adapter: str | Placer) -> tuple[m.Runtime, str]:
+    """Create the run of one node (taskType NODE)."""
+    if event.task_type.upper() != "NODE":
+        raise InvalidSpec(f"taskType {event.task_type!r}: start it with start_task", field="taskType")
+    node = repo.get_by_id(session=session, orm=m.Node, ident=event.task_id, label="node")
+    if node.node_status != s.NodeStatus.EDIT_FINISH.value:
+        raise Conflict(
+            f"node {node.node_name!r} is {node.node_status}, not EDIT_FINISH: "
+            "finish editing it before starting"
+        )
+    if event.operator_runtime_type and event.operator_runtime_type.value != node.operator_runtime_type:
+        raise InvalidSpec(
+            f"operatorRuntimeType {event.operator_runtime_type.value} does not match node "
+            f"{node.node_name!r}, which is {node.operator_runtime_type}",
+            field="operatorRuntimeType",
+            field_msg=f"node {node.node_name!r} is {node.operator_runtime_type}",
+        )
+    _refuse_busy(session=session, node=node)
+    spec = build_task_spec(session=session, node=node, event=event)
+    return new_runtime(
+        session=session,
+        spec=spec,
+        space_id=node.space_id,
+        node_id=node.id,
+        adapter=adapter,
+        reason="startNodeTask",
+    )
+
+
+def exam_order(*, session: Session, nodes: Sequence[m.Node]) -> list[tuple[m.Node, list[m.Node]]]:
+    """`nodes` in topological order of their nextNodeId edges, each with its upstream nodes.
+
+    Only edges between `nodes` count; ties keep id order, so the order is stable.
+    """
+    by_id = {n.id: n for n in nodes}
+    upstream: dict[int, list[int]] = {n.id: [] for n in nodes}
+    for n in nodes:
+        rel = relations.relation_of(session=session, node_id=n.id)
+        if rel is not None and rel.next_node_id in by_id and rel.next_node_id != n.id:
+            upstream[rel.next_node_id].append(n.id)
+    done: list[int] = []
+    left = sorted(by_id)
+    while left:
+        ready = [i for i in left if all(u in done for u in upstream[i])]
+        if not ready:
+            names = ", ".join(by_id[i].node_name for i in left)
+            raise InvalidSpec(
+                f"the nodes {names} form a cycle", field="taskId", field_msg="the DAG has a cycle"
+            )
+        done += ready
+        left = [i for i in left if i not in ready]
+    return [(by_id[i], [by_id[u] for u in upstream[i]]) for i in done]
+
+
+def start_exam(
+    *, session: Session, event: s.TaskEvent, adapter: str | Placer
+) -> list[tuple[m.Runtime, str | None]]:
+    """Create one run per node of the exam, roots first (with tokens: dispatch them now).
+
+    Every other run waits `queued` ("waiting for <upstream names>") with its upstream run ids
+    recorded, so the launch survives a control restart.
+
+    Raises:
+        NotFound: no such exam.
+        InvalidSpec: the exam has no nodes, or some are not EDIT_FINISH (named).
+        Conflict: one of its nodes is already running.
+    """
+    exam = repo.get_by_id(session=session, orm=m.Exam, ident=event.task_id, label="exam")
+    nodes = session.scalars(select(m.Node).where(m.Node.exam_id == exam.id).order_by(m.Node.id)).all()
+    if not nodes:
+        raise InvalidSpec(
+            f"exam {exam.exam_name!r} has no nodes: set examId {exam.id} on the nodes it runs",
+            field="taskId",
+            field_msg=f"exam {exam.exam_name!r} has no nodes",
+        )
+    unfinished = [n.node_name for n in nodes if n.node_status != s.NodeStatus.EDIT_FINISH.value]
+    if unfinished:
+        names = ", ".join(repr(n) for n in unfinished)
+        raise InvalidSpec(
+            f"exam {exam.exam_name!r} cannot start: node(s) {names} not EDIT_FINISH: finish editing them",
+            field="taskId",
+            field_msg=f"node(s) {names} not EDIT_FINISH",
+        )
+    for node in nodes:
+        _refuse_busy(session=session, node=node)
+    plan = [
+        (node, ups, build_task_spec(session=session, node=node, event=event))
+        for node, ups in exam_order(session=session, nodes=nodes)
+    ]
+    run_of: dict[int, m.Runtime] = {}
+    created: list[tuple[m.Runtime, str | None]] = []
+    for node, ups, spec in plan:
+        up_runs = [run_of[u.id] for u in ups]
+        reason = (
+            f"waiting for {', '.join(r.node_name for r in up_runs)}"
+            if up_runs
+            else f"startNodeTask (exam {exam.exam_name})"
+        )
+        run, token = new_runtime(
+            session=session,
+            spec=spec,
+            space_id=node.space_id,
+            node_id=node.id,
+            adapter=adapter,
+            reason=reason,
+            exam_id=exam.id,
+            upstream_run_ids=[r.id for r in up_runs],
+        )
+        run_of[node.id] = run
+        created.append((run, None if up_runs else token))
+    return created

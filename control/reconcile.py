@@ -325,8 +325,14 @@ class Reconciler:
                 )
                 continue
             if state == s.ServiceState.STARTING.value:
-                if await self._ready(endpoint):
+                ready, load_error = await self._ready(endpoint)
+                if ready:
                     await self._set_service(sid, s.ServiceState.READY, "")
+                elif load_error:  # it answers, and says the model will never load
+                    await self.orch.adapter(adapter).stop(external_id, grace=5)
+                    await self._set_service(
+                        sid, s.ServiceState.FAILED, f"the model failed to load: {load_error}"
+                    )
                 elif age > self.orch.settings.service_ready_timeout:
                     await self.orch.adapter(adapter).stop(external_id, grace=5)
                     await self._set_service(
@@ -335,14 +341,21 @@ class Reconciler:
                         f"not ready after {int(age)} s" + _log_tail(log),
                     )
 
-    async def _ready(self, endpoint: str | None) -> bool:
+    async def _ready(self, endpoint: str | None) -> tuple[bool, str]:
+        """(ready, why its model cannot load) from the service's `/v2/health/ready`."""
         if not endpoint:
-            return False
+            return False, ""
         try:
             resp = await self._http.get(f"{endpoint}/v2/health/ready")
         except httpx.HTTPError:
-            return False
-        return resp.status_code == 200
+            return False, ""
+        if resp.status_code == 200:
+            return True, ""
+        try:
+            error = str(resp.json().get("error") or "")
+        except ValueError:
+            error = ""
+        return False, "" if error in ("", "model is loading") else error[:500]
 
     async def _set_service(self, service_id: int, state: s.ServiceState, reason: str) -> None:
         def update(ses: Session) -> None:

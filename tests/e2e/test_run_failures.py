@@ -130,3 +130,23 @@ async def test_operator_errors_name_the_cause(
     assert "Traceback" not in run.reason and "\n" not in run.reason
     log = await client.run_logs(run_id)
     assert needle in log.text
+
+
+async def test_a_service_whose_model_cannot_load_fails_with_the_reason(
+    live_control: LiveControl, client: AsyncControlClient, tmp_path
+) -> None:
+    make_tabular(tmp_path / "data", rows=100)
+    async with httpx.AsyncClient(base_url=live_control.url) as api:
+        d = await define_node(api, data_dir=str(tmp_path / "data"), deploy="AUTO_DEPLOY")
+        conf = {"servingObject": "tests.e2e.operators:NoSuchServing"}
+        await ok(await api.patch(f"{SP}/operators/tabular", json={"modelConf": conf}))
+        run_id = (await client.start_node_task(TaskEvent(task_id=d["node"]["id"]))).run_ids[0]
+        run = await wait_for(lambda: run_state(client, run_id, ENDED), timeout=120, what="the run to end")
+        assert run.state.value == "succeeded", run.reason
+
+        async def failed() -> dict | None:  # type: ignore[type-arg]
+            mine = [x for x in await ok(await api.get("/api/v1/services")) if x["runtimeId"] == run_id]
+            return mine[0] if mine and mine[0]["state"] == "failed" else None
+
+        svc = await wait_for(failed, timeout=60, what="the service to fail")  # well before the ready timeout
+    assert svc["reason"].startswith("the model failed to load:") and "NoSuchServing" in svc["reason"]

@@ -36,6 +36,7 @@ from runtime_agent.train_worker import (
     get_shard,
     report,
     roles,
+    undelivered_file,
     world_rank,
     world_size,
 )
@@ -73,6 +74,22 @@ def read_metrics_file(path: Path) -> list[tuple[int, dict[str, float]]]:
         except (ValueError, KeyError, TypeError):
             continue
     return records
+
+
+def fresh_summary(summary: Path) -> None:
+    """An empty summary dir for a new training: no metrics or undelivered steps of an earlier one."""
+    summary.parent.mkdir(parents=True, exist_ok=True)
+    summary.unlink(missing_ok=True)
+    Path(undelivered_file(summary)).unlink(missing_ok=True)
+
+
+def undelivered_steps(summary: Path) -> set[int]:
+    """The steps rank 0 could not POST to control live (control was away): the agent sends them."""
+    try:
+        text = Path(undelivered_file(summary)).read_text(encoding="utf-8")
+    except OSError:
+        return set()
+    return {int(line) for line in text.split() if line.isdigit()}
 
 
 def read_loop_times(path: Path) -> tuple[float, float] | None:
@@ -195,8 +212,7 @@ async def run_training(op: Any, ctx: OperatorContext, setup: TrainSetup) -> Trai
     plan = setup.plan
     executor = resolve_executor(setup.executor, ctx.environment_conf, setup.default_executor, plan)
     summary = ctx.summary_dir / METRICS_FILE
-    summary.parent.mkdir(parents=True, exist_ok=True)
-    summary.unlink(missing_ok=True)
+    fresh_summary(summary)
     config = train_config(op, ctx)
     frames = await in_daemon_thread(lambda: {role: ctx.frame(role) for role in ctx.collected_roles})
     ctx.stage = "train"

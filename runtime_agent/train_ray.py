@@ -216,7 +216,14 @@ async def run_ray(
         SpecError: the cluster can never hold the plan.
         TrainingFailed: `train_loop` raised in a worker.
     """
-    from runtime_agent.train import TIMING_FILE, pick_score, plan_for, read_loop_times, read_metrics_file
+    from runtime_agent.train import (
+        TIMING_FILE,
+        pick_score,
+        plan_for,
+        read_loop_times,
+        read_metrics_file,
+        undelivered_steps,
+    )
 
     timings = setup.timings
     plan = setup.plan or plan_for(None, ctx.environment_conf)
@@ -278,8 +285,9 @@ async def run_ray(
     else:
         timings.add("train", took)
     records = read_metrics_file(summary)
-    if not setup.control_url:  # nobody saw them live: replay them through the run's callbacks
-        for step, values in records:
+    missed = undelivered_steps(summary)
+    for step, values in records:  # what control did not see live goes through the agent's retrying path
+        if not setup.control_url or step in missed:
             ctx.report(values, step=step)
     metrics = clean_metrics(result.metrics or (records[-1][1] if records else {}), logger)
     metrics = {k: v for k, v in metrics.items() if not k.startswith("_")}

@@ -104,8 +104,16 @@ class TrainWorker:
                 if self._client is None:
                     self._client = ControlClient(self.handle.control_url, token=self.handle.token, timeout=10)
                 self._client.report_metrics(self.handle.run_id, MetricReport(step=self.step, values=values))
-            except Exception as exc:  # live metrics are best effort; training goes on
+            except Exception as exc:  # training goes on; the agent sends this step after training
                 logger.warning("live metrics for step %d not delivered: %s", self.step, exc)
+                if path and os.path.isdir(os.path.dirname(path)):
+                    with open(undelivered_file(path), "a", encoding="utf-8") as fh:
+                        fh.write(f"{self.step}\n")
+
+
+def undelivered_file(summary_file: str | os.PathLike[str]) -> str:
+    """Where rank 0 lists the steps control did not take live (beside metrics.jsonl)."""
+    return os.path.join(os.path.dirname(os.fspath(summary_file)), "undelivered-steps.txt")
 
 
 _WORKER: TrainWorker | None = None

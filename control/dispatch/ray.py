@@ -185,7 +185,12 @@ class RayAdapter(Adapter):
                 entrypoint_num_cpus=need["CPU"],
                 entrypoint_num_gpus=need["GPU"],
                 entrypoint_memory=int(need["memory"]),
-                metadata={"atom.kind": desc.kind, "atom.id": str(desc.ident), "atom.name": desc.name},
+                metadata={
+                    "atom.kind": desc.kind,
+                    "atom.id": str(desc.ident),
+                    "atom.name": desc.name,
+                    **{f"atom.{key}": f"{value:g}" for key, value in need.items()},
+                },
             )
 
         job_id = await asyncio.to_thread(submit)
@@ -238,10 +243,9 @@ class RayAdapter(Adapter):
         )
 
     async def _waiting(self, external_id: str, info: Any) -> str:
-        need = self._requests.get(external_id) or {
-            "CPU": float(info.entrypoint_num_cpus or 0),
-            "GPU": float(info.entrypoint_num_gpus or 0),
-            "memory": float(info.entrypoint_memory or 0),
+        meta = info.metadata or {}
+        need = self._requests.get(external_id) or {  # a job submitted by an earlier control
+            key: float(meta.get(f"atom.{key}", 0) or 0) for key in ("CPU", "GPU", "memory")
         }
         try:
             cluster = await self.cluster()

@@ -10,6 +10,7 @@ stopping one is killing its group. The dashboard is on (the Ray Jobs API lives t
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -72,6 +73,13 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def ray_env(base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of the head: built like an agent's (its jobs and workers inherit it), so
     nothing control holds (store URL, keys, tokens) reaches the cluster; auth mode consistent."""
@@ -101,18 +109,25 @@ class RayHead:
     num_cpus: int | None = None
     num_gpus: int | None = None
     gpu_ids: list[str] | None = None
+    state_file: Path | None = None
     address: str = ""
     dashboard_url: str = ""
     temp_dir: Path | None = None
+    pid: int | None = None
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        if self._proc is not None:
+            return self._proc.poll() is None
+        return self.pid is not None and _alive(self.pid)
 
     def start(self, timeout: float = 60.0) -> str:
         """Start the head (no-op when it runs) and wait until its Jobs API answers; returns `address`.
+
+        With a `state_file`, a head left by an earlier control that was killed is taken over
+        instead (its jobs go on and stay visible), and a new head is recorded there.
 
         Raises:
             DispatchFailed: Ray did not start (the last lines of its output are in the message).
@@ -120,7 +135,48 @@ class RayHead:
         with self._lock:
             if self.running:
                 return self.address
-            return self._start(timeout)
+            if self._adopt():
+                return self.address
+            address = self._start(timeout)
+            self._record()
+            return address
+
+    def _adopt(self) -> bool:
+        """Take over the head recorded in `state_file` when it still runs and answers."""
+        if self.state_file is None or not self.state_file.is_file():
+            return False
+        try:
+            state = json.loads(self.state_file.read_text())
+            pid, address, url = int(state["pid"]), str(state["address"]), str(state["dashboardUrl"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        if not _alive(pid) or "ray" not in _cmdline(pid):
+            return False
+        import httpx  # deferred: only a starting head needs it here
+
+        try:
+            if httpx.get(f"{url}/api/version", timeout=3).status_code != 200:
+                return False
+        except httpx.HTTPError:
+            return False
+        self.pid, self.address, self.dashboard_url = pid, address, url
+        self.temp_dir = Path(state["tempDir"]) if state.get("tempDir") else None
+        logger.info("ray: took over the local head at %s (pid %d) left by an earlier control", address, pid)
+        return True
+
+    def _record(self) -> None:
+        if self.state_file is None or self.pid is None:
+            return
+        state = {
+            "pid": self.pid,
+            "address": self.address,
+            "dashboardUrl": self.dashboard_url,
+            "tempDir": str(self.temp_dir or ""),
+        }
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.replace(self.state_file)
 
     def _start(self, timeout: float) -> str:
         gcs, dash, client, agent_grpc, agent_http, metrics, rt_env = free_ports(7)
@@ -162,6 +218,7 @@ class RayHead:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        self.pid = self._proc.pid
         self.address = f"127.0.0.1:{gcs}"
         self.dashboard_url = f"http://127.0.0.1:{dash}"
         import httpx  # deferred: only a starting head needs it here
@@ -186,21 +243,25 @@ class RayHead:
     def stop(self, grace: float = 3.0) -> None:
         """Stop the head and every Ray process of its session (workers have groups of their own)."""
         with self._lock:
-            proc = self._proc
-            if proc is None:
+            head = self.pid
+            if head is None:
                 return
             for sig in (signal.SIGTERM, signal.SIGKILL):
-                for pid in session_pids(proc.pid):
+                for pid in session_pids(head):
                     with contextlib.suppress(ProcessLookupError, PermissionError):
                         os.kill(pid, sig)
                 deadline = time.monotonic() + grace
-                while time.monotonic() < deadline and any(_alive(p) for p in session_pids(proc.pid)):
+                while time.monotonic() < deadline and any(_alive(p) for p in session_pids(head)):
                     time.sleep(0.1)
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(0.5)
+                if self._proc is not None:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        self._proc.wait(0.5)
             self._cleanup()
 
     def _cleanup(self) -> None:
         self._proc = None
+        self.pid = None
+        if self.state_file is not None:
+            self.state_file.unlink(missing_ok=True)
         if self.temp_dir is not None:
             shutil.rmtree(self.temp_dir, ignore_errors=True)

@@ -23,7 +23,12 @@ def build_adapters(settings: Settings) -> dict[str, Adapter]:
         "ray": RayAdapter(
             address=settings.ray_address,
             dashboard_url=settings.ray_dashboard_url,
-            head=RayHead(num_cpus=settings.ray_head_cpus, num_gpus=len(head_gpus), gpu_ids=head_gpus),
+            head=RayHead(
+                num_cpus=settings.ray_head_cpus,
+                num_gpus=len(head_gpus),
+                gpu_ids=head_gpus,
+                state_file=settings.home / "ray-head.json",
+            ),
             python=settings.ray_python,
         ),
     }

@@ -157,7 +157,7 @@ async def test_control_starts_its_own_ray_head_on_first_need_and_stops_it(
                 )
                 assert run.state.value == "succeeded", run.reason
                 assert ray.head.running and ray.head.address
-                head_pid = ray.head._proc.pid if ray.head._proc else 0
+                head_pid = ray.head.pid or 0
                 assert len(pd.read_csv(tmp_path / "data" / "predictions.csv")) == 40  # train + test rows
         finally:
             live.kill_started()

@@ -27,14 +27,15 @@ pytestmark = pytest.mark.ray
 
 
 async def test_a_lazy_head_with_one_gpu_runs_a_second_gpu_job_after_the_first(tmp_path: Path) -> None:
-    head = RayHead(num_cpus=1, num_gpus=1)
+    state = tmp_path / "home" / "ray-head.json"
+    head = RayHead(num_cpus=1, num_gpus=1, state_file=state)
     adapter = RayAdapter(head=head)
     assert not head.running and head.address == ""
     sid = None
     try:
         seen = await adapter.describe_resources()
-        assert head.running and head._proc is not None
-        sid = head._proc.pid
+        assert head.running and head.pid is not None and state.is_file()
+        sid = head.pid
         assert seen["startedByControl"] and seen["total"]["gpu"] == 1.0, seen
 
         go = tmp_path / "go"
@@ -56,6 +57,10 @@ async def test_a_lazy_head_with_one_gpu_runs_a_second_gpu_job_after_the_first(tm
             return seen.waiting == "waiting for 1 GPU (0 free)"
 
         await poll(waiting, "the second job to wait for the GPU")
+        # control is killed (its head goes on) and a new control with the same home takes the head over
+        adapter = RayAdapter(head=RayHead(num_cpus=1, num_gpus=1, state_file=state))
+        assert (await adapter.describe(second_id)).alive  # the new control sees the old jobs
+        assert adapter.head is not None and adapter.head.pid == sid and adapter.head.address == head.address
         go.touch()
         assert (await wait_ended(adapter, first_id)).exit_code == 0
         ended = await wait_ended(adapter, second_id)
@@ -63,7 +68,7 @@ async def test_a_lazy_head_with_one_gpu_runs_a_second_gpu_job_after_the_first(tm
         assert printed(await read_logs(adapter, second, second_id), "second ran")
     finally:
         await adapter.aclose()
-    assert not head.running
+    assert adapter.head is not None and not adapter.head.running and not state.exists()
     assert sid is not None and session_pids(sid) == [], session_pids(sid)
 
 

@@ -107,14 +107,7 @@ class AsyncControlClient:
         except httpx.TransportError as exc:
             raise ControlUnreachable(self.base_url, type(exc).__name__) from exc
         if resp.status_code >= 400:
-            fields: dict[str, str] = {}
-            try:
-                body = resp.json()
-                msg = body.get("msg") or resp.text
-                fields = _fields(body.get("errors"))
-            except (ValueError, AttributeError):
-                msg = resp.text or resp.reason_phrase
-            raise ControlAPIError(str(msg), status_code=resp.status_code, fields=fields, path=path)
+            raise _api_error(resp, path)
         if not resp.content:
             return None
         return resp.json()

@@ -218,3 +218,63 @@ async def test_repeated_agent_calls_record_once(live_control: LiveControl, tmp_p
         (3, "loss", 1 / 3),
         (2, "acc", 0.5),
     ]
+
+
+@pytest.mark.ray
+async def test_a_ray_run_survives_control_killed_and_its_head_is_taken_over(
+    control: ControlProcess, tmp_path: Path
+) -> None:
+    """The Ray adapter's run goes on when control is killed: control's own Ray head outlives it,
+    and the restarted control takes the head over (no second head) and sees the job end."""
+    import json
+
+    from control.dispatch.ray_head import session_pids
+
+    data, gate = tmp_path / "data", tmp_path / "gate"
+    make_tabular(data, rows=200)
+    state = control.home / "ray-head.json"
+    await control.ready()
+    try:
+        async with httpx.AsyncClient(base_url=control.url, timeout=30) as api:
+            d = await define_node(
+                api,
+                data_dir=str(data),
+                module="tests.e2e.outage_operators",
+                cls="GatedTrainer",
+                epochs=EPOCHS,
+            )
+            conf = {"gateFile": str(gate), "gateEpoch": GATE_EPOCH, "epochSeconds": 0.1}
+            await ok(await api.patch(f"{SP}/operators/tabular", json={"operatorConf": conf}))
+            await ok(
+                await api.patch(f"{SP}/service-infos/small", json={"siRuntimePattern": "RAY", "siMemory": 0})
+            )
+        async with AsyncControlClient(control.url, timeout=60) as client:
+            run_id = (await client.start_node_task(TaskEvent(task_id=d["node"]["id"]))).run_ids[0]
+
+            async def gated() -> bool:
+                return len(await client.run_metrics(run_id)) == 2 * GATE_EPOCH
+
+            await wait_for(gated, timeout=120, what=f"the metrics of {GATE_EPOCH} epochs")
+        head = json.loads(state.read_text())
+        control.kill()
+        gate.touch()
+        assert session_pids(head["pid"]), "control's Ray head died with control"
+
+        control.start()
+        await control.ready()
+        async with AsyncControlClient(control.url) as client:
+            run = await wait_for(lambda: run_state(client, run_id, ENDED), timeout=120, what="the run to end")
+            assert run.state.value == "succeeded", run.reason
+            assert run.adapter == "ray" and run.external_id and run.external_id.startswith("atom-run-")
+            model = await client.get("default", "models", "tabular")
+            assert [v["modelVersion"] for v in model["versions"]] == ["1"]
+            points = await client.run_metrics(run_id)
+            assert [p.step for p in points if p.name == "loss"] == list(range(1, EPOCHS + 1))
+        assert json.loads(state.read_text())["pid"] == head["pid"]  # taken over, not started again
+        assert len(pd.read_csv(data / "predictions.csv")) == 40
+    finally:
+        control.kill()
+        if state.exists():
+            for pid in session_pids(json.loads(state.read_text())["pid"]):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)

@@ -47,6 +47,7 @@ from control.schemas.entities import (
     check_dns1123,
 )
 from control.schemas.runs import (
+    AdapterOut,
     ConnectionSpec,
     ConnectionView,
     FinishResult,
@@ -79,6 +80,7 @@ from control.schemas.runs import (
 from control.schemas.seed import CreateOperatorsPayload
 
 __all__ = [
+    "AdapterOut",
     "BUNDLE_ADDRESS",
     "CodeMode",
     "ColonyType",

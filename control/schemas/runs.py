@@ -332,3 +332,15 @@ class ServeSpec(Wire):
     code_version: str = ""
     module_name: str = ""
     """The top-level package that code holds (the training operator's), which finds its import root."""
+
+
+class AdapterOut(Wire):
+    """A dispatch adapter: the runtime patterns it runs here and what its target has."""
+
+    name: str
+    patterns: list[str] = Field(default_factory=list)
+    """siRuntimePattern values this control sends to it (ATOM_DISPATCH_ADAPTERS)."""
+    resources: dict[str, Any] = Field(default_factory=dict)
+    """`total` and `free` CPU / GPU (and memory in MiB where known), plus target details."""
+    note: str = ""
+    """Why resources are not shown (the target is not started yet, or does not answer)."""

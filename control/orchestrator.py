@@ -40,6 +40,8 @@ class Orchestrator(Deployments):
         self.vault = vault
         self.adapters = adapters
         self._background: set[asyncio.Task[Any]] = set()
+        self.dispatching: set[int] = set()
+        """Runs whose dispatch is under way in this process (a Ray head may be starting for them)."""
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -154,6 +156,13 @@ class Orchestrator(Deployments):
 
         A run the adapter can never place, or that fails to start, is failed with the reason.
         """
+        self.dispatching.add(run_id)
+        try:
+            await self._dispatch(run_id, token)
+        finally:
+            self.dispatching.discard(run_id)
+
+    async def _dispatch(self, run_id: int, token: str) -> None:
         run, spec, names = await self.db(lambda ses: _dispatch_inputs(ses, run_id))
         adapter = self.adapter(run.adapter)
         try:

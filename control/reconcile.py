@@ -231,6 +231,8 @@ class Reconciler:
 
     async def _judge_run(self, w: Watched) -> str | None:
         if w.external_id is None:
+            if w.run_id in self.orch.dispatching:
+                return None  # being started right now (a Ray head can take a while to come up)
             if w.age > self.heartbeat_timeout:
                 return "the run was never dispatched (control stopped while starting it)"
             return None

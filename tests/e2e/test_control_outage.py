@@ -252,9 +252,18 @@ async def test_a_ray_run_survives_control_killed_and_its_head_is_taken_over(
             run_id = (await client.start_node_task(TaskEvent(task_id=d["node"]["id"]))).run_ids[0]
 
             async def gated() -> bool:
+                run = await client.get_run(run_id)
+                assert run.state.value in ("queued", "pending", "running"), (run.reason, _tail(control.log))
                 return len(await client.run_metrics(run_id)) == 2 * GATE_EPOCH
 
-            await wait_for(gated, timeout=120, what=f"the metrics of {GATE_EPOCH} epochs")
+            try:
+                await wait_for(gated, timeout=120, what=f"the metrics of {GATE_EPOCH} epochs")
+            except AssertionError as exc:
+                run = await client.get_run(run_id)
+                logs = await client.run_logs(run_id)
+                raise AssertionError(
+                    f"{exc}: {run.state} {run.reason} | {logs.text[-1500:]} | {_tail(control.log)}"
+                ) from exc
         head = json.loads(state.read_text())
         control.kill()
         gate.touch()
@@ -278,3 +287,7 @@ async def test_a_ray_run_survives_control_killed_and_its_head_is_taken_over(
             for pid in session_pids(json.loads(state.read_text())["pid"]):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""

@@ -89,7 +89,12 @@ async def test_banner_when_the_token_is_refused(tui_settings: Settings) -> None:
         app = make_app(config, AsyncControlClient(control.url, token="a-wrong-token"), owns_client=True)
         async with app.run_test(size=SMALL) as pilot:
             app.goto("runs")
-            await until(pilot, lambda: app.trouble is not None, what="the banner")
+
+            def banner_shown() -> bool:
+                banners = app.screen.query(TroubleBanner)
+                return app.trouble is not None and bool(banners) and banners.first().has_class("shown")
+
+            await until(pilot, banner_shown, what="the banner")
             assert app.trouble is not None and app.trouble.kind == "auth"
             text = str(app.screen.query_one(TroubleBanner).render())
             assert "401" in text and "ATOM_TOKEN" in text

@@ -31,6 +31,15 @@ logger = logging.getLogger(__name__)
 DEPLOYING = (s.DeployType.AUTO_DEPLOY.value, s.DeployType.GREY_DEPLOY.value, s.DeployType.TOUCH_DEPLOY.value)
 
 
+#: adapters that run services themselves; a service of a run elsewhere (Ray) is a local process
+SERVING_ADAPTERS = frozenset({"local", "docker", "kubernetes"})
+
+
+def service_adapter(run_adapter: str) -> str:
+    """Where a run's inference service runs: beside the run on containers and Kubernetes, else locally."""
+    return run_adapter if run_adapter in SERVING_ADAPTERS else "local"
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -94,7 +103,7 @@ class Deployments:
                 else s.ServiceState.STARTING.value
             ),
             reason="waiting for a user to approve (TOUCH_DEPLOY)" if deploy == "TOUCH_DEPLOY" else "",
-            adapter="local",
+            adapter=service_adapter(run.adapter),
             token_hash="",
         )
         ses.add(service)

@@ -62,7 +62,14 @@ class Settings(BaseSettings):
 
     # -- dispatch ---------------------------------------------------------------------------------
 
-    dispatch_adapters: dict[str, str] = Field(default_factory=lambda: {"COMMAND": "local", "RAY": "ray"})
+    dispatch_adapters: dict[str, str] = Field(
+        default_factory=lambda: {
+            "COMMAND": "local",
+            "RAY": "ray",
+            "DOCKER": "docker",
+            "KUBERNETES": "kubernetes",
+        }
+    )
     """Which adapter runs each runtime pattern (siRuntimePattern); a pattern not listed is refused.
     JSON in `ATOM_DISPATCH_ADAPTERS`, e.g. `{"COMMAND": "ray", "RAY": "ray"}`."""
 
@@ -111,6 +118,48 @@ class Settings(BaseSettings):
 
     ray_python: str | None = None
     """The Python on the Ray nodes that runs `-m runtime_agent`; None: control's own `python`."""
+
+    # -- Docker -------------------------------------------------------------------------------------
+
+    docker_host: str | None = None
+    """The Docker engine (`unix:///run/docker.sock`, `tcp://host:2375`); None: `DOCKER_HOST`, else
+    the default socket."""
+
+    docker_image: str = "atom-agent:latest"
+    """The agent image of a run or service whose service info names none (siImageName)."""
+
+    docker_pull: str = "missing"
+    """When the Docker adapter pulls an image: `missing`, `always` or `never`."""
+
+    docker_network: str = "host"
+    """The network agents' containers join; `host` lets them reach control on loopback."""
+
+    docker_volumes: list[str] = Field(default_factory=list)
+    """Extra binds for every agent container (JSON list of `host:container[:ro]`). Control's home
+    is always bound at the same path, so run directories and FILE connections under it work."""
+
+    # -- Kubernetes ---------------------------------------------------------------------------------
+
+    k8s_kubeconfig: str | None = None
+    """The kubeconfig file; None: `KUBECONFIG`, `~/.kube/config`, or the in-cluster service account."""
+
+    k8s_context: str | None = None
+    """The kubeconfig context; None: its current context."""
+
+    k8s_image: str = "atom-agent:latest"
+    """The agent image of a pod whose service info names none (siImageName)."""
+
+    k8s_image_pull_policy: str = "IfNotPresent"
+    """imagePullPolicy of every container: `IfNotPresent`, `Always` or `Never`."""
+
+    k8s_namespace_prefix: str = ""
+    """Each space runs in namespace `{prefix}{space}` (created when missing)."""
+
+    k8s_control_url: str | None = None
+    """The URL pods use to call control back; None: `public_url`, else `http://{host}:{port}`."""
+
+    k8s_service_account: str | None = None
+    """serviceAccountName of agent and service pods; None: the namespace's default."""
 
     code_max_bytes: int = Field(default=4 * 1024**3, ge=1)
     """The largest operator code bundle `POST /api/v1/code` stores (bytes); a larger one is refused (413)."""

@@ -41,7 +41,9 @@ class RunDescription:
         ident: the runtime id or the service id.
         name: the node or service name (labels, job names).
         space: the space's name (a namespace on Kubernetes).
-        command: the agent's command line (interpreter included).
+        command: the agent's command line on control's host (interpreter included).
+        args: the agent's arguments after its entrypoint (`run --run-id 7`): what a container
+            target passes to the image's `atom-runtime` entrypoint.
         env: the whole environment of the agent: built by control, never inherited.
         resources: what the run asked for (per node, and the node count).
         plan: the training workers that request becomes.
@@ -66,6 +68,7 @@ class RunDescription:
     image: str = ""
     code: CodeRef = field(default_factory=CodeRef)
     attempt: int = 1
+    args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,7 @@ def describe_run(
         ident=run_id,
         name=spec.node_name,
         command=[settings.python or sys.executable, "-m", "runtime_agent", "run", "--run-id", str(run_id)],
+        args=("run", "--run-id", str(run_id)),
         env=env,
         log_path=dirs["ATOM_LOG_DIR"] / "agent.log",
         resources=request,
@@ -169,4 +170,5 @@ def describe_service(
         log_path=log_path,
         resources=ResourceRequest(cpu=0),
         workdir=Path.cwd(),
+        args=("serve", "--service-id", str(service_id), "--host", "127.0.0.1", "--port", str(port)),
     )

@@ -172,8 +172,10 @@ class RuntimePattern(StrEnum):
     """A local process of the control host (the `local` adapter)."""
     RAY = "RAY"
     """A Ray job on the shared Ray cluster (the `ray` adapter)."""
+    DOCKER = "DOCKER"
+    """A container on a Docker engine (the `docker` adapter)."""
     KUBERNETES = "KUBERNETES"
-    """A Kubernetes Job / Deployment (needs a configured kubernetes adapter)."""
+    """A Kubernetes Job / Deployment (the `kubernetes` adapter; needs a kubeconfig or a pod's account)."""
 
 
 class NodeStatus(StrEnum):

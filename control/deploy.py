@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -128,9 +128,16 @@ class Deployments:
             return svc
 
         svc = await self.db(prepare)
+        context = await self.db(lambda ses: service_context(ses, svc))
         log = self.settings.services_dir / str(service_id) / "serve.log"
         launch = describe_service(
-            self.settings, service_id=service_id, name=svc.service_name, token=token, port=port, log_path=log
+            self.settings,
+            service_id=service_id,
+            name=svc.service_name,
+            token=token,
+            port=port,
+            log_path=log,
+            **context,
         )
         try:
             external_id = await self.adapter(svc.adapter).start(launch)
@@ -174,6 +181,39 @@ class Deployments:
 
         await self.db(check)
         await self.start_service(service_id)
+
+
+def service_context(ses: Session, svc: m.Service) -> dict[str, Any]:
+    """What a service's description takes from the store: the training run's spec (resources,
+    image, type, placement), its space, the version served and (min, max) replicas when the node's
+    min and max service infos differ in siNodeNum."""
+    run = ses.get(m.Runtime, svc.runtime_id) if svc.runtime_id is not None else None
+    space = ses.get(m.Space, svc.space_id) if svc.space_id is not None else None
+    version = ses.get(m.ModelVersion, svc.model_version_id)
+    out: dict[str, Any] = {
+        "space": space.space_name if space else "default",
+        "model_version": version.model_version if version else "",
+    }
+    if run is None:
+        return out
+    out["run_spec"] = s.TaskSpec.model_validate(run.spec)
+    rel = (
+        ses.scalar(select(m.NodeRelation).where(m.NodeRelation.node_id == run.node_id))
+        if run.node_id
+        else None
+    )
+    if rel is not None:
+        sizes = [
+            si.si_node_num
+            for si in (
+                ses.get(m.ServiceInfo, i) for i in (rel.min_service_info_id, rel.max_service_info_id) if i
+            )
+            if si is not None
+        ]
+        low, high = min(sizes + [svc.replicas]), max(sizes + [svc.replicas])
+        if low != high:
+            out["replicas"] = (max(low, 1), high)
+    return out
 
 
 def _set_service(ses: Session, service_id: int, *, state: s.ServiceState, reason: str) -> None:

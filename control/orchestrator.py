@@ -277,6 +277,7 @@ def _dispatch_inputs(ses: Session, run_id: int) -> tuple[m.Runtime, s.TaskSpec, 
     spec = s.TaskSpec.model_validate(run.spec)
     space = ses.get(m.Space, run.space_id) if run.space_id is not None else None
     exam = ses.get(m.Exam, run.exam_id) if run.exam_id is not None else None
+    node = ses.get(m.Node, run.node_id) if run.node_id is not None else None
     return (
         run,
         spec,
@@ -284,6 +285,7 @@ def _dispatch_inputs(ses: Session, run_id: int) -> tuple[m.Runtime, s.TaskSpec, 
             space=space.space_name if space else "default",
             exam=exam.exam_name if exam else "",
             model_version=runs.next_model_version(session=ses, spec=spec),
+            retries=node.max_retries if node else 0,
         ),
     )
 

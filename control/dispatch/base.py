@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -53,6 +53,14 @@ class RunDescription:
         image: the container image (service info siImageName), for container targets.
         code: the operator code reference, for targets that ship code themselves.
         attempt: the run's attempt number (part of idempotent external names).
+        retries: how often the target may restart a failed agent by itself (the node's
+            maxRetries: a Kubernetes Job's backoffLimit).
+        environment_conf: the operator's environmentConf as given: container targets read their
+            placement from it (nodeSelector, tolerations, volumes, timeoutSeconds).
+        replicas: (min, max) replicas of a service (from the node's min and max service infos);
+            None: `resources.nodes`, fixed.
+        service_type: a service's type (service info siType), the first part of its name on
+            Kubernetes (`{type}-{model}-{version digits}`, seed 001).
     """
 
     kind: str
@@ -69,6 +77,10 @@ class RunDescription:
     code: CodeRef = field(default_factory=CodeRef)
     attempt: int = 1
     args: tuple[str, ...] = ()
+    retries: int = 0
+    environment_conf: Mapping[str, Any] = field(default_factory=dict)
+    replicas: tuple[int, int] | None = None
+    service_type: str = ""
 
 
 @dataclass(frozen=True)

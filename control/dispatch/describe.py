@@ -27,10 +27,12 @@ class RunNames:
     space: str = "default"
     exam: str = ""
     model_version: str = ""
+    retries: int = 0
+    """The node's maxRetries (a target that restarts agents itself, such as a Kubernetes Job)."""
 
 
-def run_dirs(settings: Settings, run_id: int) -> dict[str, Path]:
-    """The per-run directories, created (ATOM_DATA_DIR, ATOM_MODEL_DIR, ...)."""
+def run_dirs(settings: Settings, run_id: int, *, create: bool = True) -> dict[str, Path]:
+    """The per-run directories, created unless `create` is False (ATOM_DATA_DIR, ATOM_MODEL_DIR, ...)."""
     base = settings.runs_dir / str(run_id)
     dirs = {
         "ATOM_DATA_DIR": base / "data",
@@ -39,7 +41,7 @@ def run_dirs(settings: Settings, run_id: int) -> dict[str, Path]:
         "ATOM_SUMMARY_DIR": base / "summary",
         "ATOM_SHARE_DIR": settings.home / "share",
     }
-    for path in dirs.values():
+    for path in dirs.values() if create else ():
         path.mkdir(parents=True, exist_ok=True)
     return dirs
 
@@ -83,11 +85,16 @@ def describe_run(
     names: RunNames,
     ray_address: str | None = None,
     environ: Mapping[str, str] | None = None,
+    create_dirs: bool = True,
 ) -> RunDescription:
-    """The description of one run of `spec` (its run id set), ready for an adapter."""
+    """The description of one run of `spec` (its run id set), ready for an adapter.
+
+    Args:
+        create_dirs: make the run's directories (False: only describe it, e.g. to render it).
+    """
     environ = os.environ if environ is None else environ
     run_id = spec.run_id
-    dirs = run_dirs(settings, run_id)
+    dirs = run_dirs(settings, run_id, create=create_dirs)
     request = request_of(spec.service_info)
     plan = worker_plan(request, spec.operator.environment_conf)
     env = base_env(settings, environ)
@@ -141,15 +148,40 @@ def describe_run(
         image=si.si_image_name if si is not None else "",
         code=CodeRef(mode=str(op.code_mode), address=op.code_address, version=op.code_version),
         attempt=spec.attempt,
+        retries=names.retries,
+        environment_conf=dict(op.environment_conf),
     )
 
 
 def describe_service(
-    settings: Settings, *, service_id: int, name: str, token: str, port: int, log_path: Path
+    settings: Settings,
+    *,
+    service_id: int,
+    name: str,
+    token: str,
+    port: int,
+    log_path: Path,
+    run_spec: s.TaskSpec | None = None,
+    space: str = "default",
+    model_version: str = "",
+    replicas: tuple[int, int] | None = None,
 ) -> RunDescription:
-    """The description of an inference service's `atom-runtime serve` process."""
+    """The description of an inference service's `atom-runtime serve` process.
+
+    Args:
+        run_spec: the spec of the run that trained the model: its service info gives the
+            service's resources, image and type, its operator's environmentConf the placement.
+        space: the space's name (a namespace on Kubernetes).
+        model_version: the version served (ATOM_MODEL_VERSION, Cube Studio's KUBEFLOW_MODEL_VERSION).
+        replicas: (min, max) replicas when they differ (an autoscaled service).
+    """
     env = base_env(settings)
-    env.update({"ATOM_SERVICE_TOKEN": token, "ATOM_SERVICE_ID": str(service_id)})
+    env.update({"ATOM_SERVICE_TOKEN": token, "ATOM_SERVICE_ID": str(service_id), "ATOM_SPACE": space})
+    si = run_spec.service_info if run_spec is not None else None
+    if run_spec is not None and run_spec.model is not None:
+        env["ATOM_MODEL_NAME"] = run_spec.model.model_name
+    if model_version:
+        env["ATOM_MODEL_VERSION"] = model_version
     return RunDescription(
         kind="service",
         ident=service_id,
@@ -168,7 +200,12 @@ def describe_service(
         ],
         env=env,
         log_path=log_path,
-        resources=ResourceRequest(cpu=0),
+        resources=ResourceRequest(cpu=0) if si is None else request_of(si),
+        space=space,
         workdir=Path.cwd(),
+        image=si.si_image_name if si is not None else "",
         args=("serve", "--service-id", str(service_id), "--host", "127.0.0.1", "--port", str(port)),
+        environment_conf=dict(run_spec.operator.environment_conf) if run_spec is not None else {},
+        replicas=replicas,
+        service_type=si.si_type if si is not None else "",
     )

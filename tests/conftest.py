@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 
+#: the Kubernetes API stand-in (kube_api, kubeconfig, kube_client)
+pytest_plugins = ["tests.k8s_sim.fixtures"]
+
 MYSQL_HOST = os.environ.get("ATOM_TEST_MYSQL_HOST", "127.0.0.1")
 MYSQL_PORT = int(os.environ.get("ATOM_TEST_MYSQL_PORT", "3306"))
 MYSQL_USER = os.environ.get("ATOM_TEST_MYSQL_USER", "root")

@@ -99,7 +99,7 @@ async def until(
     pilot: Any,
     probe: Callable[[], Any],
     *,
-    timeout: float = 10.0,  # noqa: ASYNC109
+    timeout: float = 30.0,  # noqa: ASYNC109
     what: str = "the screen to update",
 ) -> Any:
     """Let the app run until `probe()` is truthy (polling between frames; no fixed sleeps)."""

@@ -14,6 +14,7 @@ import tarfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from runtime_agent._tar import extract_all
 from runtime_agent.errors import ModelError
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ def unpack(data: bytes | Path, dest: Path) -> Path:
     try:
         source = {"name": data} if isinstance(data, Path) else {"fileobj": io.BytesIO(data)}
         with tarfile.open(mode="r:*", **source) as tar:
-            tar.extractall(dest, filter="data")
+            extract_all(tar, dest)
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise ModelError(f"model archive cannot be unpacked: {exc}") from exc
     return dest

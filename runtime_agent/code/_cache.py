@@ -15,6 +15,7 @@ import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+from runtime_agent._tar import extract_all
 from runtime_agent.errors import CodeFetchError
 
 _USERINFO = re.compile(r"(://)[^/@\s]+@")
@@ -85,7 +86,7 @@ def unpack(archive: Path, dest: Path, what: str) -> None:
                 zf.extractall(dest)
         else:
             with tarfile.open(archive, "r:*") as tar:
-                tar.extractall(dest, filter="data")
+                extract_all(tar, dest)
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
         raise CodeFetchError(f"{what}: not a readable tar.gz or zip ({exc})") from exc
 

@@ -262,7 +262,13 @@ class DockerAdapter(Adapter):
         attrs = await self._call(self._inspect, external_id)
         if attrs is None:
             return
-        if attrs["State"].get("Running") or attrs["State"].get("Status") == "created":
+        if attrs["State"].get("Status") == "created":  # never started: nothing to signal
+            self._ended[external_id] = Observed(
+                alive=False, detail="the agent container was stopped before it started"
+            )
+            await self._call(self._remove_sync, external_id, attrs)
+            return
+        if attrs["State"].get("Running"):
             self._stopped.add(external_id)
             seconds = max(1, math.ceil(grace))
             await self._call(self._stop_sync, external_id, seconds)

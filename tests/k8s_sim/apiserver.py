@@ -33,32 +33,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 import attrs
-import kubernetes_validate
 from kmock import KubernetesError, KubernetesScaffold, ResourceInfo, Response, action, method
-from kmock._internal import parsing
 from kmock._internal.dicts import patch_dict
 from kmock._internal.rendering import Request
 
-from tests.k8s_sim.selectors import field_selector, label_errors, label_selector, name_errors
+from tests.k8s_sim.selectors import admission_errors, field_selector, label_selector
 
 SCHEMA_VERSION = "1.33"
 
-_parse_path = parsing.parse_path
-
-
-def _parse_namespaces_too(path: str) -> parsing.ParsedPath:
-    """kmock 0.8 reads `/api/v1/namespaces[/NAME[/SUB]]` as a namespace prefix with no resource
-    (a list of namespaces fails to parse); read it as the `namespaces` resource it is."""
-    parts = path.strip("/").split("/")
-    if parts[:3] == ["api", "v1", "namespaces"] and (
-        len(parts) <= 4 or parts[4:] in (["status"], ["finalize"])
-    ):
-        name = parts[3] if len(parts) > 3 else None
-        return parsing.ParsedPath("", "v1", "namespaces", None, name, parts[4] if len(parts) > 4 else None)
-    return _parse_path(path)
-
-
-parsing.parse_path = _parse_namespaces_too
 
 #: resource path -> (kind, namespaced)
 RESOURCES: dict[str, tuple[str, bool]] = {
@@ -296,28 +278,12 @@ class ApiServer(KubernetesScaffold):
     # -- writes ----------------------------------------------------------------------------------
 
     def _admit(self, key: str, kind: str, obj: dict[str, Any]) -> None:
-        """Names, labels and the official schema, as the API server's validation does."""
-        meta = obj["metadata"]
-        errors = name_errors(kind, meta["name"]) + label_errors(meta.get("labels"))
-        template = (obj.get("spec") or {}).get("template") or {}
-        errors += label_errors(
-            (template.get("metadata") or {}).get("labels"), "spec.template.metadata.labels"
-        )
-        if not errors:
-            try:
-                kubernetes_validate.validate(obj, SCHEMA_VERSION, strict=True)
-            except kubernetes_validate.ValidationError as exc:
-                where = ".".join(str(p) for p in exc.path)
-                errors.append(f"{where}: {exc.message}")
+        errors = admission_errors(kind, obj, SCHEMA_VERSION)
         if errors:
             group = key.split("/")[0] if key.count("/") == 2 else ""
-            raise _error(
-                422,
-                "Invalid",
-                f'{kind}{"." + group if group else ""} "{meta["name"]}" is invalid: {"; ".join(errors)}',
-                name=meta["name"],
-                kind=kind,
-            )
+            name = obj["metadata"]["name"]
+            message = f'{kind}{"." + group if group else ""} "{name}" is invalid: {"; ".join(errors)}'
+            raise _error(422, "Invalid", message, name=name, kind=kind)
 
     async def _serve_create(self, request: Request) -> Any:
         key, kind, namespaced = self._known(request)
@@ -352,7 +318,14 @@ class ApiServer(KubernetesScaffold):
         if kind == "Namespace":
             obj["status"] = {"phase": "Active"}
         self._put(key, ns, obj, "ADDED")
-        return Response(status=201, payload=copy.deepcopy(obj))
+        answer = copy.deepcopy(obj)
+        refs = meta.get("ownerReferences") or []
+        uids = {o["metadata"].get("uid") for o in self.store.values()}
+        if refs and not any(ref.get("uid") in uids for ref in refs):
+            self._delete(
+                key, obj, None, "Background"
+            )  # the garbage collector takes a dependent of gone owners
+        return Response(status=201, payload=answer)
 
     def _apply(
         self, key: str, kind: str, old: dict[str, Any], new: dict[str, Any], sub: str | None

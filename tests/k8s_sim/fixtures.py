@@ -41,3 +41,71 @@ def kube_client(kubeconfig: Path) -> Iterator[Any]:
         yield api_client
     finally:
         api_client.close()
+
+
+# -- the simulated cluster -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sim_engine(request: pytest.FixtureRequest) -> Any:
+    """The Docker engine the simulator runs containers on, or None: then pods run as processes
+    (no engine can start here, or `ATOM_TEST_K8S_RUNTIME=process`)."""
+    import os
+
+    if os.environ.get("ATOM_TEST_K8S_RUNTIME") == "process":
+        return None
+    try:
+        return request.getfixturevalue("docker_engine")
+    except (pytest.skip.Exception, pytest.FixtureLookupError):
+        return None
+
+
+@pytest.fixture(scope="session")
+def sim_base_image(sim_engine: Any) -> str:
+    """An image with python3 and sh for hand-written pods (the tests' Debian base on an engine)."""
+    if sim_engine is None:
+        return "sim-base:process"
+    from tests.docker_support import ensure_base_image
+
+    return ensure_base_image(sim_engine)
+
+
+@pytest.fixture
+def make_sim_cluster(
+    kube_api: KubeApi, kubeconfig: Path, sim_engine: Any, sim_base_image: str, tmp_path: Path
+) -> Iterator[Any]:
+    """`make_sim_cluster(images={image: entrypoint}, process=False, **options)` starts a SimCluster
+    on `kube_api` (one per test), on the engine when there is one unless `process`; on processes
+    `images` says which images exist and what their entrypoint runs. Closed at teardown, which
+    checks that no container or process of it is left."""
+    import uuid
+
+    from tests.k8s_sim.cluster import SimCluster
+    from tests.k8s_sim.runtime import DockerRuntime, ProcessRuntime
+
+    made: list[tuple[SimCluster, Any]] = []
+
+    def make(images: dict[str, list[str]] | None = None, process: bool = False, **options: Any) -> SimCluster:
+        if sim_engine is not None and not process:
+            docker_client = sim_engine.client()
+            runtime: Any = DockerRuntime(docker_client, label=uuid.uuid4().hex[:12])
+        else:
+            docker_client = None
+            root = tmp_path / f"sim-proc-{len(made)}"
+            root.mkdir()
+            runtime = ProcessRuntime({"sim-base:process": [], sim_base_image: [], **(images or {})}, root)
+        cluster = SimCluster(kube_api, kubeconfig, runtime, **options)
+        made.append((cluster, docker_client))
+        return cluster.start()
+
+    yield make
+    for cluster, docker_client in made:
+        cluster.close()
+        if docker_client is not None:
+            label = f"atom-sim={cluster.runtime.label}"  # type: ignore[attr-defined]
+            left = docker_client.containers.list(all=True, filters={"label": label})
+            docker_client.close()
+            assert not left, f"containers left behind: {[c.name for c in left]}"
+        else:
+            runtime = cluster.runtime
+            assert all(c.proc.poll() is not None for c in runtime._started), "processes left behind"  # type: ignore[attr-defined]

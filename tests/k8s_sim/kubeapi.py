@@ -11,8 +11,26 @@ from pathlib import Path
 from typing import Any
 
 from kmock import Server
+from kmock._internal import parsing
 
 from tests.k8s_sim.apiserver import ApiServer
+
+_parse_path = parsing.parse_path
+
+
+def _parse_namespaces_too(path: str) -> parsing.ParsedPath:
+    """kmock 0.8 reads `/api/v1/namespaces[/NAME[/SUB]]` as a namespace prefix with no resource
+    (a list of namespaces fails to parse); read it as the `namespaces` resource it is."""
+    parts = path.strip("/").split("/")
+    if parts[:3] == ["api", "v1", "namespaces"] and (
+        len(parts) <= 4 or parts[4:] in (["status"], ["finalize"])
+    ):
+        name = parts[3] if len(parts) > 3 else None
+        return parsing.ParsedPath("", "v1", "namespaces", None, name, parts[4] if len(parts) > 4 else None)
+    return _parse_path(path)
+
+
+parsing.parse_path = _parse_namespaces_too
 
 
 class KubeApi:

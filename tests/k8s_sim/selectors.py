@@ -109,3 +109,20 @@ def label_errors(labels: Mapping[str, Any] | None, where: str = "metadata.labels
         if not isinstance(value, str) or len(value) > 63 or not LABEL_VALUE.match(value):
             errors.append(f"{where}: Invalid value: {value!r}: a valid label value (at most 63 characters)")
     return errors
+
+
+def admission_errors(kind: str, obj: Mapping[str, Any], schema_version: str) -> list[str]:
+    """Names, labels and the official schema (kubernetes-validate, strict), as the API server's
+    validation refuses them."""
+    import kubernetes_validate
+
+    meta = obj["metadata"]
+    errors = name_errors(kind, meta["name"]) + label_errors(meta.get("labels"))
+    template = (obj.get("spec") or {}).get("template") or {}
+    errors += label_errors((template.get("metadata") or {}).get("labels"), "spec.template.metadata.labels")
+    if not errors:
+        try:
+            kubernetes_validate.validate(dict(obj), schema_version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            errors.append(f"{'.'.join(str(p) for p in exc.path)}: {exc.message}")
+    return errors

@@ -89,3 +89,27 @@ def ray_cluster() -> Iterator[Any]:
         yield head
     finally:
         head.stop()
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[Any]:
+    """A real Docker engine shared by the session's workers (tests/docker_support.py says how);
+    skips with one line only where no engine can start here."""
+    from tests.docker_support import EngineUnavailable, acquire_engine, release_engine
+
+    try:
+        engine = acquire_engine()
+    except EngineUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        yield engine
+    finally:
+        release_engine(engine)
+
+
+@pytest.fixture(scope="session")
+def agent_image(docker_engine: Any) -> str:
+    """The tag of the CPU agent image of the working tree, built from the local base once per content."""
+    from tests.docker_support import ensure_agent_image
+
+    return ensure_agent_image(docker_engine)

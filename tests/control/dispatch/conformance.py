@@ -179,7 +179,8 @@ class AdapterConformance:
 
     #: whether an agent's environment is exactly the description's (plus CUDA_VISIBLE_DEVICES)
     exact_env: bool = False
-    #: variables of control's host the target sets itself (a container's PATH and HOME are its image's)
+    #: variables of control's host the target sets itself (a container's PATH and HOME are its image's):
+    #: not compared
     replaced_env: frozenset[str] = frozenset()
 
     @pytest.fixture
@@ -336,9 +337,7 @@ class AdapterConformance:
         assert seen.get("CONFORMANCE_DECLARED") == "42 and spaces"
         assert "CONFORMANCE_CONTROL_ONLY" not in seen
         for key, value in desc.env.items():
-            if key in self.replaced_env:
-                assert seen.get(key) != value, f"{key} is control's host's, not the target's"
-            else:
+            if key not in self.replaced_env:
                 assert seen.get(key) == value, key
         if self.exact_env:
             assert set(seen) - set(desc.env) <= {"CUDA_VISIBLE_DEVICES"}, set(seen) - set(desc.env)

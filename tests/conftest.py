@@ -113,3 +113,17 @@ def agent_image(docker_engine: Any) -> str:
     from tests.docker_support import ensure_agent_image
 
     return ensure_agent_image(docker_engine)
+
+
+#: how heavy a test file is, by its marks: heavy files start first, so that the two xdist workers
+#: (`--dist loadfile`) do not end with one of them running a long file while the other idles
+FILE_WEIGHT = {"ray": 4, "docker": 4, "k8s": 3, "slow": 3, "e2e": 2, "tui": 1}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    weight: dict[str, int] = {}
+    for item in items:
+        marks = {mark.name for mark in item.iter_markers()}
+        file_weight = max((FILE_WEIGHT.get(mark, 0) for mark in marks), default=0)
+        weight[item.nodeid.split("::")[0]] = max(weight.get(item.nodeid.split("::")[0], 0), file_weight)
+    items.sort(key=lambda item: -weight[item.nodeid.split("::")[0]])  # stable: a file keeps its order

@@ -13,8 +13,9 @@ tested without an engine:
   library and CA paths, CUDA_VISIBLE_DEVICES): the image's own values win;
 - control's home (ATOM_HOME) bound at the same path, so run directories, the model directory and
   FILE connections under it are the same paths inside; plus `ATOM_DOCKER_VOLUMES`;
-- siCpu -> NanoCpus (`--cpus`), siMemory -> Memory with no swap on top (`--memory`), siGpu ->
-  a device request for the granted GPU ids, else a count (`--gpus`);
+- siCpu -> NanoCpus (`--cpus`) and OMP_NUM_THREADS (unless the run sets it), siMemory -> Memory
+  with no swap on top (`--memory`), siGpu -> a device request for the granted GPU ids, else a
+  count (`--gpus`);
 - the user is control's own uid:gid, so whatever the agent writes under the bound home belongs to
   control (an image's non-root user could not write into run directories control made, and
   control could not always remove what it wrote); HOME is /tmp then unless control runs as root.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -96,10 +98,18 @@ def container_name(desc: RunDescription, prefix: str = "atom") -> str:
 
 
 def container_env(desc: RunDescription, options: DockerOptions) -> dict[str, str]:
-    """The description's environment without control's host paths (HOME=/tmp for a non-root user)."""
+    """The description's environment without control's host paths (HOME=/tmp for a non-root user).
+
+    With a CPU limit, OMP_NUM_THREADS is that many CPUs (rounded up) unless the run sets it: a
+    container sees every core of its host, and a torch or BLAS pool that size under a quota of
+    fewer CPUs is throttled (Ray sets it for its workers the same way; the local adapter's CPU
+    affinity does it for processes).
+    """
     env = {key: value for key, value in desc.env.items() if key not in HOST_ONLY}
     if options.user[0] != 0:
         env["HOME"] = "/tmp"  # the image's home belongs to its own user, not to control's uid
+    if desc.resources.total_cpu > 0:
+        env.setdefault("OMP_NUM_THREADS", str(math.ceil(desc.resources.total_cpu)))
     return env
 
 

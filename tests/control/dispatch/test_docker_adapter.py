@@ -135,6 +135,8 @@ async def test_service_info_resources_become_the_container_limits(
         assert host["NanoCpus"] == 1_500_000_000, host["NanoCpus"]
         assert host["Memory"] == 300 * MIB and host["MemorySwap"] == 300 * MIB
         assert host["NetworkMode"] == "host" and host["Init"] is True
+        env = engine.client.api.inspect_container(external_id)["Config"]["Env"]
+        assert "OMP_NUM_THREADS=2" in env  # torch's pool fits the quota, not the host's cores
         labels = engine.client.api.inspect_container(external_id)["Config"]["Labels"]
         assert labels["atom.kind"] == "run" and labels["atom.run"] == str(desc.ident)
         assert labels["atom.node"] == desc.name and labels["atom.space"] == "default"
@@ -306,3 +308,13 @@ async def test_an_engine_that_does_not_answer_fails_in_one_line(tmp_path: Path) 
         assert message.startswith(f"Docker engine at {host} is not answering: "), message
         assert message.endswith("; start dockerd or set ATOM_DOCKER_HOST") and "\n" not in message
     await adapter.aclose()
+
+
+def test_a_run_s_own_thread_count_wins_over_the_cpu_limit(tmp_path: Path) -> None:
+    options = DockerOptions(image="any")
+    limited = describe(SLEEPER, tmp_path, resources=ResourceRequest(cpu=3))
+    assert create_kwargs(limited, options, image="any", gpus=[])["environment"]["OMP_NUM_THREADS"] == "3"
+    own = replace(limited, env={**limited.env, "OMP_NUM_THREADS": "8"})
+    assert create_kwargs(own, options, image="any", gpus=[])["environment"]["OMP_NUM_THREADS"] == "8"
+    unlimited = describe(SLEEPER, tmp_path, resources=ResourceRequest(cpu=0))
+    assert "OMP_NUM_THREADS" not in create_kwargs(unlimited, options, image="any", gpus=[])["environment"]

@@ -148,11 +148,14 @@ class Deployments:
             )
             raise
 
+        endpoint = self.adapter(svc.adapter).endpoint(launch, port)
+
         def started(ses: Session) -> None:
             row = ses.get(m.Service, service_id)
             assert row is not None
             row.external_id = external_id
             row.log_path = str(log)
+            row.endpoint = endpoint
 
         await self.db(started)
 

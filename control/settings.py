@@ -161,6 +161,11 @@ class Settings(BaseSettings):
     k8s_service_account: str | None = None
     """serviceAccountName of agent and service pods; None: the namespace's default."""
 
+    k8s_service_host: str = "{service}.{namespace}.svc"
+    """The host control reaches an inference service's pods at (its readiness check): a template
+    with `{service}` and `{namespace}`; the default is the Service's cluster DNS name (control in
+    the cluster). `127.0.0.1` where a port-forward or the pods share control's host."""
+
     code_max_bytes: int = Field(default=4 * 1024**3, ge=1)
     """The largest operator code bundle `POST /api/v1/code` stores (bytes); a larger one is refused (413)."""
 

@@ -167,6 +167,10 @@ class Adapter(abc.ABC):
         with self._mapped("describe the resources of", None, self.name):
             return await self._describe_resources()
 
+    def endpoint(self, desc: RunDescription, port: int) -> str:
+        """Where control reaches a started service's `/v2` routes (a local port by default)."""
+        return f"http://127.0.0.1:{port}"
+
     async def cancel(self, desc: RunDescription) -> None:  # noqa: B027 - optional hook
         """Give back what `admit` set aside for a run that was not started after all."""
 

@@ -14,8 +14,12 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from control import schemas as s
+from control.dispatch.k8s_config import ENABLE_HINT as K8S_ENABLE_HINT
 from control.errors import InvalidSpec
 from control.settings import Settings
+
+#: how to enable an adapter control builds only when its target is configured
+ENABLE = {"kubernetes": K8S_ENABLE_HINT}
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,13 @@ def place(settings: Settings, *, space: str, spec: s.TaskSpec, available: Collec
         raise InvalidSpec(
             f"runtime pattern {pattern} is not configured on this control: no adapter runs it "
             f"(set ATOM_DISPATCH_ADAPTERS='{example}' with one of: {', '.join(sorted(available))})",
+            field="siRuntimePattern",
+            field_msg=f"{pattern} is not configured here",
+        )
+    if adapter not in available and adapter in ENABLE:
+        raise InvalidSpec(
+            f"runtime pattern {pattern} is not configured on this control: the {adapter!r} adapter "
+            f"needs a cluster: {ENABLE[adapter]}",
             field="siRuntimePattern",
             field_msg=f"{pattern} is not configured here",
         )

@@ -53,10 +53,26 @@ def test_space_and_global_defaults(tmp_path: Path) -> None:
     assert place(settings, space="other", spec=_spec("COMMAND"), available=both).adapter == "local"
 
 
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Control's settings on a host with no Kubernetes cluster configured."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    return Settings(home=tmp_path / "home", db_url=db_url, heartbeat_timeout=30, reconcile_interval=0.2)
+
+
 def test_an_unconfigured_pattern_is_refused_with_the_setting_to_change(tmp_path: Path) -> None:
+    # KUBERNETES maps to the kubernetes adapter, which control builds only where it finds a cluster
     with pytest.raises(InvalidSpec) as err:
         place(Settings(home=tmp_path), space="default", spec=_spec("KUBERNETES"), available=("local", "ray"))
-    assert "KUBERNETES" in str(err.value) and "ATOM_DISPATCH_ADAPTERS" in str(err.value)
+    assert "runtime pattern KUBERNETES is not configured" in str(err.value)
+    assert "ATOM_K8S_KUBECONFIG" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(InvalidSpec) as err:
+        settings = Settings(home=tmp_path, dispatch_adapters={"COMMAND": "local"})
+        place(settings, space="default", spec=_spec("RAY"), available=("local", "ray"))
+    assert "runtime pattern RAY is not configured" in str(err.value)
+    assert "ATOM_DISPATCH_ADAPTERS" in str(err.value)
     with pytest.raises(InvalidSpec) as err:
         settings = Settings(home=tmp_path, dispatch_adapters={"COMMAND": "kubernetes"})
         place(settings, space="default", spec=_spec("COMMAND"), available=("local", "ray"))
@@ -71,7 +87,7 @@ async def test_start_refuses_an_unconfigured_pattern_and_stores_no_run(
     resp = await api.post(f"{LAMP}/taskEvent/startNodeTask", json={"taskId": d["node"]["id"]})
     assert resp.status_code == 422, resp.text
     msg = resp.json()["msg"]
-    assert "runtime pattern KUBERNETES is not configured" in msg and "ATOM_DISPATCH_ADAPTERS" in msg
+    assert "runtime pattern KUBERNETES is not configured" in msg and "ATOM_K8S_KUBECONFIG" in msg
     assert "\n" not in msg
     page = await ok(await api.get("/api/v1/runs"))
     assert page["total"] == 0

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from control.api import errors
-from control.api.routes import adapters, agent, code, lamp, resources, runs, services
+from control.api.routes import adapters, agent, code, lamp, render, resources, runs, services
 from control.dispatch.registry import build_adapters
 from control.orchestrator import Orchestrator
 from control.reconcile import Reconciler
@@ -69,6 +69,6 @@ def create_app(settings: Settings | None = None, *, reconcile: bool = True) -> F
     def healthz() -> dict[str, Any]:
         return {"ok": True, "store": store.engine.url.get_backend_name(), "version": app.version}
 
-    for module in (resources, lamp, runs, services, agent, code, adapters):
+    for module in (resources, lamp, runs, services, agent, code, adapters, render):
         app.include_router(module.router)
     return app

@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    from control.cli import apply, quickstart, runs, services
+    from control.cli import apply, manifests, quickstart, runs, services
 
     p = command("server", "run control in the foreground", None)
     p.add_argument("--host", help="address to listen on (env ATOM_HOST; default 127.0.0.1)")
@@ -135,6 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", default="stopped by user")
 
     command("services", "list inference services", services.cmd_services)
+
+    p = command(
+        "render",
+        "print the YAML the Kubernetes adapter would apply for a node's next run or a service",
+        manifests.cmd_render,
+    )
+    p.add_argument("what", choices=("node", "service"))
+    p.add_argument("name", metavar="NAME", help="a node's name, or a service's name or id")
 
     p = command("predict", "send an Open Inference Protocol (V2) request to a service", services.cmd_predict)
     p.add_argument("service", metavar="SERVICE", help="service id or name")

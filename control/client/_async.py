@@ -251,6 +251,16 @@ class AsyncControlClient:
     async def stop_service(self, service_id: int) -> ServiceOut:
         return await self._post(f"{API}/services/{service_id}/stop", ServiceOut)
 
+    async def render_node(self, space: str, name: str) -> dict[str, Any]:
+        """What the Kubernetes adapter would apply for the node's next run (`yaml` and names)."""
+        out: dict[str, Any] = await self.request("GET", f"{API}/spaces/{space}/nodes/{name}/render")
+        return out
+
+    async def render_service(self, service_id: int) -> dict[str, Any]:
+        """What the Kubernetes adapter would apply for a service (`yaml` and names)."""
+        out: dict[str, Any] = await self.request("GET", f"{API}/services/{service_id}/render")
+        return out
+
     async def approve_service(self, service_id: int) -> ServiceOut:
         return await self._post(f"{API}/services/{service_id}/approve", ServiceOut)
 

@@ -165,6 +165,7 @@ def describe_service(
     space: str = "default",
     model_version: str = "",
     replicas: tuple[int, int] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> RunDescription:
     """The description of an inference service's `atom-runtime serve` process.
 
@@ -174,8 +175,9 @@ def describe_service(
         space: the space's name (a namespace on Kubernetes).
         model_version: the version served (ATOM_MODEL_VERSION, Cube Studio's KUBEFLOW_MODEL_VERSION).
         replicas: (min, max) replicas when they differ (an autoscaled service).
+        environ: control's environment to take the inherited basics from (default os.environ).
     """
-    env = base_env(settings)
+    env = base_env(settings, environ)
     env.update({"ATOM_SERVICE_TOKEN": token, "ATOM_SERVICE_ID": str(service_id), "ATOM_SPACE": space})
     si = run_spec.service_info if run_spec is not None else None
     if run_spec is not None and run_spec.model is not None:

@@ -329,13 +329,11 @@ def run_objects(desc: RunDescription, opts: K8sOptions) -> RunObjects:
     name = job_name(desc)
     lbls = labels(desc, name)
     secret = secret_name(name)
-    job_spec: dict[str, Any] = {
-        "backoffLimit": max(desc.retries, 0),
-        "template": {"metadata": {"labels": dict(lbls)}, "spec": pod_spec(desc, opts, secret)},
-    }
+    job_spec: dict[str, Any] = {"backoffLimit": max(desc.retries, 0)}
     deadline = placement.deadline(desc.environment_conf)
     if deadline:
         job_spec["activeDeadlineSeconds"] = deadline
+    job_spec["template"] = {"metadata": {"labels": dict(lbls)}, "spec": pod_spec(desc, opts, secret)}
     job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata(name, ns, lbls), "spec": job_spec}
     return RunObjects(ns, secret_manifest(secret, ns, lbls, token_of(desc)), job)
 

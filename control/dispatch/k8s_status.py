@@ -119,7 +119,9 @@ def termination(pod: Obj, container: str) -> tuple[int | None, str]:
 
 
 def last_pod(pods: Iterable[Obj]) -> Obj | None:
-    ordered = sorted(pods, key=_created)
+    """The newest pod that a kubelet has reported on (else the newest): a pod a controller made
+    while its Job was being deleted, and that never ran, says nothing of how the run ended."""
+    ordered = sorted(pods, key=lambda p: (bool(_statuses(p)), _created(p)))
     return ordered[-1] if ordered else None
 
 

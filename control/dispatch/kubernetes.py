@@ -367,8 +367,9 @@ class KubernetesAdapter(Adapter):
         selector = (
             {f"{km.LABEL}/run": name.rsplit("-", 1)[-1]} if kind == "job" else {f"{km.LABEL}/service": name}
         )
-        pods = self.cache.select("pods", ns, selector) or self.cache.select("pods", ns, selector, gone=True)
-        return obj, pods, kind, ns, name
+        pods = {p["metadata"]["name"]: p for p in self.cache.select("pods", ns, selector, gone=True)}
+        pods.update({p["metadata"]["name"]: p for p in self.cache.select("pods", ns, selector)})
+        return obj, list(pods.values()), kind, ns, name
 
     async def _describe(self, external_id: str) -> Observed:
         if external_id in self._verdicts:
@@ -379,8 +380,9 @@ class KubernetesAdapter(Adapter):
         obj, pods, kind, ns, name = self._state(external_id)
         if kind == "job":
             seen = observe_run(obj, pods, container=km.CONTAINER, name=name)
-        else:
-            seen = observe_service(obj, pods, container=km.CONTAINER, name=name)
+        else:  # a service's pods come and go (restarts, scaling): only those there now count
+            live = self.cache.select("pods", ns, {f"{km.LABEL}/service": name})
+            seen = observe_service(obj, live, container=km.CONTAINER, name=name)
         if not seen.alive:
             finished = obj is None or any(
                 c.get("type") in ("Complete", "Failed") and c.get("status") == "True"

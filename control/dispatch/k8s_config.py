@@ -50,6 +50,24 @@ def where(settings: Settings, environ: Mapping[str, str] | None = None) -> str:
     return "the in-cluster service account"
 
 
+REQUEST_TIMEOUT = (5.0, 60.0)
+"""(connect, read) seconds of every API call that names none: an API server that stops answering
+fails the call instead of hanging the adapter (the official client waits forever by default)."""
+
+
+def with_timeouts(api_client: Any) -> Any:
+    """`api_client` whose calls default to `REQUEST_TIMEOUT` (a watch or a log follow names its own)."""
+    call = api_client.call_api
+
+    def call_api(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("_request_timeout") is None:
+            kwargs["_request_timeout"] = REQUEST_TIMEOUT
+        return call(*args, **kwargs)
+
+    api_client.call_api = call_api
+    return api_client
+
+
 def load(settings: Settings, environ: Mapping[str, str] | None = None) -> Any:
     """A `kubernetes.client.ApiClient` for the configured cluster.
 
@@ -64,7 +82,9 @@ def load(settings: Settings, environ: Mapping[str, str] | None = None) -> Any:
         if not path.is_file():
             raise DispatchFailed(f"the kubeconfig {path} does not exist: check ATOM_K8S_KUBECONFIG")
         try:
-            return config.new_client_from_config(config_file=str(path), context=settings.k8s_context)
+            return with_timeouts(
+                config.new_client_from_config(config_file=str(path), context=settings.k8s_context)
+            )
         except Exception as exc:  # ConfigException, YAML errors, a missing context ...
             why = " ".join(str(exc).split())[:300] or type(exc).__name__
             raise DispatchFailed(
@@ -77,5 +97,5 @@ def load(settings: Settings, environ: Mapping[str, str] | None = None) -> Any:
         except Exception as exc:
             why = " ".join(str(exc).split())[:300]
             raise DispatchFailed(f"the in-cluster service account does not load: {why}") from exc
-        return client.ApiClient(cfg)
+        return with_timeouts(client.ApiClient(cfg))
     raise DispatchFailed(f"no Kubernetes cluster is configured: {ENABLE_HINT}")

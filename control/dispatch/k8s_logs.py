@@ -88,8 +88,13 @@ class PodLogs:
 
     def _run(self, key: Key, container: str) -> None:
         try:
-            resp = self.core.read_namespaced_pod_log(
-                key[1], key[0], container=container, follow=True, _preload_content=False
+            resp = self.core.read_namespaced_pod_log(  # no read timeout: a quiet agent is fine
+                key[1],
+                key[0],
+                container=container,
+                follow=True,
+                _preload_content=False,
+                _request_timeout=(5.0, None),
             )
             with self._lock:
                 self._responses[key] = resp

@@ -339,6 +339,7 @@ class Watcher:
                         resource_version=version,
                         timeout_seconds=self.timeout,
                         allow_watch_bookmarks=True,
+                        _request_timeout=(5.0, self.timeout + 30.0),
                     ):
                         raw = event["raw_object"]
                         version = str((raw.get("metadata") or {}).get("resourceVersion") or version)

@@ -370,6 +370,11 @@ class Reconciler:
 
 
 def _set_reason(ses: Session, run_id: int, reason: str) -> None:
+    """A dispatched run its target says waits (a pod pulling its image): keep the reason, and count
+    its agent's silence from now, not from the dispatch."""
     run = runs.get_run(session=ses, run_id=run_id)
     if run.state == s.RunState.PENDING.value and run.reason != reason:
         run.reason = reason
+    sched = runs.schedule_of(session=ses, run_id=run_id)
+    if sched is not None and run.state == s.RunState.PENDING.value and run.heartbeat_at is None:
+        sched.last_sync_at = m.utcnow()

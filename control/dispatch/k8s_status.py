@@ -13,7 +13,8 @@ How states read (each a line a person can act on):
 - A pod that cannot pull its image (ErrImagePull, ImagePullBackOff, InvalidImageName) -> ended:
   `image X could not be pulled: ...` (the adapter then deletes the Job: nothing keeps retrying).
 - A pod the scheduler cannot place -> alive, waiting: `waiting for a node: 0/3 nodes ...` (the
-  PodScheduled condition's message).
+  PodScheduled condition's message); one whose containers are being made (an image pull) ->
+  alive, waiting: `waiting for the pod to start (ContainerCreating)`.
 """
 
 from __future__ import annotations
@@ -160,9 +161,25 @@ def observe_run(job: Obj | None, pods: list[Obj], *, container: str = "agent", n
         return Observed(alive=False, exit_code=None, detail=pulled)
     phase = (pod.get("status") or {}).get("phase") or "Pending"
     if phase == "Pending":
-        why = unschedulable(pod)
-        return Observed(alive=True, waiting=f"waiting for a node: {why}" if why else "")
+        return Observed(alive=True, waiting=pending_reason(pod))
     return Observed(alive=True)
+
+
+def pending_reason(pod: Obj) -> str:
+    """Why a pending pod has not started: no node fits it, or its containers are being made
+    (an image pull can take minutes: the run waits, it is not silent)."""
+    why = unschedulable(pod)
+    if why:
+        return f"waiting for a node: {why}"
+    scheduled = any(
+        c.get("type") == "PodScheduled" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
+    if not scheduled:
+        return "waiting for the pod to be scheduled"
+    reasons = [((cs.get("state") or {}).get("waiting") or {}).get("reason") for cs in _statuses(pod)]
+    reason = next((r for r in reasons if r), "")
+    return "waiting for the pod to start" + (f" ({reason})" if reason else "")
 
 
 def observe_service(

@@ -250,6 +250,8 @@ class KubernetesAdapter(Adapter):
         self.ensure_namespace(namespace)
         self.watch(namespace)
         created: list[dict[str, Any]] = []
+        step = "create"
+        manifest = objects[1]
         try:
             owner: tuple[dict[str, Any], str] | None = None
             for manifest in objects[1:]:
@@ -258,23 +260,26 @@ class KubernetesAdapter(Adapter):
                         **manifest,
                         "metadata": {**manifest["metadata"], "ownerReferences": km.owned_by(*owner)},
                     }
+                step = "create"
                 made = self._create(manifest)
                 created.append(manifest)
                 if manifest["kind"] in ("Job", "Deployment"):
                     owner = (manifest, made.metadata.uid)
+                    step = "give the token's Secret to"
                     self._own_secret(objects[1], manifest, made.metadata.uid)
                     self.cache.apply(
                         "jobs" if manifest["kind"] == "Job" else "deployments", "ADDED", self.serialize(made)
                     )
         except BaseException as exc:
+            if getattr(exc, "status", None) == 404:  # the namespace went since: make it next time
+                self._namespaces.discard(namespace)
             self._undo(created)
             if isinstance(exc, DispatchFailed):
                 raise
-            detail = api_error(exc) if hasattr(exc, "status") else str(exc)
-            failed = objects[1 + len(created)]
-            what = f"{failed['kind']} {namespace}/{failed['metadata']['name']}"
+            detail = api_error(exc) if hasattr(exc, "status") else " ".join(str(exc).split())[:400]
+            what = f"{manifest['kind']} {namespace}/{manifest['metadata']['name']}"
             raise DispatchFailed(
-                f"{self.name} adapter could not create {what} for {desc.kind} {desc.ident}: {detail}"
+                f"{self.name} adapter could not {step} {what} for {desc.kind} {desc.ident}: {detail}"
             ) from None
         main = next(m for m in objects if m["kind"] in ("Job", "Deployment"))
         kind = "job" if main["kind"] == "Job" else "deployment"
@@ -332,6 +337,14 @@ class KubernetesAdapter(Adapter):
                         meta["name"],
                         api_error(exc),
                     )
+            except Exception as exc:  # noqa: BLE001 - the API server went away: say what may be left
+                logger.warning(
+                    "could not delete %s %s/%s after a failed start (%s): delete it by hand",
+                    manifest["kind"],
+                    meta["namespace"],
+                    meta["name"],
+                    exc,
+                )
 
     def endpoint(self, desc: RunDescription, port: int) -> str:
         """Where control reaches a service's pods: `http://{ATOM_K8S_SERVICE_HOST}:{port}`."""

@@ -9,6 +9,7 @@ simulator (tests/k8s_sim) runs real containers for the conformance and end-to-en
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client
@@ -163,8 +164,10 @@ class Logs:
     def __init__(self) -> None:
         self.text: dict[tuple[str, str], bytes] = {}
 
-    def read_log(self, namespace: str, pod: str, container: str | None, previous: bool) -> tuple[bytes, bool]:
-        return self.text.get((namespace, pod), b""), True
+    def open_log(
+        self, namespace: str, pod: str, container: str | None, previous: bool
+    ) -> Callable[[], tuple[bytes, bool]]:
+        return lambda: (self.text.get((namespace, pod), b""), True)
 
     def install(self, api: KubeApi) -> Logs:
         api.handler.log_source = self

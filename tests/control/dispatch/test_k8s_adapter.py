@@ -423,3 +423,16 @@ async def test_a_bad_placement_is_refused_before_anything_is_made(
     ):
         await adapter.start(run_desc(environment_conf={"tolerations": [{"colour": "red"}]}))
     assert names(kubelet.core.list_namespace()) == ["default", "kube-system"]
+
+
+async def test_a_start_that_fails_after_the_job_takes_job_and_secret_back(
+    adapter: KubernetesAdapter, kubelet: HandKubelet, kube_api: KubeApi
+) -> None:
+    refusal = {"kind": "Status", "reason": "Forbidden", "code": 403, "message": "secrets is forbidden: patch"}
+    kube_api.handler["patch v1/secrets"] << 403 << refusal
+    with pytest.raises(DispatchFailed) as caught:
+        await adapter.start(run_desc())
+    message = str(caught.value)
+    assert "could not give the token's Secret to Job atom-research/train-iris-12 for run 12: 403" in message
+    assert names(kubelet.batch.list_namespaced_job("atom-research")) == []
+    assert names(kubelet.core.list_namespaced_secret("atom-research")) == []

@@ -21,6 +21,7 @@ import contextlib
 import fcntl
 import functools
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -261,8 +262,12 @@ def _start_dockerd(paths: dict[str, Path]) -> int:
     _stop_dockerd(paths)  # a stale one from a run that was killed
     paths["data"].mkdir(parents=True, exist_ok=True)
     host = f"unix://{paths['sock']}"
+    # its own config (not /etc/docker/daemon.json): the build cache is trimmed to 8 GB
+    config = _run_dir() / "daemon.json"
+    config.write_text(json.dumps({"builder": {"gc": {"enabled": True, "defaultKeepStorage": "8GB"}}}))
     argv = [
         dockerd,
+        "--config-file", str(config),
         "--host", host,
         "--data-root", str(paths["data"]),
         "--exec-root", str(paths["exec"]),

@@ -20,7 +20,6 @@ downward API (`ATOM_POD_NAME`, `ATOM_POD_NAMESPACE`, `ATOM_POD_IP`, `ATOM_HOST_N
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,13 +27,23 @@ import yaml
 
 from control.dispatch import k8s_placement as placement
 from control.dispatch.base import RunDescription
+from control.dispatch.k8s_names import (
+    LABEL,
+    MANAGED_BY,
+    dns_label,
+    job_name,
+    label_value,
+    labels,
+    namespace_of,
+    object_name,
+    secret_name,
+    selector,
+    service_name,
+)
 
 if TYPE_CHECKING:
     from control.settings import Settings
 
-LABEL = "atom.dev"
-"""The prefix of Atom's labels: atom.dev/space, /exam, /node, /run, /service, /model, /kind."""
-MANAGED_BY = {"app.kubernetes.io/managed-by": "atom"}
 WORK_DIR = "/atom/work"
 """The agent's working directory in a pod (an emptyDir): its run directories live under it."""
 TOKEN_KEY = "token"
@@ -104,80 +113,6 @@ class K8sOptions:
             control_url=settings.k8s_control_url or settings.callback_url,
             service_account=settings.k8s_service_account,
         )
-
-
-# -- names ----------------------------------------------------------------------------------------
-
-
-def dns_label(text: str, limit: int = 63, *, letter_first: bool = False) -> str:
-    """`text` as a DNS-1123 label (lowercase alphanumerics and '-', at most `limit` characters)."""
-    out = re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", text.lower())).strip("-")[:limit].strip("-")
-    if letter_first and not out[:1].isalpha():
-        out = ("x-" + out)[:limit].strip("-")
-    return out or "x"
-
-
-def label_value(text: str) -> str:
-    """`text` as a label value (at most 63 of [A-Za-z0-9_.-], alphanumeric at both ends)."""
-    out = re.sub(r"[^A-Za-z0-9_.-]", "-", text)[:63]
-    return re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", out)
-
-
-def namespace_of(space: str, prefix: str = "") -> str:
-    return dns_label(f"{prefix}{space}")
-
-
-def job_name(desc: RunDescription) -> str:
-    """`{node}-{run id}` (the node name shortened when needed)."""
-    suffix = f"-{desc.ident}"
-    return dns_label(desc.name, 63 - len(suffix)) + suffix
-
-
-def service_name(service_type: str, model: str, version: str) -> str:
-    """Seed 001: `{type}-{model}-{version digits}` (type `serving` when the service info has none)."""
-    digits = "".join(c for c in version if c.isdigit()) or "0"
-    return dns_label(f"{service_type or 'serving'}-{model}-{digits}", letter_first=True)
-
-
-def object_name(desc: RunDescription) -> str:
-    """The name of the Job (a run) or of the Deployment, Service and HPA (a service)."""
-    if desc.kind == "service":
-        return service_name(
-            desc.service_type,
-            desc.env.get("ATOM_MODEL_NAME", desc.name),
-            desc.env.get("ATOM_MODEL_VERSION", ""),
-        )
-    return job_name(desc)
-
-
-def secret_name(owner: str) -> str:
-    return f"{owner[:57].rstrip('-')}-token"
-
-
-def labels(desc: RunDescription, name: str) -> dict[str, str]:
-    env = desc.env
-    out = {
-        **MANAGED_BY,
-        f"{LABEL}/kind": desc.kind,
-        f"{LABEL}/space": label_value(desc.space),
-    }
-    if desc.kind == "service":
-        out[f"{LABEL}/service"] = label_value(name)
-        out[f"{LABEL}/service-id"] = str(desc.ident)
-    else:
-        out[f"{LABEL}/run"] = str(desc.ident)
-        out[f"{LABEL}/node"] = label_value(desc.name)
-    for key, var in (("exam", "ATOM_EXAM_NAME"), ("model", "ATOM_MODEL_NAME")):
-        if env.get(var):
-            out[f"{LABEL}/{key}"] = label_value(env[var])
-    return {k: v for k, v in out.items() if v}
-
-
-def selector(desc: RunDescription, name: str) -> dict[str, str]:
-    """The labels that pick the pods of this run or service."""
-    if desc.kind == "service":
-        return {f"{LABEL}/service": label_value(name)}
-    return {f"{LABEL}/run": str(desc.ident)}
 
 
 # -- the pod ----------------------------------------------------------------------------------------
@@ -422,3 +357,29 @@ def render(desc: RunDescription, opts: K8sOptions, *, header: str = "") -> str:
     body = yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False, width=100)
     lines = [f"# {line}" if line else "#" for line in header.splitlines()]
     return ("\n".join(lines) + "\n" if lines else "") + body
+
+
+__all__ = [
+    "LABEL",
+    "MANAGED_BY",
+    "K8sOptions",
+    "RunObjects",
+    "ServiceObjects",
+    "dns_label",
+    "job_name",
+    "label_value",
+    "labels",
+    "namespace_of",
+    "object_name",
+    "objects",
+    "owned_by",
+    "pod_env",
+    "redacted",
+    "render",
+    "resources",
+    "run_objects",
+    "secret_name",
+    "selector",
+    "service_name",
+    "service_objects",
+]

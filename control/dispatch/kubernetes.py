@@ -19,7 +19,6 @@ External ids: `job/{namespace}/{name}` and `deployment/{namespace}/{name}`. Mani
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import threading
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from control.dispatch import k8s_config
 from control.dispatch import k8s_manifests as km
 from control.dispatch.base import Adapter, Admission, Infeasible, Observed, RunDescription, shortfall
+from control.dispatch.k8s_api import KubeObjects, api_error
 from control.dispatch.k8s_logs import PodLogs
 from control.dispatch.k8s_status import StatusCache, Watcher, observe_run, observe_service
 from control.errors import DispatchFailed
@@ -38,21 +38,6 @@ if TYPE_CHECKING:
     from control.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-
-def api_error(exc: BaseException) -> str:
-    """One line from an ApiException: `403 Forbidden: namespaces is forbidden: ...`."""
-    status = getattr(exc, "status", None)
-    body = getattr(exc, "body", None)
-    message, reason = "", str(getattr(exc, "reason", "") or "")
-    if body:
-        try:
-            data = json.loads(body)
-            message, reason = str(data.get("message") or ""), str(data.get("reason") or reason)
-        except (ValueError, AttributeError):
-            message = str(body)
-    text = " ".join(f"{status or ''} {reason}: {message or type(exc).__name__}".split())
-    return text[:400]
 
 
 def parse_id(external_id: str) -> tuple[str, str, str]:
@@ -86,7 +71,7 @@ class KubernetesAdapter(Adapter):
         self.cache = StatusCache()
         self._client: Any = None
         self._lock = threading.RLock()
-        self._namespaces: set[str] = set()
+        self.objects = KubeObjects(self.apis)
         self._watchers: dict[str, Watcher] = {}
         self._verdicts: dict[str, Observed] = {}
         self._pod_logs: PodLogs | None = None
@@ -148,34 +133,8 @@ class KubernetesAdapter(Adapter):
 
     # -- admission and resources ----------------------------------------------------------------
 
-    def _nodes(self) -> list[dict[str, float]] | None:
-        """Each node's allocatable cpu, gpu and memory (MiB); None when the account may not list them."""
-        from kubernetes.client import ApiException
-        from kubernetes.utils import parse_quantity
-
-        core, _, _, _ = self.apis()
-        try:
-            nodes = core.list_node().items or []
-        except ApiException as exc:
-            if exc.status in (401, 403):
-                return None
-            raise DispatchFailed(
-                f"{self.name} adapter could not list the cluster's nodes: {api_error(exc)}"
-            ) from None
-        out = []
-        for node in nodes:
-            alloc = (node.status.allocatable if node.status else None) or {}
-            out.append(
-                {
-                    "cpu": float(parse_quantity(alloc.get("cpu", "0"))),
-                    "gpu": float(parse_quantity(alloc.get("nvidia.com/gpu", "0"))),
-                    "memory": float(parse_quantity(alloc.get("memory", "0")) / (1024 * 1024)),
-                }
-            )
-        return out
-
     async def _admit(self, desc: RunDescription) -> Admission:
-        nodes = await asyncio.to_thread(self._nodes)
+        nodes = await asyncio.to_thread(self.objects.nodes)
         if not nodes:  # not allowed to look, or nodes come on demand: the scheduler decides
             return Admission()
         req = desc.resources
@@ -191,7 +150,7 @@ class KubernetesAdapter(Adapter):
         return Admission()
 
     async def _describe_resources(self) -> dict[str, Any]:
-        nodes = await asyncio.to_thread(self._nodes)
+        nodes = await asyncio.to_thread(self.objects.nodes)
         out: dict[str, Any] = {
             "adapter": self.name,
             "cluster": k8s_config.where(self.settings, self.environ),
@@ -212,34 +171,6 @@ class KubernetesAdapter(Adapter):
 
     # -- start ----------------------------------------------------------------------------------
 
-    def ensure_namespace(self, namespace: str) -> None:
-        from kubernetes.client import ApiException
-
-        if namespace in self._namespaces:
-            return
-        core, _, _, _ = self.apis()
-        try:
-            core.read_namespace(namespace)
-        except ApiException as exc:
-            if exc.status not in (403, 404):
-                raise DispatchFailed(
-                    f"{self.name} adapter could not read namespace {namespace}: {api_error(exc)}"
-                ) from None
-            try:
-                core.create_namespace(km.namespace_manifest(namespace))
-            except ApiException as made:
-                if made.status == 403:
-                    raise DispatchFailed(
-                        f"{self.name} adapter: the account may not create namespace {namespace} "
-                        f"({api_error(made)}): create it (kubectl create namespace {namespace}) or let "
-                        "the account create namespaces; ATOM_K8S_NAMESPACE_PREFIX sets the names"
-                    ) from None
-                if made.status != 409:
-                    raise DispatchFailed(
-                        f"{self.name} adapter could not create namespace {namespace}: {api_error(made)}"
-                    ) from None
-        self._namespaces.add(namespace)
-
     async def _start(self, desc: RunDescription, admission: Admission) -> str:
         return await asyncio.to_thread(self._start_sync, desc)
 
@@ -247,7 +178,7 @@ class KubernetesAdapter(Adapter):
         self.client()
         objects = km.objects(desc, self.options)  # a bad environmentConf fails before any call
         namespace = objects[0]["metadata"]["name"]
-        self.ensure_namespace(namespace)
+        self.objects.ensure_namespace(namespace)
         self.watch(namespace)
         created: list[dict[str, Any]] = []
         step = "create"
@@ -261,19 +192,19 @@ class KubernetesAdapter(Adapter):
                         "metadata": {**manifest["metadata"], "ownerReferences": km.owned_by(*owner)},
                     }
                 step = "create"
-                made = self._create(manifest)
+                made = self.objects.create(manifest)
                 created.append(manifest)
                 if manifest["kind"] in ("Job", "Deployment"):
                     owner = (manifest, made.metadata.uid)
                     step = "give the token's Secret to"
-                    self._own_secret(objects[1], manifest, made.metadata.uid)
+                    self.objects.own_secret(objects[1], manifest, made.metadata.uid)
                     self.cache.apply(
                         "jobs" if manifest["kind"] == "Job" else "deployments", "ADDED", self.serialize(made)
                     )
         except BaseException as exc:
             if getattr(exc, "status", None) == 404:  # the namespace went since: make it next time
-                self._namespaces.discard(namespace)
-            self._undo(created)
+                self.objects.namespaces.discard(namespace)
+            self.objects.undo(created)
             if isinstance(exc, DispatchFailed):
                 raise
             detail = api_error(exc) if hasattr(exc, "status") else " ".join(str(exc).split())[:400]
@@ -292,59 +223,6 @@ class KubernetesAdapter(Adapter):
             main["metadata"]["name"],
         )
         return f"{kind}/{namespace}/{main['metadata']['name']}"
-
-    def _create(self, manifest: dict[str, Any]) -> Any:
-        core, batch, apps, scaling = self.apis()
-        ns = manifest["metadata"]["namespace"]
-        create = {
-            "Secret": core.create_namespaced_secret,
-            "Job": batch.create_namespaced_job,
-            "Deployment": apps.create_namespaced_deployment,
-            "Service": core.create_namespaced_service,
-            "HorizontalPodAutoscaler": scaling.create_namespaced_horizontal_pod_autoscaler,
-        }[manifest["kind"]]
-        return create(ns, manifest)
-
-    def _own_secret(self, secret: dict[str, Any], owner: dict[str, Any], uid: str) -> None:
-        core, _, _, _ = self.apis()
-        meta = secret["metadata"]
-        core.patch_namespaced_secret(
-            meta["name"], meta["namespace"], {"metadata": {"ownerReferences": km.owned_by(owner, uid)}}
-        )
-
-    def _undo(self, created: list[dict[str, Any]]) -> None:
-        """Delete what a failed start created, newest first (404 is fine)."""
-        from kubernetes.client import ApiException
-
-        core, batch, apps, scaling = self.apis()
-        for manifest in reversed(created):
-            meta = manifest["metadata"]
-            delete = {
-                "Secret": core.delete_namespaced_secret,
-                "Job": batch.delete_namespaced_job,
-                "Deployment": apps.delete_namespaced_deployment,
-                "Service": core.delete_namespaced_service,
-                "HorizontalPodAutoscaler": scaling.delete_namespaced_horizontal_pod_autoscaler,
-            }[manifest["kind"]]
-            try:
-                delete(meta["name"], meta["namespace"], propagation_policy="Background")
-            except ApiException as exc:
-                if exc.status != 404:
-                    logger.warning(
-                        "could not delete %s %s/%s: %s",
-                        manifest["kind"],
-                        meta["namespace"],
-                        meta["name"],
-                        api_error(exc),
-                    )
-            except Exception as exc:  # noqa: BLE001 - the API server went away: say what may be left
-                logger.warning(
-                    "could not delete %s %s/%s after a failed start (%s): delete it by hand",
-                    manifest["kind"],
-                    meta["namespace"],
-                    meta["name"],
-                    exc,
-                )
 
     def endpoint(self, desc: RunDescription, port: int) -> str:
         """Where control reaches a service's pods: `http://{ATOM_K8S_SERVICE_HOST}:{port}`."""
@@ -403,7 +281,7 @@ class KubernetesAdapter(Adapter):
             )
             if not finished:  # it can never run (its image, its config): take it away
                 logger.warning("%s: %s; deleting it", external_id, seen.detail)
-                self._delete(kind, ns, name)
+                self.objects.delete(kind, ns, name)
             self._verdicts[external_id] = seen
             while len(self._verdicts) > 10_000:
                 self._verdicts.pop(next(iter(self._verdicts)))
@@ -419,22 +297,6 @@ class KubernetesAdapter(Adapter):
 
     # -- stop -----------------------------------------------------------------------------------
 
-    def _delete(self, kind: str, ns: str, name: str) -> bool:
-        """Delete the Job or Deployment and what it owns; False when it was already gone."""
-        from kubernetes.client import ApiException
-
-        _, batch, apps, _ = self.apis()
-        delete = batch.delete_namespaced_job if kind == "job" else apps.delete_namespaced_deployment
-        try:
-            delete(name, ns, propagation_policy="Background")
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            raise DispatchFailed(
-                f"{self.name} adapter could not delete {kind} {ns}/{name}: {api_error(exc)}"
-            ) from None
-        return True
-
     async def _stop(self, external_id: str, *, grace: float) -> None:
         await asyncio.to_thread(self._stop_sync, external_id, grace)
 
@@ -443,7 +305,7 @@ class KubernetesAdapter(Adapter):
 
         kind, ns, name = parse_id(external_id)
         self.watch(ns)
-        if not self._delete(kind, ns, name):
+        if not self.objects.delete(kind, ns, name):
             return
         plural = "jobs" if kind == "job" else "deployments"
         obj, _ = self.cache.get(plural, ns, name)

@@ -120,7 +120,9 @@ def heartbeat(*, session: Session, run: m.Runtime, beat: s.Heartbeat) -> bool:
         latest = dict(run.source_progress or {})
         latest.update({name: p.wire() for name, p in beat.sources.items() if name in known})
         run.source_progress = latest  # a new dict: the JSON column sees the change
-    return run.stop_requested or s.RunState(run.state).is_terminal()
+    # a succeeded run's agent is finishing its last steps (runningAutoFinish came first): letting it
+    # exit 0 matters where the exit code counts (a Kubernetes Job would retry a pod that exits 143)
+    return run.stop_requested or s.RunState(run.state) in (s.RunState.FAILED, s.RunState.STOPPED)
 
 
 def add_metrics(*, session: Session, run: m.Runtime, report: s.MetricReport) -> None:

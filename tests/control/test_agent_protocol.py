@@ -93,6 +93,8 @@ async def test_full_protocol_and_single_service(app: FastAPI, api: httpx.AsyncCl
     second = await ok(await api.post(f"{LAMP}/taskEvent/runningAutoFinish", json=event, headers=auth))
     assert first["state"] == "succeeded" and first["serviceId"] is not None
     assert second["serviceId"] == first["serviceId"]
+    # a heartbeat between the finish and the agent's exit does not turn its success into a stop
+    assert (await ok(await api.post(f"{AG}/{run_id}/heartbeat", json={}, headers=auth))) == {"stop": False}
     services = await ok(await api.get("/api/v1/services"))
     assert len(services) == 1 and services[0]["modelVersion"] == "1"
 

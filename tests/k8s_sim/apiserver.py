@@ -72,9 +72,12 @@ _WITH_STATUS = {
 class LogSource(Protocol):
     """Where `pods/NAME/log` comes from (on a cluster: the pod's kubelet)."""
 
-    def read_log(self, namespace: str, pod: str, container: str | None, previous: bool) -> tuple[bytes, bool]:
-        """The container's output so far and whether it has ended; raises KubernetesError (400)
-        when the container has not started."""
+    def open_log(
+        self, namespace: str, pod: str, container: str | None, previous: bool
+    ) -> Callable[[], tuple[bytes, bool]]:
+        """A reader of the container's output: each call gives all of it so far and whether the
+        container has ended; it keeps working after the pod is deleted, as a kubelet's log stream
+        does. Raises KubernetesError (400) when the container has not started."""
         ...
 
 
@@ -250,29 +253,24 @@ class ApiServer(KubernetesScaffold):
                 400, "BadRequest", f'container "{name}" in pod "{pod}" is waiting to start: ContainerCreating'
             )
         loop = asyncio.get_running_loop()
-        data, ended = await loop.run_in_executor(None, source.read_log, ns, pod, container, previous)
-        tail = request.params.get("tailLines")
+        reader = await loop.run_in_executor(None, source.open_log, ns, pod, container, previous)
+        full, ended = await loop.run_in_executor(None, reader)
+        data, tail = full, request.params.get("tailLines")
         if tail is not None:
-            data = b"".join(data.splitlines(keepends=True)[-int(tail) :]) if int(tail) else b""
+            data = b"".join(full.splitlines(keepends=True)[-int(tail) :]) if int(tail) else b""
         if request.params.get("follow", "").lower() not in ("true", "1") or ended:
             return Response(payload=data, headers={"Content-Type": "text/plain"})
 
         async def follow(sent: int) -> AsyncIterator[bytes]:
             yield data
             done = False
-            while not done and not self.closing and (ns, pod) == (request.namespace, request.name):
+            while not done and not self.closing:
                 await asyncio.sleep(0.1)
-                try:
-                    now_data, done = await loop.run_in_executor(
-                        None, source.read_log, ns, pod, container, previous
-                    )
-                except KubernetesError:
-                    return
+                now_data, done = await loop.run_in_executor(None, reader)
                 if len(now_data) > sent:
                     yield now_data[sent:]
                     sent = len(now_data)
 
-        full, _ = await loop.run_in_executor(None, source.read_log, ns, pod, container, previous)
         return Response(payload=follow(len(full)), headers={"Content-Type": "text/plain"})
 
     # -- writes ----------------------------------------------------------------------------------

@@ -101,6 +101,7 @@ def make_sim_cluster(
     yield make
     for cluster, docker_client in made:
         cluster.close()
+        assert not cluster.errors, f"the simulator failed: {cluster.errors[0]}"
         if docker_client is not None:
             label = f"atom-sim={cluster.runtime.label}"  # type: ignore[attr-defined]
             left = docker_client.containers.list(all=True, filters={"label": label})

@@ -16,6 +16,7 @@ import queue
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -288,7 +289,9 @@ class Kubelet:
 
     # -- logs and clean-up -----------------------------------------------------------------------
 
-    def read_log(self, namespace: str, pod: str, container: str | None, previous: bool) -> tuple[bytes, bool]:
+    def open_log(
+        self, namespace: str, pod: str, container: str | None, previous: bool
+    ) -> Callable[[], tuple[bytes, bool]]:
         with self.lock:
             run = self.runs.get((namespace, pod))
         obj = self.store.get("pods", namespace, pod) or {}
@@ -309,16 +312,14 @@ class Kubelet:
                 reason="BadRequest",
                 message=f'container "{name}" in pod "{pod}" is waiting to start: {said}',
             )
-        if previous:
-            if len(run.containers) < 2:
-                raise KubernetesError(
-                    status=400,
-                    reason="BadRequest",
-                    message=f'previous terminated container "{name}" in pod "{pod}" not found',
-                )
-            return run.containers[-2].logs(), True
-        newest = run.containers[-1]
-        return newest.logs(), newest is not run.running
+        if previous and len(run.containers) < 2:
+            raise KubernetesError(
+                status=400,
+                reason="BadRequest",
+                message=f'previous terminated container "{name}" in pod "{pod}" not found',
+            )
+        chosen = run.containers[-2] if previous else run.containers[-1]
+        return lambda: (chosen.logs(), chosen.exited())
 
     def lose(self, node: str) -> None:
         """The node's machine is gone: its containers die at once and nobody reports for them."""

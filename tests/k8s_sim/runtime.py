@@ -64,6 +64,7 @@ class Container(Protocol):
     started_at: str
 
     def wait(self) -> Exit: ...
+    def exited(self) -> bool: ...
     def logs(self) -> bytes: ...
     def stop(self, grace: float) -> None: ...
     def remove(self) -> None: ...
@@ -101,6 +102,13 @@ class DockerContainer:
         state = self._c.attrs["State"]
         code = int(state.get("ExitCode", 137))
         return Exit(code, _reason(code, bool(state.get("OOMKilled"))), self.started_at, stamp())
+
+    def exited(self) -> bool:
+        try:
+            self._c.reload()
+        except Exception:  # noqa: BLE001 - removed: it has ended
+            return True
+        return self._c.status in ("exited", "dead")
 
     def logs(self) -> bytes:
         try:
@@ -197,6 +205,9 @@ class ProcessContainer:
         cgroups = self._runtime.cgroups
         oom = bool(self._group and cgroups is not None and cgroups.oom_killed(self._group))
         return Exit(code, _reason(code, oom), self.started_at, stamp())
+
+    def exited(self) -> bool:
+        return self.proc.poll() is not None
 
     def logs(self) -> bytes:
         try:

@@ -23,10 +23,8 @@ import argparse
 import asyncio
 import os
 import platform
-import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 RESULTS = REPO / "benchmarks" / "results" / "container_overhead.md"
 SPACE = "bench"
+
+from benchmarks._harness import Control, apply_text, median, stage_medians, table, timed_run  # noqa: E402
 
 SPEC = """
 connections:
@@ -73,87 +73,6 @@ nodes:
 """
 
 
-class Control:
-    """A control server in this process (uvicorn thread) whose Docker adapter uses `host` / `image`."""
-
-    def __init__(self, home: Path, host: str, image: str) -> None:
-        import uvicorn
-
-        from control.api.app import create_app
-        from control.deploy import free_port
-        from control.settings import Settings
-
-        settings = Settings(
-            home=home, port=free_port(), docker_host=host, docker_image=image, docker_pull="never"
-        )
-        self.url = f"http://{settings.host}:{settings.port}"
-        self.app = create_app(settings)
-        self.server = uvicorn.Server(
-            uvicorn.Config(self.app, host=settings.host, port=settings.port, log_level="warning")
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Control:
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("control did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
-async def timed_run(url: str, node: str, model: str, limit_s: float = 600) -> tuple[float, dict[str, float]]:
-    """Seconds from startNodeTask to the new model version listed; the agent's `timings:` stages."""
-    from control.client import AsyncControlClient
-    from control.schemas import RunState, TaskEvent
-    from runtime_agent.timings import parse_line
-
-    async with AsyncControlClient(url, timeout=60) as client:
-        node_id = int((await client.get(SPACE, "nodes", node))["id"])
-        before = len((await client.get(SPACE, "models", model)).get("versions") or [])
-        started = time.perf_counter()
-        run_id = (await client.start_node_task(TaskEvent(task_id=node_id))).run_ids[0]
-        took: float | None = None
-        while True:
-            now = time.perf_counter()
-            if (
-                took is None
-                and len((await client.get(SPACE, "models", model)).get("versions") or []) > before
-            ):
-                took = now - started
-            run = await client.get_run(run_id)
-            if run.state in (RunState.FAILED, RunState.STOPPED):
-                raise RuntimeError(f"run {run_id} on {node} {run.state}: {run.reason}")
-            if took is not None and run.state == RunState.SUCCEEDED:
-                break
-            if now > started + limit_s:
-                raise RuntimeError(f"run {run_id} on {node} did not finish in {limit_s:.0f}s ({run.state})")
-            await asyncio.sleep(0.05)
-        text = ""
-        waited = time.perf_counter() + 20  # a container's log is copied after the run ends
-        while "timings:" not in text and time.perf_counter() < waited:
-            text = (await client.run_logs(run_id, limit=1 << 22)).text
-            if "timings:" not in text:
-                await asyncio.sleep(0.3)
-        return took, parse_line(text)
-
-
-async def apply(url: str, data: Path, epochs: int) -> None:
-    from control.cli._spec import load_spec
-    from control.cli.apply import apply_spec
-    from control.client import AsyncControlClient
-
-    path = data / "bench.yaml"
-    path.write_text(SPEC.format(data=data, epochs=epochs))
-    async with AsyncControlClient(url, timeout=60) as client:
-        await apply_spec(client, load_spec([path], SPACE))
-
-
 def empty_container(host: str, image: str) -> float:
     """Create, start, wait for and remove a container running `python3 -c pass` in the image."""
     from docker.client import DockerClient
@@ -181,16 +100,6 @@ def engine_and_image(args: argparse.Namespace) -> tuple[str, str, Any]:
     return args.docker_host or engine.host, args.image or ensure_agent_image(engine), engine
 
 
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=True)]
-    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"  # noqa: E731
-    return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2000)
@@ -212,12 +121,16 @@ def main() -> int:
             home = Path(tmp) / "home"
             data = home / "data"  # under control's home: the container sees the same path
             make_dataset(data, args.rows)
-            with Control(home, host, image) as control:
-                asyncio.run(apply(control.url, data, args.epochs))
+            with Control(home, docker_host=host, docker_image=image, docker_pull="never") as control:
+                apply_text(
+                    control.url, data / "bench.yaml", SPEC.format(data=data, epochs=args.epochs), SPACE
+                )
                 for i in range(args.repeat):
                     for key in ("local", "docker"):
                         time.sleep(args.settle)
-                        took, timings = asyncio.run(timed_run(control.url, f"bench-{key}", f"bench-{key}"))
+                        took, timings = asyncio.run(
+                            timed_run(control.url, SPACE, f"bench-{key}", f"bench-{key}")
+                        )
                         seconds[key].append(took)
                         stages[key].append(timings)
                     time.sleep(args.settle)
@@ -259,10 +172,7 @@ def report(
     main_table = table(["contender", "seconds (median)", "runs", "vs local"], rows)
     stage_rows = []
     for key in ("local", "docker"):
-        names: list[str] = []
-        for timings in stages[key]:
-            names += [n for n in timings if n not in names]
-        medians = {n: median([t[n] for t in stages[key] if n in t]) for n in names}
+        medians = stage_medians(stages[key])
         total = medians.pop("total", None)
         if total is not None:
             medians["dispatch + agent start (run - agent total)"] = median(seconds[key]) - total

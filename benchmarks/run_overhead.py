@@ -27,11 +27,9 @@ import asyncio
 import os
 import platform
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -39,6 +37,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 RESULTS = REPO / "benchmarks" / "results" / "run_overhead.md"
 SPACE = "bench"
+
+from benchmarks._harness import Control, apply_text, median, stage_medians, table, timed_run  # noqa: E402
+
 GOALS = {"b": 1.5, "c": 2.0}
 QUICKSTART_GOAL_S = 20.0
 
@@ -145,94 +146,6 @@ def plain_run(data: Path, epochs: int) -> float:
     return took
 
 
-class Control:
-    """A control server in this process (uvicorn thread), pointed at a shared Ray head."""
-
-    def __init__(self, home: Path, ray_address: str, dashboard_url: str) -> None:
-        import uvicorn
-
-        from control.api.app import create_app
-        from control.deploy import free_port
-        from control.settings import Settings
-
-        settings = Settings(
-            home=home, port=free_port(), ray_address=ray_address, ray_dashboard_url=dashboard_url
-        )
-        self.url = f"http://{settings.host}:{settings.port}"
-        self.app = create_app(settings)
-        config = uvicorn.Config(self.app, host=settings.host, port=settings.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Control:
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("control did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
-async def atom_run(url: str, node: str, model: str, limit_s: float = 600) -> tuple[float, dict[str, float]]:
-    """(b) / (c): seconds from startNodeTask to the new model version listed; the agent's timings."""
-    from control.client import AsyncControlClient
-    from control.schemas import RunState, TaskEvent
-    from runtime_agent.timings import parse_line
-
-    async with AsyncControlClient(url, timeout=60) as client:
-        node_id = int((await client.get(SPACE, "nodes", node))["id"])
-        before = len((await client.get(SPACE, "models", model)).get("versions") or [])
-        started = time.perf_counter()
-        result = await client.start_node_task(TaskEvent(task_id=node_id))
-        run_id = result.run_ids[0]
-        deadline = started + limit_s
-        took: float | None = None
-        while True:
-            now = time.perf_counter()
-            if (
-                took is None
-                and len((await client.get(SPACE, "models", model)).get("versions") or []) > before
-            ):
-                took = now - started
-            run = await client.get_run(run_id)
-            if run.state in (RunState.FAILED, RunState.STOPPED):
-                raise RuntimeError(f"run {run_id} on {node} {run.state}: {run.reason}")
-            if took is not None and run.state == RunState.SUCCEEDED:
-                break
-            if now > deadline:
-                raise RuntimeError(f"run {run_id} on {node} did not finish in {limit_s:.0f}s ({run.state})")
-            await asyncio.sleep(0.05)
-        text = ""
-        waited = time.perf_counter() + 20  # a remote target's log is copied after the run ends
-        while "timings:" not in text and time.perf_counter() < waited:
-            text, offset = "", 0
-            while True:
-                chunk = await client.run_logs(run_id, offset=offset)
-                text += chunk.text
-                offset = chunk.next_offset
-                if not chunk.text:
-                    break
-            if "timings:" not in text:
-                await asyncio.sleep(0.3)
-        return took, parse_line(text)
-
-
-async def apply(url: str, data: Path, epochs: int) -> None:
-    from control.cli._spec import load_spec
-    from control.cli.apply import apply_spec
-    from control.client import AsyncControlClient
-
-    path = data / "bench.yaml"
-    path.write_text(SPEC.format(data=data, epochs=epochs))
-    async with AsyncControlClient(url, timeout=60) as client:
-        await apply_spec(client, load_spec([path], SPACE))
-
-
 def stop_left_behind(home: str) -> None:
     """Stop the service the quickstart leaves running (it outlives its embedded control on purpose)."""
     wanted = f"ATOM_HOME={home}".encode()
@@ -270,23 +183,6 @@ def quickstart_run(rows: int, epochs: int) -> tuple[float, str]:
     return took, proc.stdout
 
 
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
-def stage_medians(runs: list[dict[str, float]]) -> dict[str, float]:
-    names: list[str] = []
-    for timings in runs:
-        names += [n for n in timings if n not in names]
-    return {n: median([t[n] for t in runs if n in t]) for n in names}
-
-
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=True)]
-    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"  # noqa: E731
-    return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2000)
@@ -315,19 +211,25 @@ def main() -> int:
         head.start()
         head_s = time.perf_counter() - began
         try:
-            with Control(Path(tmp) / "home", head.address, head.dashboard_url) as control:
-                asyncio.run(apply(control.url, data, args.epochs))
+            with Control(
+                Path(tmp) / "home", ray_address=head.address, ray_dashboard_url=head.dashboard_url
+            ) as control:
+                apply_text(
+                    control.url, data / "bench.yaml", SPEC.format(data=data, epochs=args.epochs), SPACE
+                )
                 for i in range(args.repeat):
                     time.sleep(args.settle)
                     seconds["a"].append(plain_run(data, args.epochs))
                     time.sleep(args.settle)
-                    took, stages = asyncio.run(atom_run(control.url, "bench-local", "bench-local"))
+                    took, stages = asyncio.run(timed_run(control.url, SPACE, "bench-local", "bench-local"))
                     seconds["b"].append(took)
                     timings["b"].append(stages)
                     if not args.no_ray_adapter:
                         try:
                             time.sleep(args.settle)
-                            took, stages = asyncio.run(atom_run(control.url, "bench-ray", "bench-ray"))
+                            took, stages = asyncio.run(
+                                timed_run(control.url, SPACE, "bench-ray", "bench-ray")
+                            )
                             seconds["c"].append(took)
                             timings["c"].append(stages)
                         except Exception as exc:  # the adapter may be missing or broken: say so
@@ -335,7 +237,9 @@ def main() -> int:
                             args.no_ray_adapter = True
                     if not args.no_ray_train:
                         time.sleep(args.settle)
-                        took, stages = asyncio.run(atom_run(control.url, "bench-raytrain", "bench-raytrain"))
+                        took, stages = asyncio.run(
+                            timed_run(control.url, SPACE, "bench-raytrain", "bench-raytrain")
+                        )
                         seconds["e"].append(took)
                         timings["e"].append(stages)
                     done = " ".join(f"{k}={v[-1]:.2f}s" for k, v in seconds.items() if v)

@@ -10,7 +10,11 @@ adapter's API work only (a real API server adds its own admission, etcd and netw
 For each start it records the time from `adapter.start(...)` being called to (a) the Job being in
 the API server's store and (b) `start` returning (Secret, Job, the Secret's ownerReferences patch).
 The first start in a namespace also reads and creates the namespace and syncs its watch; it is
-shown apart. Writes benchmarks/results/k8s_start.md.
+shown apart.
+
+Then (benchmarks/k8s_pods.py, skipped with `--skip-pods`) a run's start request to its pod Running
+under the kubelet simulator, next to the local adapter's start request to its agent running, in
+one control, `--rounds` times. Writes benchmarks/results/k8s_start.md.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ RESULTS = REPO / "benchmarks" / "results" / "k8s_start.md"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=5, help="control runs per adapter (the pods half)")
+    parser.add_argument("--settle", type=float, default=1.0, help="seconds of quiet before each run")
+    parser.add_argument("--skip-pods", action="store_true", help="only the adapter's API work")
     args = parser.parse_args()
 
     from control.dispatch.base import RunDescription
@@ -116,6 +123,10 @@ The first start in a new namespace (read + create the namespace, start and sync 
 Jobs, Deployments and pods, then the same three calls): {first * 1000:.0f} ms.
 Load average (1 min) at the end {load:.2f}.
 """
+    if not args.skip_pods:
+        from benchmarks.k8s_pods import measure
+
+        text += measure(args.rounds, args.settle)
     RESULTS.write_text(text)
     print(text)
 

@@ -10,6 +10,7 @@ non-terminal run (and every waiting exam run) from the store.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 UNSTARTED_SERVICE_AFTER = 15.0
 """Seconds a service may stay `starting` without a process before reconcile starts it itself."""
+FINAL_LOG_WAIT = 120.0
+"""Seconds after a run ended that control waits for its target to end before the last log copy."""
 ACTIVE = (s.RunState.QUEUED.value, s.RunState.PENDING.value, s.RunState.RUNNING.value)
 
 
@@ -155,29 +158,45 @@ class Reconciler:
         self._adopted = True
 
     async def _final_logs(self) -> None:
-        """One last copy of a remote target's log for runs that ended since the last pass."""
+        """One last copy of a remote target's log for runs that ended, once their target has ended
+        too (a stopped pod's last lines come after the run reads as stopped), or after
+        `FINAL_LOG_WAIT` seconds when it never says so."""
 
-        def load(ses: Session) -> list[Watched]:
-            since = utcnow() - timedelta(hours=1)
+        def load(ses: Session) -> list[tuple[Watched, float]]:
+            now = utcnow()
             out = []
             for run in ses.scalars(
                 select(m.Runtime).where(
                     m.Runtime.state.not_in(ACTIVE),
                     m.Runtime.adapter != "local",
-                    m.Runtime.finished_at >= since,
+                    m.Runtime.finished_at >= now - timedelta(hours=1),
                 )
             ):
                 sched = runs.schedule_of(session=ses, run_id=run.id)
                 if sched is None or not sched.external_id or (sched.info or {}).get("logsFinal"):
                     continue
-                sched.info = {**(sched.info or {}), "logsFinal": True}
-                out.append(Watched(run.id, run.state, run.adapter, sched.external_id, 0, 0, run.log_path))
+                ended = (now - run.finished_at).total_seconds() if run.finished_at else FINAL_LOG_WAIT
+                w = Watched(run.id, run.state, run.adapter, sched.external_id, 0, 0, run.log_path)
+                out.append((w, ended))
             return out
 
-        for w in await self.orch.db(load):
+        def mark(ses: Session, *, run_id: int) -> bool:
+            sched = runs.schedule_of(session=ses, run_id=run_id)
+            if sched is None or (sched.info or {}).get("logsFinal"):
+                return False
+            sched.info = {**(sched.info or {}), "logsFinal": True}
+            return True
+
+        for w, ended_for in await self.orch.db(load):
             try:
+                adapter = self.orch.adapter(w.adapter)
+                if ended_for < FINAL_LOG_WAIT and not await adapter.settled(w.external_id or ""):
+                    await self._sync_log(w)  # what it has so far; the last copy comes later
+                    continue
+                if not await self.orch.db(functools.partial(mark, run_id=w.run_id)):
+                    continue
                 await self._sync_log(w)
-                await self.orch.adapter(w.adapter).release(w.external_id or "")
+                await adapter.release(w.external_id or "")
             except ControlError as exc:
                 logger.warning("run %s: its final log was not copied: %s", w.run_id, exc)
 
@@ -245,7 +264,8 @@ class Reconciler:
         # after a restart, agents started by the earlier control get a grace period to reach us
         grace = time.monotonic() - self.started < self.heartbeat_timeout
         if not observed.alive:
-            if grace and observed.exit_code is None and not w.external_id.startswith("pid:"):
+            unsure = observed.exit_code is None and not observed.certain
+            if grace and unsure and not w.external_id.startswith("pid:"):
                 return None  # the adapter cannot see it yet; its agent may still report
             await adapter.release(w.external_id)
             if observed.exit_code == 0:

@@ -92,12 +92,15 @@ class Observed:
         exit_code: how it ended (None while alive or when unknown).
         detail: a one-line account of how it ended (`the agent process exited with code 3`).
         waiting: why it has not started yet (`waiting for 1 GPU (0 free)`), while it waits.
+        certain: the target itself says it ended, with no exit code (an image that cannot be
+            pulled): control fails the run at once, even in its grace period after a restart.
     """
 
     alive: bool
     exit_code: int | None = None
     detail: str = ""
     waiting: str = ""
+    certain: bool = False
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,12 @@ class Adapter(abc.ABC):
         with self._mapped("read the logs of", None, external_id):
             return await self._logs(external_id)
 
+    async def settled(self, external_id: str) -> bool:
+        """Has everything the target ran for an ended run ended, so that `logs` is complete? (A
+        stopped pod still runs its SIGTERM handler while the run reads as stopped.)"""
+        with self._mapped("look at", None, external_id):
+            return await self._settled(external_id)
+
     async def release(self, external_id: str) -> None:
         """Free what `admit` reserved for a run that ended (GPUs, a cgroup)."""
         with self._mapped("release", None, external_id):
@@ -196,6 +205,9 @@ class Adapter(abc.ABC):
 
     async def _logs(self, external_id: str) -> str | None:
         return None
+
+    async def _settled(self, external_id: str) -> bool:
+        return True
 
     async def _release(self, external_id: str) -> None:
         return None

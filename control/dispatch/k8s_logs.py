@@ -115,6 +115,12 @@ class PodLogs:
             if thread is not None:
                 thread.join(wait)
 
+    def following(self, namespace: str, pods: list[dict[str, Any]]) -> bool:
+        """Is a follower of one of `pods` still reading (its container may have more to say)?"""
+        with self._lock:
+            threads = [self._threads.get((namespace, str(p["metadata"]["name"]))) for p in pods]
+        return any(t is not None and t.is_alive() for t in threads)
+
     def forget(self, namespace: str, pods: list[dict[str, Any]]) -> None:
         """Drop the text of `pods` once control has copied it (their followers have ended)."""
         with self._lock:

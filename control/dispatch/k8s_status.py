@@ -12,6 +12,9 @@ How states read (each a line a person can act on):
   (`out of memory (limit N MiB)`, `the agent exited with code 3`, the deadline, the backoff limit).
 - A pod that cannot pull its image (ErrImagePull, ImagePullBackOff, InvalidImageName) -> ended:
   `image X could not be pulled: ...` (the adapter then deletes the Job: nothing keeps retrying).
+- A pod the control plane took away (its DisruptionTarget condition) -> how it ended names it:
+  `node X was lost (DeletionByTaintManager): ...` (PodGC's DeletionByPodGC likewise), or
+  `the pod was taken off node X (TerminationByKubelet): ...` for an eviction or a preemption.
 - A pod the scheduler cannot place -> alive, waiting: `waiting for a node: 0/3 nodes ...` (the
   PodScheduled condition's message); one whose containers are being made (an image pull) ->
   alive, waiting: `waiting for the pod to start (ContainerCreating)`.
@@ -96,14 +99,40 @@ def unschedulable(pod: Obj) -> str:
     return ""
 
 
+LOST = ("DeletionByTaintManager", "DeletionByPodGC")
+"""DisruptionTarget reasons of a pod whose node went away: a NoExecute taint (unreachable, not
+ready) had it deleted, or PodGC failed it because its node no longer exists."""
+
+
+def disruption(pod: Obj) -> str:
+    """Why the control plane took `pod` away (its DisruptionTarget condition), else "".
+
+    Current Kubernetes leaves `status.reason` empty for such pods (a lost node's pods are deleted
+    by the taint manager, then failed by PodGC): `node X was lost (DeletionByTaintManager): ...`;
+    an eviction by the kubelet or a preemption names the node and Kubernetes' reason."""
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") != "DisruptionTarget" or cond.get("status") != "True":
+            continue
+        reason = str(cond.get("reason") or "unknown")
+        node = str((pod.get("spec") or {}).get("nodeName") or "?")
+        why = " ".join(str(cond.get("message") or "").split())[:300]
+        if reason in LOST:
+            head = f"node {node} was lost ({reason})"
+        else:
+            head = f"the pod was taken off node {node} ({reason})"
+        return head + (f": {why}" if why else "")
+    return ""
+
+
 def termination(pod: Obj, container: str) -> tuple[int | None, str]:
-    """(exit code, how it ended) of `container` in `pod`, from its terminated (or last) state."""
+    """(exit code, how it ended) of `container` in `pod`, from its terminated (or last) state;
+    for a pod the control plane took away before its container reported an end, why it did."""
     for cs in _statuses(pod):
         if cs.get("name") != container:
             continue
         done = (cs.get("state") or {}).get("terminated") or (cs.get("lastState") or {}).get("terminated")
         if not done:
-            return None, ""
+            return None, disruption(pod)
         code = done.get("exitCode")
         code = int(code) if code is not None else None
         if done.get("reason") == "OOMKilled":
@@ -112,6 +141,8 @@ def termination(pod: Obj, container: str) -> tuple[int | None, str]:
         if code is not None and code >= 128 and code - 128 in (9, 15):
             return code, f"the agent process was ended by {'SIGKILL (killed)' if code == 137 else 'SIGTERM'}"
         return code, f"the agent exited with code {code}"
+    if disruption(pod):
+        return None, disruption(pod)
     status = pod.get("status") or {}
     if status.get("reason"):  # the pod itself failed: Evicted, NodeLost, DeadlineExceeded ...
         why = " ".join(str(status.get("message") or "").split())[:300]
@@ -157,8 +188,8 @@ def observe_run(job: Obj | None, pods: list[Obj], *, container: str = "agent", n
     if pod is None:
         return Observed(alive=True, waiting="waiting for the Job's pod to be created")
     pulled = pull_failure(pod) or config_failure(pod)
-    if pulled:
-        return Observed(alive=False, exit_code=None, detail=pulled)
+    if pulled:  # the kubelet's own verdict: the agent never ran, and never will
+        return Observed(alive=False, exit_code=None, detail=pulled, certain=True)
     phase = (pod.get("status") or {}).get("phase") or "Pending"
     if phase == "Pending":
         return Observed(alive=True, waiting=pending_reason(pod))
@@ -191,7 +222,7 @@ def observe_service(
     for pod in sorted(pods, key=_created):
         pulled = pull_failure(pod) or config_failure(pod)
         if pulled:
-            return Observed(alive=False, detail=pulled)
+            return Observed(alive=False, detail=pulled, certain=True)
         for cs in _statuses(pod):
             waiting = (cs.get("state") or {}).get("waiting") or {}
             if waiting.get("reason") == "CrashLoopBackOff":

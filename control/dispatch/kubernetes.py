@@ -295,6 +295,24 @@ class KubernetesAdapter(Adapter):
         assert self._pod_logs is not None
         return self._pod_logs.text(ns, pods, km.CONTAINER)
 
+    async def _settled(self, external_id: str) -> bool:
+        return await asyncio.to_thread(self._settled_sync, external_id)
+
+    def _settled_sync(self, external_id: str) -> bool:
+        """No pod of it runs any more (a deleted pod runs its SIGTERM handler until it ends) and
+        every log follower has read its pod's last lines."""
+        _, pods, kind, ns, name = self._state(external_id)
+        live = self.cache.select("pods", ns, self._selector(kind, name))
+        if any((p.get("status") or {}).get("phase") not in ("Succeeded", "Failed") for p in live):
+            return False
+        return self._pod_logs is None or not self._pod_logs.following(ns, pods)
+
+    @staticmethod
+    def _selector(kind: str, name: str) -> dict[str, str]:
+        if kind == "job":
+            return {f"{km.LABEL}/run": name.rsplit("-", 1)[-1]}
+        return {f"{km.LABEL}/service": name}
+
     # -- stop -----------------------------------------------------------------------------------
 
     async def _stop(self, external_id: str, *, grace: float) -> None:

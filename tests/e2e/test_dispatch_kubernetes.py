@@ -337,6 +337,11 @@ async def test_a_run_and_its_service_as_a_job_and_a_deployment_then_a_stopped_ru
             )
             assert end["exitCode"] == 143, end  # the agent's exit code for a stop (SIGTERM handled)
 
+            async def last_lines() -> bool:  # copied once the pod has ended, its follower done
+                return "stopped by SIGTERM" in (await client.run_logs(second, limit=1 << 20)).text
+
+            await wait_for(last_lines, timeout=60, what="the stopped run's last log lines")
+
             await client.stop_service(service.id)
 
             def nothing_running() -> bool:
@@ -370,8 +375,10 @@ async def test_an_image_not_there_a_run_over_its_memory_and_a_pod_no_node_takes(
             oom = await _start(client, "oom-in-k8s")
             nowhere = await _start(client, "nowhere-in-k8s")
 
-            run = await wait_for(
-                lambda: run_state(client, no_image, ENDED), timeout=120, what="the pull error"
+            run = await wait_for(  # within control's first heartbeat timeout (60 s): the pull
+                lambda: run_state(client, no_image, ENDED),  # error ends it, not the silence
+                timeout=45,
+                what="the pull error",
             )
             assert run.state.value == "failed"
             assert run.reason.startswith("image atom-no-such-image:0 could not be pulled: "), run.reason

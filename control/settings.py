@@ -138,6 +138,10 @@ class Settings(BaseSettings):
     """Extra binds for every agent container (JSON list of `host:container[:ro]`). Control's home
     is always bound at the same path, so run directories and FILE connections under it work."""
 
+    docker_name_prefix: str | None = None
+    """The first part of container names (`{prefix}-run-7-1`); None: `atom-` and 8 hex digits of
+    control's home, so that two controls sharing one engine never take each other's names."""
+
     # -- Kubernetes ---------------------------------------------------------------------------------
 
     k8s_kubeconfig: str | None = None

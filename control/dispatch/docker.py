@@ -4,7 +4,8 @@ The engine is `ATOM_DOCKER_HOST` (else `DOCKER_HOST`, else the default socket); 
 until a run or a service needs it. A container runs the image's `atom-runtime` entrypoint with the
 run's arguments, on host networking by default so the agent reaches control on loopback, with
 control's home bound at the same path and the run's resources as its limits (`docker_spec` says
-exactly what is asked of the engine). The external id is the container's name (`atom-run-7-1`).
+exactly what is asked of the engine). The external id is the container's name
+(`atom-<8 hex digits of control's home>-run-7-1`).
 
 - start: pull per `ATOM_DOCKER_PULL` (missing, always, never), create, start; a container that
   fails to start is removed. The same description started twice finds its container again.

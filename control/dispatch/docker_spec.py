@@ -90,8 +90,13 @@ class DockerOptions:
         return self.uid if self.uid is not None else (os.getuid(), os.getgid())
 
 
+def docker_prefix(home: Path) -> str:
+    """`atom-` and 8 hex digits of control's home: one control's containers never take another's names."""
+    return "atom-" + hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:8]
+
+
 def container_name(desc: RunDescription, prefix: str = "atom") -> str:
-    """`atom-run-7-1` (run 7, attempt 1) or `atom-svc-3` (service 3)."""
+    """`{prefix}-run-7-1` (run 7, attempt 1) or `{prefix}-svc-3` (service 3)."""
     if desc.kind == "service":
         return f"{prefix}-svc-{desc.ident}"
     return f"{prefix}-{desc.kind}-{desc.ident}-{desc.attempt}"

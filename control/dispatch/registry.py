@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from control.dispatch.base import Adapter
 from control.dispatch.docker import DockerAdapter, engine_url
-from control.dispatch.docker_spec import DockerOptions
+from control.dispatch.docker_spec import DockerOptions, docker_prefix
 from control.dispatch.k8s_config import configured as k8s_configured
 from control.dispatch.kubernetes import KubernetesAdapter
 from control.dispatch.local import LocalAdapter
@@ -39,6 +39,7 @@ def build_adapters(settings: Settings) -> dict[str, Adapter]:
                 image=settings.docker_image,
                 network=settings.docker_network,
                 volumes=tuple(settings.docker_volumes),
+                prefix=settings.docker_name_prefix or docker_prefix(settings.home),
                 labels={"atom.home": str(settings.home)},
             ),
         ),

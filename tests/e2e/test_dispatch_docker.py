@@ -26,6 +26,7 @@ import pytest
 
 from control.cli.main import main
 from control.client import AsyncControlClient
+from control.dispatch.docker_spec import docker_prefix
 from control.schemas import TaskEvent
 from control.settings import Settings
 from tests.e2e.conftest import LiveControl, make_tabular, run_state, wait_for
@@ -147,6 +148,7 @@ async def test_a_run_and_its_service_in_containers_then_a_stopped_run(
     docker_settings: Settings, docker_engine: Any
 ) -> None:
     home = docker_settings.home
+    prefix = docker_prefix(home)
     project, module = _project(home)
     with LiveControl(docker_settings) as live:
         async with AsyncControlClient(live.url) as client:
@@ -160,7 +162,7 @@ async def test_a_run_and_its_service_in_containers_then_a_stopped_run(
                 lambda: run_state(client, run_id, ENDED), timeout=240, what="the container run to end"
             )
             assert run.state.value == "succeeded", run.reason
-            assert run.adapter == "docker" and run.external_id == f"atom-run-{run_id}-1", run.external_id
+            assert run.adapter == "docker" and run.external_id == f"{prefix}-run-{run_id}-1", run.external_id
             async with httpx.AsyncClient(base_url=live.url) as api:
                 described = (await api.get(f"/api/v1/runs/{run_id}")).json()
             assert described["dispatch"]["resources"]["cpu"] == 1
@@ -183,7 +185,7 @@ async def test_a_run_and_its_service_in_containers_then_a_stopped_run(
             )
             assert service.adapter == "docker"
             [svc_container] = [
-                c for c in _containers(docker_engine, home) if c.name == f"atom-svc-{service.id}"
+                c for c in _containers(docker_engine, home) if c.name == f"{prefix}-svc-{service.id}"
             ]
             assert svc_container.status == "running" and svc_container.labels["atom.kind"] == "service"
             rows = pd.read_csv(project / "data" / "test.csv").drop(columns=["label"]).head(3)
@@ -213,7 +215,7 @@ async def test_a_run_and_its_service_in_containers_then_a_stopped_run(
             stopped = await client.stop_run(second)
             assert stopped.state.value == "stopped"
             adapter = live.app.state.orchestrator.adapters["docker"]
-            name = f"atom-run-{second}-1"
+            name = f"{prefix}-run-{second}-1"
 
             async def container_gone() -> bool:
                 return not [

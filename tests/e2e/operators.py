@@ -27,7 +27,14 @@ class Explodes(Operator):
 
 
 class CopyRows(Operator):
-    """A data operator: every batch it reads goes to the sink(s), with a doubled `f0`."""
+    """A data operator: every batch it reads goes to the sink(s), with a doubled `f0`.
+
+    With `operatorConf.releaseFile` set it first waits for that file (a run a test can watch running).
+    """
+
+    async def task_init_execute(self, ctx: Any) -> None:
+        if ctx.operator_conf.get("releaseFile"):
+            await WaitForFile().task_init_execute(ctx)
 
     def operate_execute(self, batch: Any, ctx: Any) -> None:
         ctx.emit(batch.assign(f0x2=batch["f0"] * 2))

@@ -1,8 +1,11 @@
 """A real run, watched live: `s` on a run of node `prep` starts it again (a real agent process runs
 tests.e2e.operators:CopyRows over the demo's CSV), and its row goes from queued to succeeded while
-the Runs screen is open."""
+the Runs screen is open. The run waits for a release file until the screen has shown it unfinished,
+so a loaded machine cannot turn it into a run that was already over when first drawn."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -16,8 +19,16 @@ pytestmark = pytest.mark.e2e
 
 
 async def test_a_run_goes_from_queued_to_succeeded_on_screen(
-    make_tui: TuiFactory, demo: Demo, live: LiveControl
+    make_tui: TuiFactory, demo: Demo, live: LiveControl, tmp_path: Path
 ) -> None:
+    release = tmp_path / "release"
+    async with AsyncControlClient(live.url) as client:
+        await client.patch(
+            "default",
+            "operators",
+            "ctr-prep",
+            {"operatorConf": {"releaseFile": str(release)}},
+        )
     app = make_tui(refresh=0.2)
     async with app.run_test(size=WIDE) as pilot:
         await open_runs(pilot, app, 12)
@@ -42,6 +53,10 @@ async def test_a_run_goes_from_queued_to_succeeded_on_screen(
             return state
 
         await until(
+            pilot, lambda: state_cell() in ("queued", "pending", "running"), what="the run shown unfinished"
+        )
+        release.touch()
+        await until(
             pilot,
             lambda: state_cell() in ("succeeded", "failed", "stopped"),
             timeout=90,
@@ -49,6 +64,8 @@ async def test_a_run_goes_from_queued_to_succeeded_on_screen(
         )
         async with AsyncControlClient(live.url) as client:
             run = await client.get_run(new)
+            log = (await client.run_logs(new, limit=1 << 20)).text
+        assert f"waiting for {release}" in log  # the run really waited for the screen
         assert run.state.value == "succeeded", (run.reason, seen)
         assert seen[-1] == "succeeded"
         assert set(seen[:-1]) & {"queued", "pending", "running"}, seen

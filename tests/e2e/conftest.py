@@ -132,3 +132,16 @@ async def run_state(client: AsyncControlClient, run_id: int, states: tuple[str, 
 
 
 __all__ = ["LiveControl", "httpx", "kill_processes_of", "make_tabular", "run_state", "wait_for"]
+
+
+async def infer_test_rows(endpoint: str, model: str, csv: Path, rows: int = 3) -> httpx.Response:
+    """POST the first `rows` rows of a test CSV (its label dropped) to a service's V2 infer route."""
+    frame = pd.read_csv(csv).drop(columns=["label"]).head(rows)
+    body = {
+        "inputs": [
+            {"name": c, "shape": [len(frame)], "datatype": "FP64", "data": frame[c].tolist()}
+            for c in frame.columns
+        ]
+    }
+    async with httpx.AsyncClient(timeout=30) as http:
+        return await http.post(f"{endpoint}/v2/models/{model}/infer", json=body)

@@ -29,7 +29,7 @@ from control.client import AsyncControlClient
 from control.dispatch.docker_spec import docker_prefix
 from control.schemas import TaskEvent
 from control.settings import Settings
-from tests.e2e.conftest import LiveControl, make_tabular, run_state, wait_for
+from tests.e2e.conftest import LiveControl, infer_test_rows, make_tabular, run_state, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.slow]
 
@@ -188,17 +188,9 @@ async def test_a_run_and_its_service_in_containers_then_a_stopped_run(
                 c for c in _containers(docker_engine, home) if c.name == f"{prefix}-svc-{service.id}"
             ]
             assert svc_container.status == "running" and svc_container.labels["atom.kind"] == "service"
-            rows = pd.read_csv(project / "data" / "test.csv").drop(columns=["label"]).head(3)
-            body = {
-                "inputs": [
-                    {"name": c, "shape": [len(rows)], "datatype": "FP64", "data": rows[c].tolist()}
-                    for c in rows.columns
-                ]
-            }
-            async with httpx.AsyncClient(timeout=30) as http:
-                resp = await http.post(
-                    f"{service.endpoint}/v2/models/{service.service_name}/infer", json=body
-                )
+            resp = await infer_test_rows(
+                service.endpoint, service.service_name, project / "data" / "test.csv"
+            )
             assert resp.status_code == 200, resp.text
             outputs = {o["name"]: o["data"] for o in resp.json()["outputs"]}
             assert len(outputs["prediction"]) == 3 and resp.json()["model_name"] == "tabular"

@@ -38,7 +38,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pandas as pd
 import pytest
 from kubernetes import client as k8s
@@ -48,7 +47,7 @@ from control.cli.main import main
 from control.client import AsyncControlClient
 from control.schemas import TaskEvent
 from control.settings import Settings
-from tests.e2e.conftest import LiveControl, make_tabular, run_state, wait_for
+from tests.e2e.conftest import LiveControl, infer_test_rows, make_tabular, run_state, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.k8s, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -296,17 +295,9 @@ async def test_a_run_and_its_service_as_a_job_and_a_deployment_then_a_stopped_ru
             assert (
                 deployment.metadata.name == "serving-tabular-1"
             )  # seed 001: {type}-{model}-{version digits}
-            rows = pd.read_csv(project / "data" / "test.csv").drop(columns=["label"]).head(3)
-            body = {
-                "inputs": [
-                    {"name": c, "shape": [len(rows)], "datatype": "FP64", "data": rows[c].tolist()}
-                    for c in rows.columns
-                ]
-            }
-            async with httpx.AsyncClient(timeout=30) as http:
-                resp = await http.post(
-                    f"{service.endpoint}/v2/models/{service.service_name}/infer", json=body
-                )
+            resp = await infer_test_rows(
+                service.endpoint, service.service_name, project / "data" / "test.csv"
+            )
             assert resp.status_code == 200, resp.text
             outputs = {o["name"]: o["data"] for o in resp.json()["outputs"]}
             assert len(outputs["prediction"]) == 3 and resp.json()["model_name"] == "tabular"

@@ -16,7 +16,7 @@ import pytest
 from control.client import AsyncControlClient
 from control.schemas import TaskEvent
 from tests.control.factory import SP, define_node, ok
-from tests.e2e.conftest import LiveControl, make_tabular, run_state, wait_for
+from tests.e2e.conftest import LiveControl, infer_test_rows, make_tabular, run_state, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ray, pytest.mark.slow]
 
@@ -92,17 +92,9 @@ async def test_a_run_through_the_ray_adapter(tmp_path: Path, ray_settings: Any) 
                 svc = await wait_for(
                     lambda: _service_ready(api, svc["id"]), timeout=90, what="the service to be ready"
                 )
-                rows = pd.read_csv(tmp_path / "data" / "test.csv").drop(columns=["label"]).head(3)
-                body = {
-                    "inputs": [
-                        {"name": c, "shape": [len(rows)], "datatype": "FP64", "data": rows[c].tolist()}
-                        for c in rows.columns
-                    ]
-                }
-                async with httpx.AsyncClient(timeout=30) as http:
-                    resp = await http.post(
-                        f"{svc['endpoint']}/v2/models/{svc['serviceName']}/infer", json=body
-                    )
+                resp = await infer_test_rows(
+                    svc["endpoint"], svc["serviceName"], tmp_path / "data" / "test.csv"
+                )
                 assert resp.status_code == 200, resp.text
                 assert resp.json()["outputs"]
         finally:

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from connectors.errors import ConfigError, Permanent
-from control.errors import ControlError, InvalidSpec, NotFound
+from connectors.errors import ConfigError
+from control.errors import ControlError, InvalidSpec, NotFound, TooLarge
 
 DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
 GZIP_MAGIC = b"\x1f\x8b"
@@ -38,7 +38,7 @@ SKIP_DIRS = frozenset(
 SKIP_SUFFIXES = (".pyc", ".pyo")
 
 
-class CodeTooLarge(ControlError, Permanent):
+class CodeTooLarge(TooLarge):
     """A bundle over `ATOM_CODE_MAX_BYTES` (413)."""
 
     status_code = 413

@@ -7,7 +7,9 @@ ControlError
 ├─ InvalidSpec(ConfigError)       422: a definition Atom refuses (cycle, bad name, missing link);
 │                                      `errors` names the wire fields to blame
 ├─ InvalidTransition(Permanent)   409: a state change the run state machine does not allow
-├─ Unauthorized(Permanent)        401: no token, or a wrong one
+├─ Unauthorized(Permanent)        401: no token, or a wrong, expired or revoked one
+├─ Forbidden(Permanent)           403: the caller may see the object but not do this to it
+├─ TooLarge(Permanent)            413: a request body over the limit
 ├─ DispatchFailed(Permanent)      503: the adapter could not start the run
 │   └─ Infeasible                 422: the target can never hold what the run asks (control.dispatch)
 └─ ControlAPIError                client side: what the server answered (status + msg + fields)
@@ -72,6 +74,14 @@ class InvalidTransition(ControlError, Permanent):
 
 class Unauthorized(ControlError, Permanent):
     status_code = 401
+
+
+class Forbidden(ControlError, Permanent):
+    status_code = 403
+
+
+class TooLarge(ControlError, Permanent):
+    status_code = 413
 
 
 class DispatchFailed(ControlError, Permanent):

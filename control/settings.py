@@ -43,7 +43,39 @@ class Settings(BaseSettings):
     """Fernet key that encrypts connection passwords; None: generated once into `{home}/secret.key`."""
 
     api_token: SecretStr | None = None
-    """When set, every user call must send `Authorization: Bearer <token>`."""
+    """A bootstrap admin token: when set, every user call must send a token, and this one acts as
+    an administrator of every space (create the first users with it, then prefer personal tokens)."""
+
+    auth_required: bool | None = None
+    """Whether user calls must carry a token. None (the default): required once a user with a
+    password exists or `api_token` is set; until then every caller is the implied local admin, so a
+    single-user install needs no login."""
+
+    token_ttl_days: int = Field(default=90, ge=1, le=3650)
+    """Lifetime of a token made by `atom login` or `POST /api/v1/tokens` without an expiry."""
+
+    service_auth: bool = True
+    """Inference services require a token (their own key, or a user token reaching their space)
+    unless deployed public; False makes every new service public."""
+
+    # -- limits at the edge ---------------------------------------------------------------------
+
+    max_body_bytes: int = Field(default=16 * 1024**2, ge=1024)
+    """The largest request body the API reads (413 beyond); operator code uploads use `code_max_bytes`."""
+
+    max_json_field_bytes: int = Field(default=1024**2, ge=1024)
+    """The largest JSON object field (operatorConf, sourceConf ...) stored, serialized (422 beyond)."""
+
+    yaml_max_bytes: int = Field(default=8 * 1024**2, ge=1024)
+    """The largest spec file `atom apply` reads."""
+
+    yaml_max_aliases: int = Field(default=1000, ge=0)
+    """The most YAML aliases (`*name`) a spec may use: a bigger number is an alias bomb."""
+
+    # -- logs -----------------------------------------------------------------------------------
+
+    log_retention_days: float = Field(default=30.0, gt=0)
+    """How long control keeps a finished run's log and metrics streamed from its agent."""
 
     heartbeat_timeout: float = 60.0
     """A running run whose agent has not sent a heartbeat for this long is failed."""

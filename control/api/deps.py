@@ -6,9 +6,9 @@ import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import select
 
-from control.errors import Unauthorized
+from control.access import Principal, Scope, authenticate
+from control.errors import Forbidden, Unauthorized
 from control.orchestrator import Orchestrator
 from control.secrets import token_hash
 from control.store import models as m
@@ -28,20 +28,29 @@ def bearer(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-def require_user(request: Request) -> None:
-    """When ATOM_API_TOKEN is set (or users have tokens), user calls must carry a valid one."""
-    orch = orchestrator(request)
-    expected = orch.settings.api_token
-    token = bearer(request)
-    if expected is None:
-        return
-    if token and hmac.compare_digest(token, expected.get_secret_value()):
-        return
-    if token:
+def caller(request: Request) -> Principal:
+    """Who is calling (`control.access`): checked once per request, then kept on `request.state`.
+
+    A token of scope `read` may only read: any other method is refused here with 403.
+    """
+    who: Principal | None = getattr(request.state, "principal", None)
+    if who is None:
+        orch = orchestrator(request)
         with orch.store.transaction() as ses:
-            if ses.scalar(select(m.Token.id).where(m.Token.token_hash == token_hash(token))):
-                return
-    raise Unauthorized("a valid API token is required: pass --token or set ATOM_TOKEN")
+            who = authenticate(ses, orch.settings, bearer(request))
+        request.state.principal = who
+    if who.scope is Scope.READ and request.method not in SAFE_METHODS:
+        raise Forbidden(f"{who.name}: a token with scope read may not {request.method} {request.url.path}")
+    return who
+
+
+def require_user(request: Request) -> None:
+    """A router-level guard: the call must come from a user (see `caller`)."""
+    caller(request)
+
+
+Caller = Annotated[Principal, Depends(caller)]
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def require_run_token(request: Request, run_id: int) -> None:

@@ -26,6 +26,7 @@ from control import runs
 from control import schemas as s
 from control.errors import ControlError
 from control.orchestrator import Orchestrator
+from control.run_logs import Retention
 from control.secrets import new_token, token_hash
 from control.store import models as m
 from control.store.models import utcnow
@@ -119,6 +120,7 @@ class Reconciler:
         """When this control started: live agents get `heartbeat_timeout` seconds from here."""
         self._http = httpx.AsyncClient(timeout=2.0)
         self._adopted = False
+        self.retention = Retention(runs_dir=orch.settings.runs_dir, days=orch.settings.log_retention_days)
 
     async def run_forever(self) -> None:
         while True:
@@ -140,6 +142,7 @@ class Reconciler:
         await self._runs()
         await self._final_logs()
         await self._services()
+        await self.retention.tick(self.orch.db)
 
     async def _adopt(self) -> None:
         """After a (re)start: hold again what live agents of an earlier control hold (GPUs, cores)."""

@@ -1,4 +1,4 @@
-"""The runtime agent's calls: fetch the task spec, report state, heartbeats, metrics, model versions.
+"""The runtime agent's calls: fetch the task spec, report state, heartbeats, metrics, log, model versions.
 
 Each call carries the run's own token (or, for `serve`, the service's token).
 """
@@ -10,32 +10,34 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.orm import Session
 
-from control import launch, runs
+from control import launch, run_logs, runs
 from control import schemas as s
 from control.api.deps import Orch, require_run_token, require_service_token
+from control.api.params import RunId, ServiceId
 from control.errors import NotFound
+from control.schemas.logs import LogBatch, LogReceived
 from control.store import models as m
 from control.store import run_views
 
 router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
 
 
-def run_auth(request: Request, run_id: int) -> None:
+def run_auth(request: Request, run_id: RunId) -> None:
     require_run_token(request, run_id)
 
 
-def service_auth(request: Request, service_id: int) -> None:
+def service_auth(request: Request, service_id: ServiceId) -> None:
     require_service_token(request, service_id)
 
 
 @router.get("/runs/{run_id}/spec", response_model=s.TaskSpec, dependencies=[Depends(run_auth)])
-def task_spec(run_id: int, orch: Orch) -> s.TaskSpec:
+def task_spec(run_id: RunId, orch: Orch) -> s.TaskSpec:
     with orch.store.transaction() as ses:
         return runs.agent_spec(run=runs.get_run(session=ses, run_id=run_id), vault=orch.vault)
 
 
 @router.post("/runs/{run_id}/state", response_model=s.RunOut, dependencies=[Depends(run_auth)])
-def report_state(run_id: int, report: s.StateReport, orch: Orch) -> s.RunOut:
+def report_state(run_id: RunId, report: s.StateReport, orch: Orch) -> s.RunOut:
     with orch.store.transaction() as ses:
         run = runs.get_run(session=ses, run_id=run_id)
         runs.transition(
@@ -45,22 +47,32 @@ def report_state(run_id: int, report: s.StateReport, orch: Orch) -> s.RunOut:
 
 
 @router.post("/runs/{run_id}/heartbeat", dependencies=[Depends(run_auth)])
-def heartbeat(run_id: int, beat: s.Heartbeat, orch: Orch) -> dict[str, Any]:
+def heartbeat(run_id: RunId, beat: s.Heartbeat, orch: Orch) -> dict[str, Any]:
     with orch.store.transaction() as ses:
         stop = runs.heartbeat(session=ses, run=runs.get_run(session=ses, run_id=run_id), beat=beat)
         return {"stop": stop}
 
 
 @router.post("/runs/{run_id}/metrics", status_code=204, dependencies=[Depends(run_auth)])
-def report_metrics(run_id: int, report: s.MetricReport, orch: Orch) -> None:
+def report_metrics(run_id: RunId, report: s.MetricReport, orch: Orch) -> None:
     with orch.store.transaction() as ses:
         runs.add_metrics(session=ses, run=runs.get_run(session=ses, run_id=run_id), report=report)
+
+
+@router.post("/runs/{run_id}/logs", response_model=LogReceived, dependencies=[Depends(run_auth)])
+def ship_log(run_id: RunId, batch: LogBatch, orch: Orch) -> LogReceived:
+    """Keep a batch of the agent's output; a batch sent again adds nothing. `received`: where the
+    next batch starts (an empty batch at offset 0 only asks)."""
+    with orch.store.transaction() as ses:
+        runs.get_run(session=ses, run_id=run_id)
+    got = run_logs.append(orch.settings.runs_dir, run_id, offset=batch.offset, text=batch.text)
+    return LogReceived(received=got)
 
 
 @router.post(
     "/runs/{run_id}/model-version", response_model=s.ModelVersionAssigned, dependencies=[Depends(run_auth)]
 )
-def model_version(run_id: int, report: s.ModelVersionReport, orch: Orch) -> s.ModelVersionAssigned:
+def model_version(run_id: RunId, report: s.ModelVersionReport, orch: Orch) -> s.ModelVersionAssigned:
     with orch.store.transaction() as ses:
         version = runs.register_model_version(
             session=ses, run=runs.get_run(session=ses, run_id=run_id), report=report
@@ -78,7 +90,7 @@ def service_run(ses: Session, svc: m.Service) -> m.Runtime | None:
 
 
 @router.get("/services/{service_id}/spec", response_model=s.ServeSpec, dependencies=[Depends(service_auth)])
-def serve_spec(service_id: int, orch: Orch) -> s.ServeSpec:
+def serve_spec(service_id: ServiceId, orch: Orch) -> s.ServeSpec:
     def build(ses: Session) -> s.ServeSpec:
         svc = ses.get(m.Service, service_id)
         if svc is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query
@@ -11,6 +10,7 @@ from sqlalchemy import select
 from control import runs
 from control import schemas as s
 from control.api.deps import Orch, require_user
+from control.run_logs import read_run_log
 from control.store import models as m
 from control.store import repo, run_list, run_views
 
@@ -80,14 +80,7 @@ def run_logs(
     with orch.store.transaction() as ses:
         run = runs.get_run(session=ses, run_id=run_id)
         path, ended = run.log_path, s.RunState(run.state).is_terminal()
-    data = b""
-    size = 0
-    if path and Path(path).exists():
-        with open(path, "rb") as fh:
-            fh.seek(0, 2)
-            size = fh.tell()
-            fh.seek(min(offset, size))
-            data = fh.read(limit)
+    data, size = read_run_log(orch.settings.runs_dir, run_id, path, offset, limit)
     next_offset = min(offset, size) + len(data)
     return s.LogChunk(
         offset=offset,

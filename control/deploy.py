@@ -16,6 +16,7 @@ from control import schemas as s
 from control.dispatch.describe import describe_service
 from control.errors import Conflict, ControlError, InvalidSpec, NotFound
 from control.secrets import new_token, token_hash
+from control.service_keys import new_key, set_new_key
 from control.store import models as m
 
 if TYPE_CHECKING:
@@ -105,6 +106,9 @@ class Deployments:
             reason="waiting for a user to approve (TOUCH_DEPLOY)" if deploy == "TOUCH_DEPLOY" else "",
             adapter=service_adapter(run.adapter),
             token_hash="",
+            # the key of an automatic deploy is shown to nobody: `atom services key NAME` makes one
+            api_key_hash=token_hash(new_key()),
+            public=_public(spec.operator.model_conf, default=not self.settings.service_auth),
         )
         ses.add(service)
         ses.flush()
@@ -172,8 +176,14 @@ class Deployments:
         if external_id:
             await self.adapter(adapter).stop(external_id, grace=5)
 
-    async def approve_service(self, service_id: int) -> None:
-        def check(ses: Session) -> None:
+    async def approve_service(self, service_id: int) -> str | None:
+        """Start a waiting (or stopped) service; returns its new key when approval made one.
+
+        A service waiting for approval gets its key here, shown once in the approving answer; a
+        stopped one that starts again keeps its key.
+        """
+
+        def check(ses: Session) -> str | None:
             svc = ses.get(m.Service, service_id)
             if svc is None:
                 raise NotFound(f"service {service_id} does not exist")
@@ -181,9 +191,13 @@ class Deployments:
                 raise Conflict(
                     f"service {svc.service_name} is {svc.state}; only a waiting or stopped one starts"
                 )
+            if svc.state == s.ServiceState.WAITING_APPROVAL.value and not svc.public:
+                return set_new_key(svc)
+            return None
 
-        await self.db(check)
+        key = await self.db(check)
         await self.start_service(service_id)
+        return key
 
 
 def service_context(ses: Session, svc: m.Service) -> dict[str, Any]:
@@ -217,6 +231,18 @@ def service_context(ses: Session, svc: m.Service) -> dict[str, Any]:
         if low != high:
             out["replicas"] = (max(low, 1), high)
     return out
+
+
+def _public(model_conf: dict[str, Any], *, default: bool) -> bool:
+    """modelConf.servicePublic (true / false) when given, else `default` (settings.service_auth)."""
+    value = model_conf.get("servicePublic")
+    if value is None:
+        return default
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "on", "off", "yes", "no"):
+        return value.strip().lower() in ("true", "on", "yes")
+    if isinstance(value, bool):
+        return value
+    raise InvalidSpec(f"modelConf.servicePublic is {value!r}: use true or false")
 
 
 def _set_service(ses: Session, service_id: int, *, state: s.ServiceState, reason: str) -> None:

@@ -150,11 +150,14 @@ def cmd_run(args: argparse.Namespace, *, verbose: bool = False) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     """`serve`: answer V2 inference requests until SIGTERM; returns the exit code."""
     from runtime_agent.serve import ModelServer, control_loader, create_app, local_loader, serve
+    from runtime_agent.serve_auth import service_gate
 
     settings = _settings()
     configure_logging(settings.log_level)
+    gate = None
     if args.service_id is not None:
         server = ModelServer(control_loader(settings, args.service_id))
+        gate = service_gate(settings, args.service_id)
     else:
         if not args.operator:
             return complain("atom-runtime serve: --model needs --operator module:Class")
@@ -168,7 +171,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         server = ModelServer(loader, name=name)
     logger.info("serving on http://%s:%d (V2 protocol)", args.host, args.port)
-    asyncio.run(serve(create_app(server), host=args.host, port=args.port))
+    asyncio.run(serve(create_app(server, gate=gate), host=args.host, port=args.port))
     return 0
 
 

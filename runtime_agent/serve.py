@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from runtime_agent._aio import call
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
     import httpx
 
+    from runtime_agent.serve_auth import Gate
     from runtime_agent.settings import AgentSettings
 
 logger = logging.getLogger(__name__)
@@ -128,11 +129,12 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def create_app(server: ModelServer, *, load_on_startup: bool = True) -> FastAPI:
+def create_app(server: ModelServer, *, load_on_startup: bool = True, gate: Gate | None = None) -> FastAPI:
     """The V2 FastAPI app for one `ModelServer`.
 
     Args:
         server: the model holder.
+        gate: who may call (`runtime_agent.serve_auth`); None answers everyone (a local `--model`).
         load_on_startup: start loading in the background when the app starts (lifespan); tests
             driving the app through `httpx.ASGITransport` call `await server.load()` themselves.
     """
@@ -149,6 +151,13 @@ def create_app(server: ModelServer, *, load_on_startup: bool = True) -> FastAPI:
         await server.aclose()
 
     app = FastAPI(title="Atom inference (Open Inference Protocol V2)", lifespan=lifespan)
+
+    if gate is not None:
+
+        @app.middleware("http")
+        async def admit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+            refused = await gate.admit(request)
+            return refused if refused is not None else await call_next(request)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from control.api import errors
-from control.api.routes import adapters, agent, code, lamp, render, resources, runs, services
+from control.api.routes import adapters, agent, code, lamp, render, resources, runs, service_keys, services
 from control.api.routes import users as user_routes
 from control.dispatch.registry import build_adapters
 from control.orchestrator import Orchestrator
@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None, *, reconcile: bool = True) -> F
     def healthz() -> dict[str, Any]:
         return {"ok": True, "store": store.engine.url.get_backend_name(), "version": app.version}
 
-    for module in (resources, lamp, runs, services, agent, code, adapters, render):
+    for module in (resources, lamp, runs, services, agent, code, adapters, render, service_keys):
         app.include_router(module.router)
     app.include_router(user_routes.router)
     return app

@@ -312,6 +312,12 @@ class ServiceOut(Wire):
     reason: str = ""
     adapter: str
     created_at: datetime
+    public: bool = False
+    """True: the service answers inference calls without a token."""
+    has_key: bool = False
+    """The service has an inference key (rotate it with POST /api/v1/services/{id}/key to see one)."""
+    api_key: str | None = None
+    """Only in the answer of the call that made the key (approving a TOUCH_DEPLOY service)."""
 
 
 class ServeSpec(Wire):

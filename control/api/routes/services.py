@@ -32,6 +32,8 @@ def service_view(ses: Session, svc: m.Service) -> s.ServiceOut:
         reason=svc.reason,
         adapter=svc.adapter,
         created_at=svc.created_at,
+        public=svc.public,
+        has_key=svc.api_key_hash is not None,
     )
 
 
@@ -65,5 +67,6 @@ async def stop_service(service_id: int, orch: Orch) -> s.ServiceOut:
 
 @router.post("/services/{service_id}/approve", response_model=s.ServiceOut)
 async def approve_service(service_id: int, orch: Orch) -> s.ServiceOut:
-    await orch.approve_service(service_id)
-    return await orch.db(lambda ses: service_view(ses, _get(ses, service_id)))
+    key = await orch.approve_service(service_id)  # a new key is shown in this answer only
+    view = await orch.db(lambda ses: service_view(ses, _get(ses, service_id)))
+    return view.model_copy(update={"api_key": key})

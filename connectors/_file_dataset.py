@@ -34,20 +34,29 @@ from connectors._formats import EXTENSIONS, FrameWriter, translate_errors
 from connectors._paging import concat_frames, slice_frame
 from connectors.base import WriteOptions
 from connectors.errors import TargetNotFound
+from connectors.file_root import FileRoot
 
 PART_KEY = "_atom_part"
 """`DataFrame.attrs` / Arrow metadata key: (part name, rows before that part)."""
 
 
-def list_parts(directory: Path) -> list[Path]:
-    """The part files of a dataset directory, in name order (blocking)."""
+def list_parts(directory: Path, root: FileRoot | None = None) -> list[Path]:
+    """The part files of a dataset directory, in name order (blocking).
+
+    Raises:
+        OutsideRoot: a part is a symlink leading outside `root` (the connection's root folder).
+    """
     if not directory.is_dir():
         if directory.exists():
             raise TargetNotFound(f"{directory} is a file, not a dataset directory: drop the trailing /")
         raise TargetNotFound(
             f"dataset directory {directory} does not exist: check the data source's path", path=str(directory)
         )
-    return sorted(p for p in directory.iterdir() if not p.name.startswith((".", "_")) and p.is_file())
+    parts = sorted(p for p in directory.iterdir() if not p.name.startswith((".", "_")) and p.is_file())
+    if root is not None:
+        for part in parts:
+            root.check(part)
+    return parts
 
 
 def _cursor(cursor: Any) -> dict[str, Any]:
@@ -95,7 +104,7 @@ def dataset_advance(batch: Any, cursor: Any) -> dict[str, Any]:
 
 
 async def dataset_pages(
-    directory: Path, fmt: str, page_rows: int, cursor: Any, arrow: bool
+    directory: Path, fmt: str, page_rows: int, cursor: Any, arrow: bool, *, root: FileRoot | None = None
 ) -> AsyncIterator[Any]:
     """Exact-size pages over every part of `directory` (see the module docstring).
 
@@ -103,7 +112,7 @@ async def dataset_pages(
     """
     cur = _cursor(cursor)
     with translate_errors(directory, "reading"):
-        parts = await asyncio.to_thread(list_parts, directory)
+        parts = await asyncio.to_thread(list_parts, directory, root)
     if cur["part"] is not None:
         parts = [p for p in parts if p.name >= cur["part"]]
     skip = cur["rows"] - cur["part_rows"]
@@ -183,12 +192,15 @@ def exchange(a: Path, b: Path) -> None:
 class DatasetSink(FileSink):
     """A streaming, atomic write to a directory dataset (see the module docstring)."""
 
-    def __init__(self, directory: Path, target: str, options: WriteOptions, fmt: str) -> None:
+    def __init__(
+        self, directory: Path, target: str, options: WriteOptions, fmt: str, *, root: FileRoot | None = None
+    ) -> None:
         # stage beside the directory, so a new dataset does not show up (empty) before the commit
         super().__init__(
             directory.with_name(directory.name + ".staging"), target, options, fmt, name=directory
         )
         self.directory = directory
+        self.root = root
 
     def _check_columns(self, batch: pd.DataFrame) -> None:
         """Parts may differ in columns; nothing to check before staging."""
@@ -216,7 +228,7 @@ class DatasetSink(FileSink):
         fresh.mkdir()
         try:
             if self.options.mode == "upsert" and directory.is_dir():
-                for part in list_parts(directory):
+                for part in list_parts(directory, self.root):
                     if part.name != name:
                         self._filter_part(part, fresh / part.name)
             os.rename(staged, fresh / name)

@@ -12,12 +12,14 @@ AtomError                                   # root; picklable, crosses Ray and p
     │   └─ ObjectChanged                    # a remote object changed while it was downloaded
     ├─ AuthenticationFailed(Permanent)      # wrong account or password
     ├─ PermissionDenied(Permanent)          # authenticated, but may not read/write that
+    │   └─ OutsideRoot(ConnectorConfigError) # a FILE path that leaves its connection's root folder
     ├─ TargetNotFound(Permanent)            # table, key, object or file missing
     ├─ BatchDecodeError(Permanent)          # data that cannot be turned into a DataFrame
     │   └─ SchemaChanged                    # the columns changed between two pages of one read
     ├─ RequestRejected(Permanent)           # the store refused a query or rows (syntax, constraint)
     └─ ConnectorConfigError(ConfigError)    # a setting that cannot work (no paging key, bad format)
-        └─ CacheDiskFull(Permanent)         # the file cache's disk is full / object over the limit
+        ├─ CacheDiskFull(Permanent)         # the file cache's disk is full / object over the limit
+        └─ UnsafeArchive                    # a tar/zip member that would land outside its folder
 control/errors.py:       ControlError subtree (NotFound, Conflict, InvalidTransition, ...)
 runtime_agent/errors.py: OperatorError subtree (OperatorLoadError, OperatorFailed, ...)
 ```
@@ -126,3 +128,12 @@ class ObjectChanged(SourceUnavailable):
 
 class CacheDiskFull(ConnectorConfigError, Permanent):
     """The cache directory's disk has no room (ENOSPC), or an object exceeds the cache's size limit."""
+
+
+class OutsideRoot(PermissionDenied, ConnectorConfigError):
+    """A FILE path (`..`, an absolute path, a symlink) that leads outside its connection's root folder."""
+
+
+class UnsafeArchive(ConnectorConfigError):
+    """A tar or zip archive with a member that would land outside the folder it is unpacked into
+    (`..`, an absolute name, a link pointing out, a device); the whole archive is refused."""

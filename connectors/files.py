@@ -1,10 +1,14 @@
 """FILE connector: local files, directory datasets and HTTP(S) URLs as DataFrames, and local objects.
 
-A FILE connection's `addr` (or `source_conf["root"]`) is an optional base: a directory, or an
-`http(s)://` base URL. A target is a path relative to it, an absolute path, a `file://` URI or
-an `http(s)://` URL; a target ending in "/" is a directory dataset (part files in name order,
-see `connectors._file_dataset`). The format comes from `ReadOptions.data_format` or the
-extension (`connectors._formats`); pages are exact-size and resumable (csv/jsonl by byte offset).
+A FILE connection's `addr` (or `source_conf["root"]`) is an optional base: a directory (its root
+folder), or an `http(s)://` base URL. A target is a path relative to it, an absolute path or a
+`file://` URI under it, or an `http(s)://` URL; a target ending in "/" is a directory dataset
+(part files in name order, see `connectors._file_dataset`). Every local path (reads, sinks,
+objects, datasets' part files) stays inside the root folder: `..`, absolute paths elsewhere and
+symlinks pointing out are refused with `OutsideRoot` (see `connectors.file_root`; a connection
+without a root folder is rooted at the working directory). The format comes from
+`ReadOptions.data_format` or the extension (`connectors._formats`); pages are exact-size and
+resumable (csv/jsonl by byte offset).
 
 HTTP targets are read through the shared download cache (`connectors.cache`): parallel byte
 ranges into a content-addressed local file that other readers (in this process or others)
@@ -20,20 +24,22 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 from urllib.parse import unquote, urljoin, urlparse
 
-from connectors._atomic import bytes_atomically, copy_atomically
+from connectors._atomic import bytes_atomically, copy_atomically, write_atomically
 from connectors._file_dataset import DatasetSink, dataset_advance, dataset_pages
 from connectors._file_sink import FileSink
 from connectors._formats import detect_format, file_pages, format_advance, translate_errors
 from connectors._options import conf_float
 from connectors._paging import DEFAULT_PAGE_ROWS, PagedReader, resumable_pages
 from connectors.base import ConnectionConfig, Connector, ObjectInfo, ReadOptions, Sink, WriteOptions
-from connectors.errors import ConnectorConfigError, PermissionDenied, TargetNotFound
+from connectors.errors import ConnectorConfigError, TargetNotFound
+from connectors.file_root import FileRoot, open_inside, read_inside
 
 if TYPE_CHECKING:
     from connectors.cache import CachedFile, FileCache
@@ -57,6 +63,11 @@ def _is_url(text: str) -> bool:
     return text.startswith(("http://", "https://"))
 
 
+def _copy_from(src: BinaryIO, tmp: Path) -> None:
+    with open(tmp, "wb") as out:
+        shutil.copyfileobj(src, out, 1 << 20)
+
+
 class FileConnector(Connector):
     """Local files (and HTTP(S) URLs) through one optional base directory or base URL.
 
@@ -72,7 +83,7 @@ class FileConnector(Connector):
 
         Args:
             config: `addr` or `source_conf["root"]` is the base directory or base URL ("" = none:
-                relative paths are taken from the working directory).
+                local paths are taken from, and kept inside, the working directory).
         """
         super().__init__(config)
         root = config.addr or str(config.source_conf.get("root", "") or "")
@@ -84,27 +95,44 @@ class FileConnector(Connector):
             self.base_url = root if root.endswith("/") else root + "/"
         elif root:
             self.root = Path(root).expanduser()
+        self._fence: FileRoot | None = None
         self._cache: FileCache | None = None
         self._own_cache = False
         self._pins: list[CachedFile] = []
 
     # -- paths -----------------------------------------------------------------------------------
 
-    def resolve(self, target: str) -> Path:
-        """The local file a target names: `file://` URIs and absolute paths as they are, else under the base.
+    @property
+    def file_root(self) -> FileRoot:
+        """The folder every local path of this connection stays in (the base directory, else the cwd)."""
+        if self._fence is None:
+            self._fence = FileRoot(self.root)
+        return self._fence
+
+    def resolve(self, target: str, *, writable: bool = False) -> Path:
+        """The local file a target names, resolved inside the root folder (see `locate`).
 
         Raises:
             ConnectorConfigError: the target is an HTTP(S) URL.
+            OutsideRoot: the target leads outside the root folder.
         """
-        location = self.locate(target)
+        location = self.locate(target, writable=writable)
         if isinstance(location, str):
             raise ConnectorConfigError(
                 f"{self._display(location)} is an HTTP URL, not a local path: read it, or use a local target"
             )
         return location
 
-    def locate(self, target: str) -> Path | str:
-        """A local `Path`, or the absolute URL (a `str`) of an HTTP target."""
+    def locate(self, target: str, *, writable: bool = False) -> Path | str:
+        """A local `Path` resolved inside the root folder, or the absolute URL (a `str`) of an HTTP target.
+
+        Args:
+            target: a path, `file://` URI or URL.
+            writable: the path is written to (the root folder itself is refused).
+
+        Raises:
+            OutsideRoot: `..`, an absolute path or a symlink leads outside the root folder.
+        """
         if not target:
             raise ConnectorConfigError("empty FILE target: give a file path or URL")
         if _is_url(target):
@@ -112,23 +140,11 @@ class FileConnector(Connector):
         if self.base_url is not None and not target.startswith(("/", "file://")):
             return urljoin(self.base_url, target)
         raw = _file_uri_path(target) if target.startswith("file://") else target
-        path = Path(raw).expanduser()
-        if path.is_absolute() or self.root is None:
-            return path
-        return self.root / path
+        return self.file_root.contain(Path(raw).expanduser(), shown=target, writable=writable)
 
-    def _object_path(self, path: str) -> Path:
-        """An object path, refused if it escapes the base directory."""
-        resolved = self.resolve(path)
-        if self.root is not None:
-            base = self.root.resolve()
-            if not resolved.resolve().is_relative_to(base):
-                raise PermissionDenied(
-                    f"object path {path!r} is outside the connection's base directory {base}: "
-                    "use a path inside it",
-                    path=path,
-                )
-        return resolved
+    def _object_path(self, path: str, *, writable: bool = False) -> Path:
+        """An object's local path, inside the root folder."""
+        return self.resolve(path, writable=writable)
 
     # -- read ------------------------------------------------------------------------------------
 
@@ -166,8 +182,10 @@ class FileConnector(Connector):
             fmt = detect_format(location, options.data_format)
             name = f"{location}/"
 
+            fence = self.file_root
+
             def open_pages(cursor: Any) -> AsyncIterator[Any]:
-                return dataset_pages(Path(location), fmt, page_rows, cursor, arrow)
+                return dataset_pages(Path(location), fmt, page_rows, cursor, arrow, root=fence)
 
             advance = dataset_advance
         else:
@@ -268,10 +286,10 @@ class FileConnector(Connector):
         options = options or WriteOptions()
         if options.mode == "upsert" and not options.key:
             raise ConnectorConfigError("mode upsert needs key columns: pass key='id' (or a list)")
-        path = self._refuse_http(self.locate(target), "write to")
+        path = self._refuse_http(self.locate(target, writable=True), "write to")
         if target.endswith("/"):
             fmt = detect_format(path, options.data_format)
-            return DatasetSink(path, target, options, fmt)
+            return DatasetSink(path, target, options, fmt, root=self.file_root)
         return FileSink(path, target, options, detect_format(path, options.data_format))
 
     # -- objects -----------------------------------------------------------------------------------
@@ -288,12 +306,12 @@ class FileConnector(Connector):
                 return await asyncio.to_thread(cached.path.read_bytes)
         file = self._object_path(path)
         with translate_errors(file, "reading"):
-            return await asyncio.to_thread(file.read_bytes)
+            return await asyncio.to_thread(read_inside, file, self.file_root, shown=path)
 
     async def put_object(self, path: str, data: bytes) -> str:
         """Store `data` at `path` under the base directory, atomically; returns its `file://` URI."""
-        self._refuse_http(self.locate(path), "store")
-        file = self._object_path(path)
+        self._refuse_http(self.locate(path, writable=True), "store")
+        file = self._object_path(path, writable=True)
 
         with translate_errors(file, "writing"):
             await asyncio.to_thread(bytes_atomically, data, file)
@@ -311,7 +329,9 @@ class FileConnector(Connector):
             return ObjectInfo(path, remote.size, remote.validator)
         file = self._object_path(path)
         with translate_errors(file, "reading"):
-            st = await asyncio.to_thread(os.stat, file)
+            st = await asyncio.to_thread(os.stat, file, follow_symlinks=False)
+        if stat.S_ISLNK(st.st_mode):  # swapped for a symlink after the check
+            raise self.file_root.refusal(path, "was swapped for a symlink, which may lead outside")
         if stat.S_ISDIR(st.st_mode):
             raise ConnectorConfigError(f"{file} is a directory, not an object: name a file", path=str(file))
         return ObjectInfo(path, st.st_size, _file_etag(st), st.st_mtime)
@@ -320,7 +340,7 @@ class FileConnector(Connector):
         """Every file under the base directory whose relative path starts with `prefix`, in path order."""
         if self.root is None:
             raise ConnectorConfigError("listing objects needs a FILE connection with a base directory (addr)")
-        root = self.root
+        root, fence = self.root, self.file_root
 
         def scan() -> list[ObjectInfo]:
             found = []
@@ -328,7 +348,8 @@ class FileConnector(Connector):
                 for fname in names:
                     full = Path(dirpath) / fname
                     rel = full.relative_to(root).as_posix()
-                    if rel.startswith(prefix) and not fname.startswith("."):
+                    # a symlink leading out of the root is not an object of this connection
+                    if rel.startswith(prefix) and not fname.startswith(".") and fence.holds(full):
                         st = full.stat()
                         found.append(ObjectInfo(rel, st.st_size, _file_etag(st), st.st_mtime))
             return sorted(found, key=lambda o: o.path)
@@ -364,23 +385,26 @@ class FileConnector(Connector):
         location = self.locate(path)
         target = Path(dest)
 
-        def copy(src: Path) -> None:
-            copy_atomically(src, target)
-
         if isinstance(location, str):
             async with await self._fetch(location) as cached:
                 with translate_errors(target, "writing"):
-                    await asyncio.to_thread(copy, cached.path)
+                    await asyncio.to_thread(copy_atomically, cached.path, target)
             return dest
         file = self._object_path(path)
+        fence = self.file_root
+
+        def copy_in() -> None:
+            with os.fdopen(open_inside(file, fence, shown=path), "rb") as src:
+                write_atomically(target, lambda tmp: _copy_from(src, tmp))
+
         with translate_errors(file, "reading"):
-            await asyncio.to_thread(copy, file)
+            await asyncio.to_thread(copy_in)
         return dest
 
     async def upload(self, src: str, path: str) -> str:
         """Copy the local file `src` to `path` under the base directory, atomically; returns its URI."""
-        self._refuse_http(self.locate(path), "upload to")
-        file = self._object_path(path)
+        self._refuse_http(self.locate(path, writable=True), "upload to")
+        file = self._object_path(path, writable=True)
 
         with translate_errors(file, "writing"):
             await asyncio.to_thread(copy_atomically, src, file)

@@ -18,12 +18,14 @@ import re
 import stat
 import tarfile
 import tempfile
+import zipfile
 from collections.abc import AsyncIterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from connectors.errors import ConfigError
+from connectors.errors import ConfigError, UnsafeArchive
+from connectors.safe_archive import check_archive
 from control.errors import ControlError, InvalidSpec, NotFound, TooLarge
 
 DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
@@ -48,6 +50,29 @@ class NotAnArchive(ControlError, ConfigError):
     """An upload that is neither a tar.gz nor a zip (415)."""
 
     status_code = 415
+
+
+class UnsafeBundle(ControlError, ConfigError):
+    """An archive with a member that would unpack outside its folder: `..`, absolute, a link out,
+    a device (422)."""
+
+    status_code = 422
+
+
+def check_members(path: Path, size: int) -> None:
+    """Read every member header of a stored upload; refuse unreadable or unsafe archives (blocking).
+
+    Raises:
+        NotAnArchive: the bytes do not read as a tar.gz or zip (415).
+        UnsafeBundle: a member would unpack outside its folder (422).
+    """
+    what = f"the uploaded code ({size} bytes)"
+    try:
+        check_archive(path, what)
+    except UnsafeArchive as exc:
+        raise UnsafeBundle(str(exc), member=exc.context.get("member")) from exc
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise NotAnArchive(f"{what} is not a readable tar.gz or zip ({exc}): upload it again") from exc
 
 
 @dataclass(frozen=True)
@@ -141,7 +166,8 @@ class CodeStore:
 
         Raises:
             CodeTooLarge: over `max_bytes` (announced, or counted while reading).
-            NotAnArchive: not a tar.gz or zip.
+            NotAnArchive: not a tar.gz or zip (or not a readable one).
+            UnsafeBundle: a member would unpack outside its folder.
         """
         if length is not None and length > self.max_bytes:
             raise self.too_large(length)
@@ -176,6 +202,7 @@ class CodeStore:
                     f"the uploaded code ({size} bytes) is neither a tar.gz nor a zip: "
                     "upload a directory with `atom apply`, or an archive of it"
                 )
+            await asyncio.to_thread(check_members, tmp, size)
             hexdigest = hasher.hexdigest()
             final = self.blobs / hexdigest
             created = not final.exists()

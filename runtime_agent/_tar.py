@@ -1,25 +1,20 @@
-"""Unpacking tar archives safely on every Python 3.11: extraction filters came in 3.11.4, and the
-agent image's Debian bookworm has 3.11.2."""
+"""Unpacking tar archives safely on every Python 3.11 (extraction filters came in 3.11.4, and the
+agent image's Debian bookworm has 3.11.2): the checks live in `connectors.safe_archive`."""
 
 from __future__ import annotations
 
 import tarfile
 from pathlib import Path
 
+from connectors.safe_archive import extract_tar
 
-def extract_all(tar: tarfile.TarFile, dest: Path) -> None:
-    """`tar.extractall(dest, filter="data")`; where filters do not exist, the same refusals made here.
+
+def extract_all(tar: tarfile.TarFile, dest: Path, what: str = "archive") -> None:
+    """Check every member, then `tar.extractall(dest, filter="data")` (see `connectors.safe_archive`).
 
     Raises:
-        tarfile.TarError: a member is a link, a device, or would land outside `dest`.
+        UnsafeArchive: a member would land outside `dest`, a link points out, or a device; nothing
+            was written.
+        tarfile.TarError: the archive is damaged.
     """
-    if hasattr(tarfile, "data_filter"):
-        tar.extractall(dest, filter="data")
-        return
-    base = dest.resolve()
-    for member in tar.getmembers():
-        if not (member.isfile() or member.isdir()) or not (dest / member.name).resolve().is_relative_to(base):
-            raise tarfile.TarError(
-                f"member {member.name!r} is not a plain file inside the archive's directory"
-            )
-    tar.extractall(dest)  # noqa: S202 - every member was checked above
+    extract_tar(tar, dest, what)

@@ -1,7 +1,10 @@
 """Model files: pack a model directory as model.tar.gz, store it through a connector, fetch and unpack it.
 
 Object path: `<modelName>/run-<runId>/model.tar.gz` in the model's connection (a FILE connection
-with no base directory stores under `<ATOM_DATA_DIR>/models`).
+with no base directory stores under `<ATOM_DATA_DIR>/models`). Like every FILE path, a model's
+address stays inside its connection's root folder; a model without a connection is read only
+from the agent's own model folder. Archives unpack through `connectors.safe_archive`: a member
+that would land outside the model folder refuses the whole archive.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import tarfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from connectors.errors import OutsideRoot, UnsafeArchive
 from runtime_agent._tar import extract_all
 from runtime_agent.errors import ModelError
 
@@ -62,7 +66,9 @@ def unpack(data: bytes | Path, dest: Path) -> Path:
     try:
         source = {"name": data} if isinstance(data, Path) else {"fileobj": io.BytesIO(data)}
         with tarfile.open(mode="r:*", **source) as tar:
-            extract_all(tar, dest)
+            extract_all(tar, dest, "model archive")
+    except UnsafeArchive as exc:
+        raise ModelError(str(exc)) from exc
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise ModelError(f"model archive cannot be unpacked: {exc}") from exc
     return dest
@@ -136,6 +142,13 @@ async def download(
     except NotImplementedError:  # stores without files (MYSQL's object table)
         data = await conn.get_object(address)
         logger.info("fetched model %s (%d bytes)", address, len(data))
+    except OutsideRoot as exc:
+        if connection is not None:
+            raise
+        raise ModelError(
+            f"model {address!r} lies outside this agent's model folder {str(default_base)!r}: "
+            "give the model a FILE connection whose root holds it"
+        ) from exc
     if name.endswith((".tar.gz", ".tgz", ".tar")):
         return await asyncio.to_thread(unpack, data, dest)
     return await asyncio.to_thread(_write_single, data, dest / (name or "model.bin"))

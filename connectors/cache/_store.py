@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from typing import Any
 from connectors.cache._lock import exclusive, is_locked, shared_pin, try_exclusive
 from connectors.errors import CacheDiskFull
 from connectors.ranged import RemoteObject
+
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +76,13 @@ class Store:
             d.mkdir(parents=True, exist_ok=True)
 
     def blob_path(self, digest: str) -> Path:
+        """The blob for a content digest; anything but 64 hex digits (a tampered index) is refused.
+
+        Raises:
+            ValueError: `digest` is not a sha256 hex digest, so no path is built from it.
+        """
+        if not _HEX_DIGEST.fullmatch(digest):
+            raise ValueError(f"cache digest {digest[:80]!r} is not a sha256 hex digest")
         return self.blobs / digest[:2] / digest
 
     def lock_path(self, key: str) -> Path:
@@ -83,8 +93,8 @@ class Store:
     def read_index(self, key: str) -> dict[str, Any] | None:
         try:
             with open(self.index / f"{key}.json", encoding="utf-8") as fh:
-                data: dict[str, Any] = json.load(fh)
-            return data
+                data = json.load(fh)
+            return data if isinstance(data, dict) else None
         except (FileNotFoundError, ValueError):
             return None
 
@@ -105,7 +115,11 @@ class Store:
         record = self.read_index(key)
         if record is None:
             return None
-        digest = str(record["digest"])
+        digest = str(record.get("digest", ""))
+        if not _HEX_DIGEST.fullmatch(digest):  # not written by the cache: drop it, fetch again
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.index / f"{key}.json")
+            return None
         path = self.blob_path(digest)
         fd = shared_pin(path)
         if fd is None:  # evicted: the index entry is stale
@@ -245,7 +259,8 @@ class Store:
         for item in self.index.glob("*.json"):
             with contextlib.suppress(OSError, ValueError, KeyError):
                 record = json.loads(item.read_text(encoding="utf-8"))
-                if not self.blob_path(str(record["digest"])).exists():
+                digest = str(record["digest"])
+                if not _HEX_DIGEST.fullmatch(digest) or not self.blob_path(digest).exists():
                     item.unlink()
                     dropped += 1
         return dropped

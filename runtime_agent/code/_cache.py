@@ -15,7 +15,8 @@ import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-from runtime_agent._tar import extract_all
+from connectors.errors import UnsafeArchive
+from connectors.safe_archive import unpack as safe_unpack
 from runtime_agent.errors import CodeFetchError
 
 _USERINFO = re.compile(r"(://)[^/@\s]+@")
@@ -71,22 +72,16 @@ async def build_once(root: Path, final: Path, build: Callable[[Path], Awaitable[
 
 
 def unpack(archive: Path, dest: Path, what: str) -> None:
-    """Unpack a tar(.gz) or zip into `dest`, refusing members that would land outside it.
+    """Unpack a tar(.gz) or zip into `dest`; one member that would land outside it refuses the archive.
 
     Raises:
-        CodeFetchError: not a readable archive, or an unsafe member (`what` names the code).
+        CodeFetchError: not a readable archive, or an unsafe member (`what` names the code; see
+            `connectors.safe_archive`).
     """
     try:
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as zf:
-                base = dest.resolve()
-                for name in zf.namelist():
-                    if not (dest / name).resolve().is_relative_to(base):
-                        raise CodeFetchError(f"{what}: member {name!r} would unpack outside its directory")
-                zf.extractall(dest)
-        else:
-            with tarfile.open(archive, "r:*") as tar:
-                extract_all(tar, dest)
+        safe_unpack(archive, dest, what)
+    except UnsafeArchive as exc:
+        raise CodeFetchError(str(exc)) from exc
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
         raise CodeFetchError(f"{what}: not a readable tar.gz or zip ({exc})") from exc
 

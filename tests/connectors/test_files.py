@@ -126,13 +126,16 @@ async def test_gzip_csv_by_extension(files: FileConnector, base: Path) -> None:
 
 async def test_absolute_path_file_uri_and_root_from_source_conf(tmp_path: Path) -> None:
     path = tmp_path / "x" / "abs.parquet"
-    conn = open_connector(ConnectionConfig("FILE", source_conf={"root": str(tmp_path / "elsewhere")}))
-    await conn.write(sample_frame(5), str(path))
+    conn = open_connector(ConnectionConfig("FILE", source_conf={"root": str(tmp_path / "x")}))
+    await conn.write(sample_frame(5), str(path))  # absolute, but under the root
     assert path.exists()
     got = joined(await collect(conn.read(path.as_uri())))
     assert_same_rows(got, sample_frame(5))
     via_url = open_connector(f"file://{tmp_path}/x")
     assert_same_rows(joined(await collect(via_url.read("abs.parquet"))), sample_frame(5))
+    elsewhere = open_connector(ConnectionConfig("FILE", source_conf={"root": str(tmp_path / "elsewhere")}))
+    with pytest.raises(PermissionDenied, match="outside the connection's root"):
+        elsewhere.read(path.as_uri())
 
 
 async def test_missing_file_names_the_path(files: FileConnector, base: Path) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from connectors.errors import UnsafeArchive
 from runtime_agent._tar import extract_all
 
 
@@ -44,6 +45,6 @@ def test_plain_members_are_unpacked(filters: str, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("evil", ["escape", "link"])
 def test_members_that_leave_the_directory_are_refused(filters: str, evil: str, tmp_path: Path) -> None:
-    with tarfile.open(_archive(tmp_path / "bad.tar.gz", evil=evil)) as tar, pytest.raises(tarfile.TarError):
+    with tarfile.open(_archive(tmp_path / "bad.tar.gz", evil=evil)) as tar, pytest.raises(UnsafeArchive):
         extract_all(tar, tmp_path / "out")
     assert not (tmp_path / "escaped.txt").exists()

@@ -16,8 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from control import launch, runs
+from control import audit, launch, runs
 from control import schemas as s
+from control.access import Principal
 from control.deploy import Deployments
 from control.dispatch import Adapter, planner
 from control.dispatch.describe import RunNames, describe_run, needs_ray
@@ -93,15 +94,21 @@ class Orchestrator(Deployments):
 
     # -- runs -------------------------------------------------------------------------------
 
-    async def start_node(self, event: s.TaskEvent) -> list[int]:
+    async def start_node(self, event: s.TaskEvent, who: Principal | None = None) -> list[int]:
         """startNodeTask: create the run(s) and dispatch those not waiting for upstream runs.
 
         An exam's waiting runs are dispatched later by the reconcile loop. When a dispatch fails
         (the run is then failed), the others are still dispatched before the error is raised.
         """
-        created = await self.db(
-            lambda ses: launch.start_task(session=ses, event=event, adapter=self.place_run)
-        )
+
+        def create(ses: Session) -> list[tuple[m.Runtime, str | None]]:
+            made = launch.start_task(session=ses, event=event, adapter=self.place_run)
+            for run, _ in made:
+                if who is not None:
+                    audit.record(ses, who, "start", "run", run.id, space_id=run.space_id, node=run.node_name)
+            return made
+
+        created = await self.db(create)
         failure: ControlError | None = None
         for run, token in created:
             if token is None:
@@ -114,7 +121,9 @@ class Orchestrator(Deployments):
             raise failure
         return [run.id for run, _ in created]
 
-    async def create_operators(self, payload: s.CreateOperatorsPayload) -> list[int]:
+    async def create_operators(
+        self, payload: s.CreateOperatorsPayload, who: Principal | None = None
+    ) -> list[int]:
         """Run a training operator from a full seed payload: no node, no stored relation."""
         spec = payload.task_spec(self.vault.encrypt)
 
@@ -138,7 +147,7 @@ class Orchestrator(Deployments):
                     ses.flush()
                 spec.model.model_id = model.id
             spec.space_id = space_id
-            return launch.new_runtime(
+            made = launch.new_runtime(
                 session=ses,
                 spec=spec,
                 space_id=space_id,
@@ -146,6 +155,9 @@ class Orchestrator(Deployments):
                 adapter=self.place_run,
                 reason="create_operators",
             )
+            if who is not None:
+                audit.record(ses, who, "start", "run", made[0].id, space_id=space_id, via="create_operators")
+            return made
 
         run, token = await self.db(create)
         await self.dispatch(run.id, token)
@@ -211,11 +223,13 @@ class Orchestrator(Deployments):
 
         await self.db(dispatched)
 
-    async def stop_run(self, run_id: int, reason: str) -> s.RunOut:
+    async def stop_run(self, run_id: int, reason: str, who: Principal | None = None) -> s.RunOut:
         def stop(ses: Session) -> tuple[s.RunOut, str | None, str]:
             run = runs.get_run(session=ses, run_id=run_id)
             if s.RunState(run.state).is_terminal():
                 raise Conflict(f"run {run_id} already ended as {run.state}")
+            if who is not None:
+                audit.record(ses, who, "stop", "run", run_id, space_id=run.space_id, reason=reason)
             run.stop_requested = True
             runs.transition(session=ses, run=run, to=s.RunState.STOPPED, reason=reason)
             sched = runs.schedule_of(session=ses, run_id=run_id)

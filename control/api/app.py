@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from control.api import errors
 from control.api.routes import adapters, agent, code, lamp, render, resources, runs, service_keys, services
+from control.api.routes import audit as audit_routes
 from control.api.routes import users as user_routes
 from control.dispatch.registry import build_adapters
 from control.orchestrator import Orchestrator
@@ -73,4 +74,5 @@ def create_app(settings: Settings | None = None, *, reconcile: bool = True) -> F
     for module in (resources, lamp, runs, services, agent, code, adapters, render, service_keys):
         app.include_router(module.router)
     app.include_router(user_routes.router)
+    app.include_router(audit_routes.router)
     return app

@@ -134,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN_ID")
     p.add_argument("--reason", default="stopped by user")
 
-    command("services", "list inference services", services.cmd_services)
+    p = command("services", "list services; `key NAME`: new key; `public NAME on|off`", services.cmd_services)
+    services.register(p)
 
     p = command(
         "render",
@@ -156,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--label", metavar="COLUMN", help="leave this column out and show it beside the predictions"
     )
     p.add_argument("--raw", action="store_true", help="print the V2 response as JSON")
+    p.add_argument("--key", help="the service's key (default: send the token used for control)")
 
     p = command("quickstart", "make a dataset, train on it, serve the model, predict: one command",
                 quickstart.cmd_quickstart)  # fmt: skip

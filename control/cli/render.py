@@ -215,7 +215,7 @@ def metrics_table(points: Iterable[MetricPoint]) -> Table:
 
 def services_table(services: Sequence[ServiceOut]) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for header in ("ID", "NAME", "MODEL", "ENDPOINT", "STATE", "WEIGHT"):
+    for header in ("ID", "NAME", "MODEL", "ENDPOINT", "STATE", "WEIGHT", "ACCESS"):
         table.add_column(header, no_wrap=True, justify="right" if header in ("ID", "WEIGHT") else "left")
     for s in services:
         state = state_text(s.state)
@@ -228,6 +228,7 @@ def services_table(services: Sequence[ServiceOut]) -> Table:
             s.endpoint or "-",
             state,
             f"{s.traffic_weight}%",
+            "public" if s.public else "key set" if s.has_key else "token",
         )
     return table
 

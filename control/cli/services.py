@@ -2,6 +2,11 @@
 
 A request carries one input per column (MLServer's pandas codec: `content_type: pd`),
 so feature names travel with the data; a complete V2 body given with `--json` is sent as it is.
+
+A service that is not public needs a token: `atom predict` sends the token it uses for control
+(a user token reaching the service's space), or the service's own key given with `--key`.
+`atom services key NAME` makes a new key (shown once; the former stops working within seconds);
+`atom services public NAME on|off` opens or closes the service to callers without a token.
 """
 
 from __future__ import annotations
@@ -31,7 +36,18 @@ if TYPE_CHECKING:
 _DATATYPES = {"f": "FP64", "i": "INT64", "u": "UINT64", "b": "BOOL"}
 
 
+def register(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """`atom services [key NAME | public NAME on|off]` on the `services` parser."""
+    p.add_argument("action", nargs="?", choices=("key", "public"), help="key: a new key; public: on or off")
+    p.add_argument("name", nargs="?", metavar="SERVICE", help="service id or name")
+    p.add_argument("value", nargs="?", choices=("on", "off"), help="with public")
+    return p
+
+
 async def cmd_services(ctx: Context, args: argparse.Namespace) -> int:
+    action = getattr(args, "action", None)
+    if action is not None:
+        return await cmd_service_access(ctx, action, args.name, getattr(args, "value", None))
     async with ctx.client() as client:
         try:
             services = await list_services(client, ctx.space)
@@ -44,6 +60,35 @@ async def cmd_services(ctx: Context, args: argparse.Namespace) -> int:
         ctx.err.print(f"no services in space {ctx.space!r}", style="dim")
         return 0
     ctx.out.print(render.services_table(services))
+    if any(s.has_key and not s.public for s in services):
+        ctx.err.print(
+            "key: set (rotate with `atom services key NAME`); `atom predict` sends your token", style="dim"
+        )
+    return 0
+
+
+async def cmd_service_access(ctx: Context, action: str, ref: str | None, value: str | None) -> int:
+    """`atom services key NAME` (a new key, printed once) or `atom services public NAME on|off`."""
+    if not ref:
+        raise UsageError(f"atom services {action}: name the service (id or name)")
+    if action == "public" and value is None:
+        raise UsageError("atom services public: say on or off")
+    async with ctx.client() as client:
+        service = await find_service(client, ctx.space, ref)
+        if action == "key":
+            body = await client.request("POST", f"/api/v1/services/{service.id}/key")
+        else:
+            await client.request("PATCH", f"/api/v1/services/{service.id}", json={"public": value == "on"})
+    if action == "public":
+        state = "answers without a token" if value == "on" else "needs a key or a token"
+        ctx.out.print(f"service {service.service_name} {state} (within seconds)")
+        return 0
+    ctx.err.print(
+        f"new key of service {service.service_name}; it is shown only now, and the former key stops "
+        "working within seconds. Send it as 'Authorization: Bearer <key>' (or atom predict --key):",
+        style="dim",
+    )
+    ctx.out.file.write(str(body["key"]) + "\n")
     return 0
 
 
@@ -98,17 +143,22 @@ async def infer(
     service: ServiceOut,
     body: dict[str, Any],
     *,
+    token: str | None = None,
     http_timeout: float = 60.0,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> dict[str, Any]:
     """Send one V2 infer request to a service; return the decoded response.
+
+    Args:
+        token: the service's key or a user token, sent as `Authorization: Bearer`.
 
     Raises:
         ControlUnreachable: nothing answers at the endpoint.
         ControlAPIError: the service answered with an error.
     """
     urls = infer_urls(service)
-    async with httpx.AsyncClient(timeout=http_timeout, transport=transport) as http:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(timeout=http_timeout, transport=transport, headers=headers) as http:
         for i, url in enumerate(urls):
             try:
                 resp = await http.post(url, json=body)
@@ -121,6 +171,8 @@ async def infer(
                     detail = resp.json().get("error") or resp.json().get("msg") or resp.text
                 except ValueError:
                     detail = resp.text or resp.reason_phrase
+                if resp.status_code in (401, 403):
+                    detail = f"{detail} (atom predict sends your token; or pass --key with the service's key)"
                 raise ControlAPIError(
                     f"service {service.service_name!r} answered {resp.status_code}: {detail}",
                     status_code=resp.status_code,
@@ -234,7 +286,8 @@ async def cmd_predict(ctx: Context, args: argparse.Namespace) -> int:
     frame, body, truth = _load(args)
     async with ctx.client() as client:
         service = await find_service(client, ctx.space, args.service)
-    response = await infer(service, body, transport=ctx.transport)
+    key = getattr(args, "key", None)
+    response = await infer(service, body, token=key or ctx.token, transport=ctx.transport)
     table = outputs_table(response, len(frame), truth) if frame is not None else None
     if table is None or args.raw:
         ctx.out.file.write(json.dumps(response, indent=2) + "\n")

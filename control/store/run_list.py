@@ -8,7 +8,7 @@ others exactly). Node filters use ranges, not LIKE, so `ix_runtimes_node_name` s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -123,6 +123,7 @@ def ordering(key: s.RunSort, *, desc: bool, dialect: str, now: datetime | None =
 def filters(
     *,
     space_id: int | None = None,
+    space_ids: Collection[int] | None = None,
     node: str | None = None,
     state: s.RunState | None = None,
     q: str | None = None,
@@ -131,6 +132,8 @@ def filters(
     conditions: list[ColumnElement[bool]] = []
     if space_id is not None:
         conditions.append(R.space_id == space_id)
+    if space_ids is not None:
+        conditions.append(R.space_id.in_(sorted(space_ids)))
     if node is not None:
         conditions.append(R.node_name == node)
     if state is not None:
@@ -161,6 +164,7 @@ def list_runs(
     *,
     session: Session,
     space_id: int | None = None,
+    space_ids: Collection[int] | None = None,
     node: str | None = None,
     state: s.RunState | None = None,
     q: str | None = None,
@@ -173,13 +177,14 @@ def list_runs(
 
     Args:
         space_id: only runs of this space.
+        space_ids: only runs of these spaces (the caller's; None: every run, with or without a space).
         node: only runs of the node with exactly this name.
         state: only runs in this state.
         q: the text filter (see the module docstring).
         sort: the sort key; ties are broken by id, newest first.
         desc: largest first (NULLs last either way).
     """
-    conditions = filters(space_id=space_id, node=node, state=state, q=q)
+    conditions = filters(space_id=space_id, space_ids=space_ids, node=node, state=state, q=q)
     total = count(session=session, stmt=select(R.id).where(*conditions))
     if total == 0 or offset >= total:
         return [], total

@@ -36,7 +36,7 @@ def tenancy(app: FastAPI, *, public: bool = False, space: str = "alpha") -> Tena
             ("mona", home, Role.MEMBER, Scope.WRITE),
             ("otto", other, Role.OWNER, Scope.ADMIN),
         ):
-            user = create_user(ses, name, "a long enough password")
+            user = create_user(ses, name)
             set_member(ses, where, user, role)
             tokens.append(issue_token(ses, user, "cli", scope=scope, expires_at=None).secret)
         model = m.Model(space_id=home.id, model_name="tabular")

@@ -99,6 +99,7 @@ async def test_describe_shows_the_infer_url_and_c_copies_the_endpoint(
         assert app.clipboard == ENDPOINT
         await pilot.press("C")
         assert app.clipboard.startswith(f"curl -s -X POST {ENDPOINT}/v2/models/ctr/infer")
+        assert '-H "Authorization: Bearer $ATOM_TOKEN"' in app.clipboard  # the variable, not a secret
         await pilot.press("down")
         await until(pilot, lambda: "approve it (a)" in pane.plain(), what="the waiting one described")
 

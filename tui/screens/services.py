@@ -44,12 +44,14 @@ def oip_urls(row: dict[str, Any]) -> dict[str, str]:
 
 
 def curl_example(row: dict[str, Any]) -> str:
-    """A curl line that calls the service's infer URL."""
+    """A curl line that calls the service's infer URL; unless the service is public it sends
+    `$ATOM_TOKEN` (the caller's token, or the service's key): never a secret itself."""
     urls = oip_urls(row)
     if not urls:
         return ""
     body = json.dumps(EXAMPLE_BODY, separators=(",", ":"))
-    return f"curl -s -X POST {urls['infer']} -H 'Content-Type: application/json' -d '{body}'"
+    auth = "" if row.get("public") else ' -H "Authorization: Bearer $ATOM_TOKEN"'
+    return f"curl -s -X POST {urls['infer']} -H 'Content-Type: application/json'{auth} -d '{body}'"
 
 
 class ServicesScreen(TableScreen):
@@ -96,6 +98,7 @@ class ServicesScreen(TableScreen):
         fields = dict(
             row, state=state_text(row.get("state")), trafficWeight=f"{row.get('trafficWeight', 0)}%"
         )
+        fields.pop("apiKey", None)
         first = ["serviceName", "state", "reason", "modelName", "modelVersion", "endpoint", "replicas"]
         sections: list[Section] = [("", row_items(fields, first=first))]
         urls = oip_urls(row)

@@ -15,10 +15,11 @@ from fastapi.responses import FileResponse
 from pydantic import Field
 
 from connectors.errors import Permanent
-from control.api.deps import orchestrator, require_run_token, require_service_token, require_user
+from control.access import LEVEL_OF_SCOPE, Need
+from control.api.deps import caller, orchestrator, require_run_token, require_service_token, require_user
 from control.api.routes.agent import service_run
 from control.code_store import CodeStore, archive_kind, parse_digest
-from control.errors import ControlError, InvalidSpec, NotFound
+from control.errors import ControlError, Forbidden, InvalidSpec, NotFound
 from control.schemas import Wire
 from control.store import models as m
 
@@ -85,7 +86,9 @@ def authorize(request: Request, digest: str, run_id: int | None, service_id: int
             operator = _operator(ses.get(m.Runtime, run_id))
         whose = f"run {run_id}: its operator's code"
     else:
-        require_user(request)
+        who = caller(request)
+        if LEVEL_OF_SCOPE[who.scope] < Need.WRITE:
+            raise Forbidden(f"{who.name}: code bundles are read with a token of scope write or admin")
         return
     if _address(operator) != f"atom-code://{digest}":
         raise NotThisRunsCode(f"{whose} is not {digest}")

@@ -10,8 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends
+from sqlalchemy.orm import Session
 
-from control.api.deps import Orch, require_user
+from control.api.deps import Caller, Orch, require_user
+from control.api.params import ObjectRef, ServiceId, SpaceName
+from control.api.tenancy import service_of, space_in
 from control.render import Rendered, render_node, render_service
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_user)], tags=["dispatch"])
@@ -27,12 +30,22 @@ def _out(rendered: Rendered) -> dict[str, Any]:
 
 
 @router.get("/spaces/{space}/nodes/{name}/render")
-async def render_node_route(space: str, name: str, orch: Orch) -> dict[str, Any]:
+async def render_node_route(space: SpaceName, name: ObjectRef, orch: Orch, who: Caller) -> dict[str, Any]:
     """The Secret and Job of the node's next run on Kubernetes, as YAML."""
-    return _out(await orch.db(lambda ses: render_node(ses, orch.settings, space=space, name=name)))
+
+    def render(ses: Session) -> Rendered:
+        space_in(ses, who, space)
+        return render_node(ses, orch.settings, space=space, name=name)
+
+    return _out(await orch.db(render))
 
 
 @router.get("/services/{service_id}/render")
-async def render_service_route(service_id: int, orch: Orch) -> dict[str, Any]:
+async def render_service_route(service_id: ServiceId, orch: Orch, who: Caller) -> dict[str, Any]:
     """The Secret, Deployment, Service (and HPA) of an inference service on Kubernetes, as YAML."""
-    return _out(await orch.db(lambda ses: render_service(ses, orch.settings, service_id=service_id)))
+
+    def render(ses: Session) -> Rendered:
+        service_of(ses, who, service_id)
+        return render_service(ses, orch.settings, service_id=service_id)
+
+    return _out(await orch.db(render))

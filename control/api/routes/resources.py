@@ -9,10 +9,16 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi import APIRouter, Body, Depends, Response
 
+from control import audit, users
 from control import schemas as s
-from control.api.deps import Orch, require_user
+from control.access import Need, Principal, Role
+from control.api.deps import Caller, Orch, require_user
+from control.api.params import NewSpaceName, ObjectRef, SpaceName
+from control.api.tenancy import space_in
+from control.errors import Conflict, Forbidden
+from control.store import models as m
 from control.store import repo
 from control.store.repo import Kind
 
@@ -20,74 +26,131 @@ router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_user)], tags=
 
 
 @router.get("/spaces", response_model=list[s.SpaceOut])
-def list_spaces(orch: Orch) -> list[dict[str, Any]]:
+def list_spaces(orch: Orch, who: Caller) -> list[dict[str, Any]]:
+    """The spaces the caller can read."""
     from sqlalchemy import select
 
-    from control.store import models as m
-
     with orch.store.transaction() as ses:
-        rows = ses.scalars(select(m.Space).order_by(m.Space.id)).all()
+        stmt = select(m.Space).order_by(m.Space.id)
+        visible = who.space_ids(ses)
+        if visible is not None:
+            stmt = stmt.where(m.Space.id.in_(sorted(visible)))
+        rows = ses.scalars(stmt).all()
         return [s.SpaceOut.model_validate(r, from_attributes=True).wire() for r in rows]
 
 
 @router.put("/spaces/{space}", response_model=s.SpaceOut)
-def put_space(space: str, orch: Orch, response: Response, body: s.SpaceIn | None = None) -> dict[str, Any]:
+def put_space(
+    space: NewSpaceName, orch: Orch, who: Caller, response: Response, body: s.SpaceIn | None = None
+) -> dict[str, Any]:
+    """Create a space (its creator becomes its owner) or change one the caller owns."""
+    from sqlalchemy import select
+
+    description = body.description if body else ""
     with orch.store.transaction() as ses:
-        row, created = repo.ensure_space(
-            session=ses, name=space, description=body.description if body else ""
-        )
-        response.status_code = 201 if created else 200
+        row = ses.scalar(select(m.Space).where(m.Space.space_name == space))
+        if row is None:
+            row = _create_space(ses, who, space, description)
+            response.status_code = 201
+        else:
+            if who.level_in(ses, row) == 0:
+                raise Conflict(f"space name {space!r} is taken: pick another name")
+            if body is not None and body.description != row.description:
+                who.require(ses, row, Need.OWN)
+                audit.record(ses, who, "change", "space", space, space_id=row.id, fields=["description"])
+                row.description = body.description
+            response.status_code = 200
         return s.SpaceOut.model_validate(row, from_attributes=True).wire()
 
 
+def _create_space(ses: Any, who: Principal, space: str, description: str) -> m.Space:
+    if who.spaces is not None:
+        raise Forbidden(
+            f"{who.name}: a token limited to spaces {', '.join(sorted(who.spaces))} "
+            f"may not create space {space!r}"
+        )
+    row, _ = repo.ensure_space(session=ses, name=space, description=description)
+    if not who.admin and who.user_id is not None:
+        user = ses.get(m.User, who.user_id)
+        assert user is not None
+        users.set_member(ses, row, user, Role.OWNER)
+    audit.record(ses, who, "create", "space", space, space_id=row.id)
+    return row
+
+
 @router.get("/spaces/{space}", response_model=s.SpaceOut)
-def get_space(space: str, orch: Orch) -> dict[str, Any]:
+def get_space(space: SpaceName, orch: Orch, who: Caller) -> dict[str, Any]:
     with orch.store.transaction() as ses:
-        return s.SpaceOut.model_validate(
-            repo.get_space(session=ses, space=space), from_attributes=True
-        ).wire()
+        return s.SpaceOut.model_validate(space_in(ses, who, space), from_attributes=True).wire()
+
+
+def audit_kind(k: Kind) -> str:
+    """The name a kind has in the audit trail: `connection`, `data-source`, `service-info`, ..."""
+    return k.label.replace(" ", "-")
 
 
 def _register(k: Kind) -> None:
     tag: list[str | Enum] = [k.label]
+    kind = audit_kind(k)
 
-    def list_(space: str, orch: Orch) -> list[dict[str, Any]]:
+    def list_(space: SpaceName, orch: Orch, who: Caller) -> list[dict[str, Any]]:
         with orch.store.transaction() as ses:
-            sp = repo.get_space(session=ses, space=space)
+            sp = space_in(ses, who, space)
             return [
                 repo.view(session=ses, k=k, row=r) for r in repo.list_rows(session=ses, k=k, space_id=sp.id)
             ]
 
-    def create(space: str, orch: Orch, response: Response, body: Any = Body()) -> dict[str, Any]:
+    def create(
+        space: SpaceName, orch: Orch, who: Caller, response: Response, body: Any = Body()
+    ) -> dict[str, Any]:
         with orch.store.transaction() as ses:
-            sp = repo.get_space(session=ses, space=space)
+            sp = space_in(ses, who, space, Need.WRITE)
             row = repo.create(session=ses, k=k, space_id=sp.id, body=body, vault=orch.vault)
+            audit.record(ses, who, "create", kind, getattr(row, k.name_attr), space_id=sp.id, id=row.id)
             response.status_code = 201
             return repo.view(session=ses, k=k, row=row)
 
-    def put(space: str, name: str, orch: Orch, response: Response, body: Any = Body()) -> dict[str, Any]:
+    def put(
+        space: SpaceName, name: ObjectRef, orch: Orch, who: Caller, response: Response, body: Any = Body()
+    ) -> dict[str, Any]:
         with orch.store.transaction() as ses:
-            sp = repo.get_space(session=ses, space=space)
+            sp = space_in(ses, who, space, Need.WRITE)
             row, created = repo.replace(
                 session=ses, k=k, space_id=sp.id, name=name, body=body, vault=orch.vault
             )
+            action = "create" if created else "change"
+            audit.record(ses, who, action, kind, name, space_id=sp.id, id=row.id)
             response.status_code = 201 if created else 200
             return repo.view(session=ses, k=k, row=row)
 
-    def get(space: str, name: str, orch: Orch) -> dict[str, Any]:
+    def get(space: SpaceName, name: ObjectRef, orch: Orch, who: Caller) -> dict[str, Any]:
         with orch.store.transaction() as ses:
-            sp = repo.get_space(session=ses, space=space)
+            sp = space_in(ses, who, space)
             return repo.view(session=ses, k=k, row=repo.find(session=ses, k=k, space_id=sp.id, ref=name))
 
-    def patch(space: str, name: str, orch: Orch, changes: dict[str, Any] = Body()) -> dict[str, Any]:
+    def patch(
+        space: SpaceName, name: ObjectRef, orch: Orch, who: Caller, changes: dict[str, Any] = Body()
+    ) -> dict[str, Any]:
         with orch.store.transaction() as ses:
-            sp = repo.get_space(session=ses, space=space)
+            sp = space_in(ses, who, space, Need.WRITE)
             row = repo.patch(session=ses, k=k, space_id=sp.id, ref=name, changes=changes, vault=orch.vault)
+            audit.record(
+                ses,
+                who,
+                "change",
+                kind,
+                getattr(row, k.name_attr),
+                space_id=sp.id,
+                id=row.id,
+                fields=sorted(str(c) for c in changes)[:50],
+            )
             return repo.view(session=ses, k=k, row=row)
 
-    def delete(space: str, name: str, orch: Orch) -> Response:
+    def delete(space: SpaceName, name: ObjectRef, orch: Orch, who: Caller) -> Response:
         with orch.store.transaction() as ses:
-            sp = repo.get_space(session=ses, space=space)
+            sp = space_in(ses, who, space, Need.WRITE)
+            row = repo.find(session=ses, k=k, space_id=sp.id, ref=name)
+            audit.record(ses, who, "delete", kind, getattr(row, k.name_attr), space_id=sp.id, id=row.id)
             repo.delete(session=ses, k=k, space_id=sp.id, ref=name)
         return Response(status_code=204)
 
@@ -136,14 +199,13 @@ for _kind in repo.KINDS.values():
 
 
 @router.post("/spaces/{space}/connections/{name}/test", tags=["connection"])
-async def test_connection(space: str, name: str, orch: Orch, request: Request) -> dict[str, Any]:
+async def test_connection(space: SpaceName, name: ObjectRef, orch: Orch, who: Caller) -> dict[str, Any]:
     """Open the connection with its stored credentials and report what went wrong in one line."""
     from connectors.base import ConnectionConfig
     from connectors.errors import AtomError
-    from control.store import models as m
 
     def load(ses: Any) -> ConnectionConfig:
-        sp = repo.get_space(session=ses, space=space)
+        sp = space_in(ses, who, space, Need.WRITE)
         row: m.Connection = repo.find(session=ses, k=repo.KINDS["connections"], space_id=sp.id, ref=name)
         return ConnectionConfig(
             connect_type=row.connect_type,

@@ -7,12 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, Query
 from sqlalchemy import select
 
-from control import runs
 from control import schemas as s
-from control.api.deps import Orch, require_user
+from control.access import Need
+from control.api.deps import Caller, Orch, require_user
+from control.api.params import MAX_ID, RunId, SpaceQuery
+from control.api.tenancy import run_of, space_in
 from control.run_logs import read_run_log
 from control.store import models as m
-from control.store import repo, run_list, run_views
+from control.store import run_list, run_views
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_user)], tags=["runs"])
 
@@ -20,8 +22,9 @@ router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_user)], tags=
 @router.get("/runs", response_model=s.RunPage)
 def list_runs(
     orch: Orch,
-    space: str | None = None,
-    node: str | None = Query(None, description="only runs of the node with exactly this name"),
+    who: Caller,
+    space: SpaceQuery = None,
+    node: str | None = Query(None, max_length=63, description="only runs of the node with exactly this name"),
     state: s.RunState | None = None,
     q: str | None = Query(
         None,
@@ -34,14 +37,15 @@ def list_runs(
     sort: s.RunSort = Query(s.RunSort.ID, description="sort key; ties are broken by id, newest first"),
     desc: bool = Query(True, description="largest first; runs without a value (NULL) sort last either way"),
     limit: int = Query(50, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_ID),
 ) -> s.RunPage:
-    """A page of runs; `total` counts every run that matches the filters."""
+    """A page of the caller's runs; `total` counts every one that matches the filters."""
     with orch.store.transaction() as ses:
-        space_id = repo.get_space(session=ses, space=space).id if space is not None else None
+        space_id = space_in(ses, who, space).id if space is not None else None
         rows, total = run_list.list_runs(
             session=ses,
             space_id=space_id,
+            space_ids=who.space_ids(ses),
             node=node,
             state=state,
             q=q,
@@ -54,31 +58,38 @@ def list_runs(
 
 
 @router.get("/runs/{run_id}", response_model=s.RunOut)
-def get_run(run_id: int, orch: Orch) -> s.RunOut:
+def get_run(run_id: RunId, orch: Orch, who: Caller) -> s.RunOut:
     with orch.store.transaction() as ses:
-        return run_views.view(session=ses, run=runs.get_run(session=ses, run_id=run_id), history=True)
+        return run_views.view(session=ses, run=run_of(ses, who, run_id), history=True)
 
 
 @router.get("/runs/{run_id}/spec", response_model=s.RunSpecView)
-def run_spec(run_id: int, orch: Orch) -> s.RunSpecView:
+def run_spec(run_id: RunId, orch: Orch, who: Caller) -> s.RunSpecView:
     """The task spec frozen when the run started, without passwords, with each source's progress."""
     with orch.store.transaction() as ses:
-        return run_views.spec_view(run=runs.get_run(session=ses, run_id=run_id))
+        return run_views.spec_view(run=run_of(ses, who, run_id))
 
 
 @router.post("/runs/{run_id}/stop", response_model=s.RunOut)
-async def stop_run(run_id: int, orch: Orch, body: dict[str, Any] | None = Body(None)) -> s.RunOut:
+async def stop_run(
+    run_id: RunId, orch: Orch, who: Caller, body: dict[str, Any] | None = Body(None)
+) -> s.RunOut:
     reason = str((body or {}).get("reason") or "stopped by user")
-    return await orch.stop_run(run_id, reason)
+    await orch.db(lambda ses: run_of(ses, who, run_id, Need.WRITE))
+    return await orch.stop_run(run_id, reason, who=who)
 
 
 @router.get("/runs/{run_id}/logs", response_model=s.LogChunk)
 def run_logs(
-    run_id: int, orch: Orch, offset: int = Query(0, ge=0), limit: int = Query(65536, ge=1, le=4 * 1024 * 1024)
+    run_id: RunId,
+    orch: Orch,
+    who: Caller,
+    offset: int = Query(0, ge=0, le=MAX_ID),
+    limit: int = Query(65536, ge=1, le=4 * 1024 * 1024),
 ) -> s.LogChunk:
     """Up to `limit` bytes of the run's log from byte `offset`; `eof` once the run is over and read."""
     with orch.store.transaction() as ses:
-        run = runs.get_run(session=ses, run_id=run_id)
+        run = run_of(ses, who, run_id)
         path, ended = run.log_path, s.RunState(run.state).is_terminal()
     data, size = read_run_log(orch.settings.runs_dir, run_id, path, offset, limit)
     next_offset = min(offset, size) + len(data)
@@ -91,9 +102,9 @@ def run_logs(
 
 
 @router.get("/runs/{run_id}/metrics", response_model=list[s.MetricPoint])
-def run_metrics(run_id: int, orch: Orch) -> list[s.MetricPoint]:
+def run_metrics(run_id: RunId, orch: Orch, who: Caller) -> list[s.MetricPoint]:
     with orch.store.transaction() as ses:
-        runs.get_run(session=ses, run_id=run_id)
+        run_of(ses, who, run_id)
         rows = ses.scalars(
             select(m.RunMetric).where(m.RunMetric.runtime_id == run_id).order_by(m.RunMetric.id)
         )

@@ -6,11 +6,13 @@ from fastapi import APIRouter, Depends
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from control import audit
 from control import schemas as s
-from control.api.deps import Orch, require_user
-from control.errors import NotFound
+from control.access import Need, Principal
+from control.api.deps import Caller, Orch, require_user
+from control.api.params import ServiceId, SpaceQuery
+from control.api.tenancy import service_of, space_in
 from control.store import models as m
-from control.store import repo
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_user)], tags=["services"])
 
@@ -37,36 +39,42 @@ def service_view(ses: Session, svc: m.Service) -> s.ServiceOut:
     )
 
 
-def _get(ses: Session, service_id: int) -> m.Service:
-    svc = ses.get(m.Service, service_id)
-    if svc is None:
-        raise NotFound(f"service {service_id} does not exist")
-    return svc
-
-
 @router.get("/services", response_model=list[s.ServiceOut])
-def list_services(orch: Orch, space: str | None = None) -> list[s.ServiceOut]:
+def list_services(orch: Orch, who: Caller, space: SpaceQuery = None) -> list[s.ServiceOut]:
+    """The caller's services (of one space with `space`)."""
     with orch.store.transaction() as ses:
         stmt = select(m.Service).order_by(m.Service.id)
         if space is not None:
-            stmt = stmt.where(m.Service.space_id == repo.get_space(session=ses, space=space).id)
+            stmt = stmt.where(m.Service.space_id == space_in(ses, who, space).id)
+        visible = who.space_ids(ses)
+        if visible is not None:
+            stmt = stmt.where(m.Service.space_id.in_(sorted(visible)))
         return [service_view(ses, r) for r in ses.scalars(stmt)]
 
 
 @router.get("/services/{service_id}", response_model=s.ServiceOut)
-def get_service(service_id: int, orch: Orch) -> s.ServiceOut:
+def get_service(service_id: ServiceId, orch: Orch, who: Caller) -> s.ServiceOut:
     with orch.store.transaction() as ses:
-        return service_view(ses, _get(ses, service_id))
+        return service_view(ses, service_of(ses, who, service_id))
+
+
+def done(ses: Session, who: Principal, action: str, service_id: int) -> s.ServiceOut:
+    """Record what `who` did to the service (once it is done) and answer its view."""
+    svc = service_of(ses, who, service_id)
+    audit.record(ses, who, action, "service", svc.service_name, space_id=svc.space_id, id=svc.id)
+    return service_view(ses, svc)
 
 
 @router.post("/services/{service_id}/stop", response_model=s.ServiceOut)
-async def stop_service(service_id: int, orch: Orch) -> s.ServiceOut:
+async def stop_service(service_id: ServiceId, orch: Orch, who: Caller) -> s.ServiceOut:
+    await orch.db(lambda ses: service_of(ses, who, service_id, Need.WRITE))
     await orch.stop_service(service_id)
-    return await orch.db(lambda ses: service_view(ses, _get(ses, service_id)))
+    return await orch.db(lambda ses: done(ses, who, "stop", service_id))
 
 
 @router.post("/services/{service_id}/approve", response_model=s.ServiceOut)
-async def approve_service(service_id: int, orch: Orch) -> s.ServiceOut:
+async def approve_service(service_id: ServiceId, orch: Orch, who: Caller) -> s.ServiceOut:
+    await orch.db(lambda ses: service_of(ses, who, service_id, Need.WRITE))
     key = await orch.approve_service(service_id)  # a new key is shown in this answer only
-    view = await orch.db(lambda ses: service_view(ses, _get(ses, service_id)))
+    view = await orch.db(lambda ses: done(ses, who, "approve", service_id))
     return view.model_copy(update={"api_key": key})

@@ -234,9 +234,9 @@ def test_services_table(fake: FakeControl, capsys: pytest.CaptureFixture[str]) -
     fake.on("GET", f"{API}/services", [SERVICE])
     code, out, _ = atom(fake, capsys, "services")
     assert code == 0
-    assert out.splitlines()[0].split() == ["ID", "NAME", "MODEL", "ENDPOINT", "STATE", "WEIGHT"]
+    assert out.splitlines()[0].split() == ["ID", "NAME", "MODEL", "ENDPOINT", "STATE", "WEIGHT", "ACCESS"]
     assert out.splitlines()[1].split() == ["2", "reasoning-tabular-1", "tabular@1", "http://127.0.0.1:18500",
-                                          "ready", "100%"]  # fmt: skip
+                                          "ready", "100%", "token"]  # fmt: skip
 
 
 def test_predict_sends_a_v2_request_and_shows_outputs(

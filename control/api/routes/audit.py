@@ -1,0 +1,140 @@
+"""The audit trail: `GET /api/v1/spaces/{space}/audit` (its owners), `GET /api/v1/audit` (site admins).
+
+Newest first, filtered by time, actor, action and kind; `total` counts every matching event.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import Field
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
+
+from control.access import LEVEL_OF_SCOPE, Need, Principal
+from control.api.deps import Caller, Orch, require_user
+from control.api.tenancy import space_in
+from control.errors import Forbidden
+from control.schemas import Wire
+from control.store import models as m
+from control.store.repo import count
+
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_user)], tags=["audit"])
+
+A = m.AuditEvent
+
+
+class AuditEventOut(Wire):
+    id: int
+    at: datetime
+    space: str | None = Field(description="the space's name (None: a site-wide event or a deleted space)")
+    space_id: int | None
+    actor: str
+    action: str = Field(description="create, change, delete, start, stop, approve, ...")
+    kind: str = Field(description="space, connection, data-source, node, run, service, ...")
+    name: str
+    detail: dict[str, Any] = Field(description="what changed (field names, ids); never a secret")
+
+
+class AuditPage(Wire):
+    items: list[AuditEventOut]
+    total: int
+    """How many events match the filters (not only this page)."""
+
+
+Since = Query(None, description="only events at or after this time (ISO 8601, UTC)")
+Actor = Query(None, max_length=128, description="only events by this user (`local-admin`, `api-token`)")
+Action = Query(None, max_length=32, description="only this action: create, change, delete, start, ...")
+Kind = Query(None, max_length=32, description="only this kind: space, connection, node, run, service, ...")
+Limit = Query(100, ge=1, le=1000)
+Offset = Query(0, ge=0)
+
+
+def page(
+    ses: Session,
+    conditions: list[ColumnElement[bool]],
+    *,
+    since: datetime | None,
+    actor: str | None,
+    action: str | None,
+    kind: str | None,
+    limit: int,
+    offset: int,
+) -> AuditPage:
+    if since is not None:
+        conditions.append(A.at >= (since.astimezone(UTC).replace(tzinfo=None) if since.tzinfo else since))
+    for col, value in ((A.actor, actor), (A.action, action), (A.kind, kind)):
+        if value is not None:
+            conditions.append(col == value)
+    total = count(session=ses, stmt=select(A.id).where(*conditions))
+    rows = ses.scalars(select(A).where(*conditions).order_by(A.id.desc()).limit(limit).offset(offset)).all()
+    ids = {r.space_id for r in rows if r.space_id is not None}
+    names = dict(
+        ses.execute(select(m.Space.id, m.Space.space_name).where(m.Space.id.in_(ids))).tuples().all()
+    )
+    items = [
+        AuditEventOut(
+            id=r.id,
+            at=r.at,
+            space=names.get(r.space_id) if r.space_id is not None else None,
+            space_id=r.space_id,
+            actor=r.actor,
+            action=r.action,
+            kind=r.kind,
+            name=r.name,
+            detail=r.detail or {},
+        )
+        for r in rows
+    ]
+    return AuditPage(items=items, total=total)
+
+
+@router.get("/spaces/{space}/audit", response_model=AuditPage)
+def space_audit(
+    space: str,
+    orch: Orch,
+    who: Caller,
+    since: datetime | None = Since,
+    actor: str | None = Actor,
+    action: str | None = Action,
+    kind: str | None = Kind,
+    limit: int = Limit,
+    offset: int = Offset,
+) -> AuditPage:
+    """The space's audit trail, newest first (owners of the space, with a token of scope admin)."""
+    with orch.store.transaction() as ses:
+        sp = space_in(ses, who, space, Need.OWN)
+        return page(
+            ses,
+            [A.space_id == sp.id],
+            since=since,
+            actor=actor,
+            action=action,
+            kind=kind,
+            limit=limit,
+            offset=offset,
+        )
+
+
+def require_site_admin(who: Principal) -> None:
+    if not who.admin or who.spaces is not None or LEVEL_OF_SCOPE[who.scope] < Need.OWN:
+        raise Forbidden(f"{who.name}: the whole audit trail is for site admins with a token of scope admin")
+
+
+@router.get("/audit", response_model=AuditPage)
+def site_audit(
+    orch: Orch,
+    who: Caller,
+    since: datetime | None = Since,
+    actor: str | None = Actor,
+    action: str | None = Action,
+    kind: str | None = Kind,
+    limit: int = Limit,
+    offset: int = Offset,
+) -> AuditPage:
+    """Every audit event, newest first (site admins)."""
+    require_site_admin(who)
+    with orch.store.transaction() as ses:
+        return page(ses, [], since=since, actor=actor, action=action, kind=kind, limit=limit, offset=offset)

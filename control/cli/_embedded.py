@@ -113,14 +113,17 @@ def control_url(url: str | None, token: str | None, *, debug: bool = False) -> I
     (`ATOM_PORT`, default 8470) is reused, and failing that an embedded one runs until
     the block ends.
     """
+    from control.cli._credentials import stored_token
+
     if url:
-        yield Resolved(url.rstrip("/"), token, embedded=False)
+        yield Resolved(url.rstrip("/"), token or stored_token(url), embedded=False)
         return
     from control.settings import Settings
 
     settings = Settings()
     local = f"http://127.0.0.1:{settings.port}"
     api_token = settings.api_token.get_secret_value() if settings.api_token else None
+    api_token = api_token or stored_token(local)  # `atom login`'s token for the local control
     if probe(local):
         yield Resolved(local, token or api_token, embedded=False)
         return

@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    from control.cli import apply, manifests, quickstart, runs, services
+    from control.cli import apply, auth, manifests, quickstart, runs, services
 
     p = command("server", "run control in the foreground", None)
     p.add_argument("--host", help="address to listen on (env ATOM_HOST; default 127.0.0.1)")
@@ -167,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the run and the service")
     p.add_argument("--predict-rows", type=int, default=5, help=argparse.SUPPRESS)
 
+    auth.register(command)
     _plugin_commands(command)
     return parser
 
@@ -264,9 +265,11 @@ def _dispatch(args: argparse.Namespace, transport: httpx.AsyncBaseTransport | No
         args.spec = load_spec([Path(f) for f in args.filename], args.space)
     with contextlib.ExitStack() as stack:
         if transport is not None:
-            ctx = Context(
-                url=args.url or "http://atom.test", token=args.token, space=args.space, transport=transport
-            )
+            from control.cli._credentials import stored_token
+
+            url = args.url or "http://atom.test"
+            token = args.token or stored_token(url)
+            ctx = Context(url=url, token=token, space=args.space, transport=transport)
         else:
             from control.cli._embedded import control_url
 

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
+from control.client._users import UsersCalls
 from control.errors import ControlAPIError, ControlUnreachable
 from control.schemas import (
     FinishResult,
@@ -56,7 +57,7 @@ KINDS: dict[str, str] = {
 }
 
 
-class AsyncControlClient:
+class AsyncControlClient(UsersCalls):
     """Talks to one control server.
 
     Args:

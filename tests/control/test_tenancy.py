@@ -67,8 +67,7 @@ def add_users(app: FastAPI) -> dict[str, str]:
     secrets: dict[str, str] = {}
     with app.state.orchestrator.store.transaction() as ses:
         made = {
-            n: users.create_user(ses, n, admin=n == "root")
-            for n in ("alice", "bob", "carol", "dave", "root")
+            n: users.create_user(ses, n, admin=n == "root") for n in ("alice", "bob", "carol", "dave", "root")
         }
         for name, user in made.items():
             secrets[name] = users.issue_token(ses, user, "cli", expires_at=None).secret

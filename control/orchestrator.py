@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from control import audit, launch, runs
+from control import audit, launch, quota, runs
 from control import schemas as s
 from control.access import Principal
 from control.deploy import Deployments
@@ -177,6 +177,14 @@ class Orchestrator(Deployments):
     async def _dispatch(self, run_id: int, token: str) -> None:
         run, spec, names = await self.db(lambda ses: _dispatch_inputs(ses, run_id))
         adapter = self.adapter(run.adapter)
+        over_quota = await self.db(
+            lambda ses: quota.try_reserve(ses, runs.get_run(session=ses, run_id=run_id))
+        )
+        if over_quota:  # waits, holding nothing; the reconcile loop tries again
+            await self.db(lambda ses: _wait(ses, run_id, adapter.name, over_quota))
+            logger.info("run %s waits: %s", run_id, over_quota)
+            return
+        quota.crash_point("quota.after_try")
         try:
             desc = describe_run(self.settings, spec, token=token, names=names)
             await self.db(lambda ses: _set_log_path(ses, run_id, str(desc.log_path)))
@@ -194,6 +202,7 @@ class Orchestrator(Deployments):
             except BaseException:
                 await adapter.cancel(desc)
                 raise
+            quota.crash_point("quota.after_start")
         except ControlError as exc:
             reason = str(exc)
 
@@ -215,6 +224,7 @@ class Orchestrator(Deployments):
             r = runs.get_run(session=ses, run_id=run_id)
             waited = (runs.schedule_of(session=ses, run_id=run_id) or m.Schedule()).info or {}
             runs.record_schedule(session=ses, run_id=run_id, external_id=external_id, info=info)
+            quota.confirm(ses, run_id)
             why = f"started by {adapter.name} adapter as {external_id}"
             if r.state == s.RunState.QUEUED.value:
                 runs.transition(session=ses, run=r, to=s.RunState.PENDING, reason=why)
@@ -315,3 +325,4 @@ def _wait(ses: Session, run_id: int, adapter: str, reason: str) -> None:
         runs.transition(session=ses, run=run, to=s.RunState.PENDING, reason=reason)
     else:
         run.reason = reason
+    quota.cancel(ses, run_id)  # a waiting run holds no quota

@@ -22,7 +22,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from control import runs
+from control import quota, runs
 from control import schemas as s
 from control.errors import ControlError
 from control.orchestrator import Orchestrator
@@ -49,6 +49,8 @@ class Watched:
     age: float
     silent_for: float
     log_path: str
+    contacted: bool = False
+    """Its agent has called control (reported running, or sent a heartbeat)."""
 
 
 def _log_tail(path: str, lines: int = 3) -> str:
@@ -138,6 +140,7 @@ class Reconciler:
     async def reconcile_once(self) -> None:
         if not self._adopted:
             await self._adopt()
+        await self._quotas()
         await self._waiting()
         await self._runs()
         await self._final_logs()
@@ -203,6 +206,31 @@ class Reconciler:
             except ControlError as exc:
                 logger.warning("run %s: its final log was not copied: %s", w.run_id, exc)
 
+    # -- quota reservations -----------------------------------------------------------------
+
+    async def _quotas(self) -> None:
+        """Settle reservations a crash left between try, confirm and cancel (`control.quota`).
+
+        Reservations of ended runs are cancelled. A TRYING reservation is confirmed when its run
+        started, else released (the run is dispatched again); that waits until agents started by
+        an earlier control have had `heartbeat_timeout` seconds to call this one.
+        """
+        busy = set(self.orch.dispatching)
+        settle = time.monotonic() - self.started >= self.heartbeat_timeout
+
+        def sweep(ses: Session) -> tuple[int, list[int], list[int]]:
+            ended = quota.ended_holders(ses)
+            if not settle:
+                return ended, [], []
+            confirmed, released = quota.stale_tries(ses, older_than=self.heartbeat_timeout, busy=busy)
+            return ended, confirmed, released
+
+        ended, confirmed, released = await self.orch.db(sweep)
+        if ended or confirmed or released:
+            logger.warning(
+                "quota: %d ended run(s) released, %s confirmed, %s retried", ended, confirmed, released
+            )
+
     # -- exam launches ----------------------------------------------------------------------
 
     async def _waiting(self) -> None:
@@ -227,6 +255,13 @@ class Reconciler:
                 sched = runs.schedule_of(session=ses, run_id=run.id)
                 if sched is not None and sched.external_id is None and (sched.info or {}).get("waiting"):
                     continue  # waits for resources (`claim_resource_waiters`)
+                held = quota.reservation_of(ses, run.id)
+                if (
+                    held is not None
+                    and held.state == quota.TRYING
+                    and (sched is None or not sched.external_id)
+                ):
+                    continue  # its dispatch is under way, or `_quotas` settles it
                 # silence counts from the last heartbeat, else from the dispatch (an exam run may
                 # be dispatched long after it was created), else from creation
                 since = run.heartbeat_at or (sched.last_sync_at if sched else None) or run.created_at
@@ -239,6 +274,7 @@ class Reconciler:
                         age=(now - run.created_at).total_seconds(),
                         silent_for=(now - since).total_seconds(),
                         log_path=run.log_path,
+                        contacted=run.heartbeat_at is not None,
                     )
                 )
             return out
@@ -255,6 +291,8 @@ class Reconciler:
         if w.external_id is None:
             if w.run_id in self.orch.dispatching:
                 return None  # being started right now (a Ray head can take a while to come up)
+            if w.contacted:  # started, but control stopped before it stored the start: judge its calls
+                return self._silence(w)
             if w.age > self.heartbeat_timeout:
                 return "the run was never dispatched (control stopped while starting it)"
             return None
@@ -274,9 +312,14 @@ class Reconciler:
             if observed.exit_code == 0:
                 return "the agent exited without reporting a result" + _log_tail(w.log_path)
             return observed.detail + _log_tail(w.log_path)
+        silence = self._silence(w)
+        if silence:
+            await self.orch.adapter(w.adapter).stop(w.external_id, grace=5)
+        return silence
+
+    def _silence(self, w: Watched) -> str | None:
         silent = min(w.silent_for, time.monotonic() - self.started)
         if silent > self.heartbeat_timeout:
-            await self.orch.adapter(w.adapter).stop(w.external_id, grace=5)
             return f"no heartbeat from the agent for {int(silent)} s (limit {int(self.heartbeat_timeout)} s)"
         return None
 

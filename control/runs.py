@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from control import quota
 from control import schemas as s
 from control.errors import InvalidSpec, NotFound
 from control.secrets import Vault
@@ -44,6 +45,8 @@ def transition(*, session: Session, run: m.Runtime, to: s.RunState, reason: str)
         run.finished_at = now
         if run.started_at is None:
             run.started_at = now
+        quota.crash_point("quota.before_cancel")
+        quota.cancel(session, run.id)  # in the same transaction as the end: never held after it
     session.add(
         m.RunTransition(runtime_id=run.id, from_state=current.value, to_state=to.value, reason=reason)
     )

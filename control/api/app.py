@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from control.api import errors
 from control.api.routes import adapters, agent, code, lamp, render, resources, runs, service_keys, services
 from control.api.routes import audit as audit_routes
+from control.api.routes import quotas as quota_routes
 from control.api.routes import users as user_routes
 from control.dispatch.registry import build_adapters
 from control.orchestrator import Orchestrator
@@ -75,4 +76,5 @@ def create_app(settings: Settings | None = None, *, reconcile: bool = True) -> F
         app.include_router(module.router)
     app.include_router(user_routes.router)
     app.include_router(audit_routes.router)
+    app.include_router(quota_routes.router)
     return app

@@ -51,6 +51,7 @@ class AtomApp(App[None]):
         "sources": _mode("tui.screens.resources", "SourcesScreen"),
         "operators": _mode("tui.screens.resources", "OperatorsScreen"),
         "service-infos": _mode("tui.screens.resources", "ServiceInfosScreen"),
+        "tokens": _mode("tui.screens.tokens", "TokensScreen"),
     }
     DEFAULT_MODE = "tree"
     BINDINGS: ClassVar[list[BindingType]] = [

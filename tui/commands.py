@@ -23,6 +23,7 @@ SCREENS: dict[str, str] = {
     "sources": "Data sources",
     "operators": "Operators",
     "service-infos": "Service infos (resources)",
+    "tokens": "Your API tokens: make, list, revoke",
 }
 
 NEW: dict[str, str] = {

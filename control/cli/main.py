@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     from control.cli import apply, auth, manifests, quickstart, runs, services
+    from control.cli import quota as quota_cli
 
     p = command("server", "run control in the foreground", None)
     p.add_argument("--host", help="address to listen on (env ATOM_HOST; default 127.0.0.1)")
@@ -168,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--predict-rows", type=int, default=5, help=argparse.SUPPRESS)
 
     auth.register(command)
+    quota_cli.register(command)
     _plugin_commands(command)
     return parser
 

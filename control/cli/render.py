@@ -55,6 +55,14 @@ def state_text(state: object) -> Text:
     return Text(value, style=STATE_STYLES.get(value, ""))
 
 
+def run_state_text(run: RunOut) -> Text:
+    """The run's state; a run waiting for its space's quota says why (`pending: quota: ...`)."""
+    text = state_text(run.state)
+    if str(run.state) == "pending" and run.reason.startswith("quota:"):
+        text.append(f": {run.reason}")
+    return text
+
+
 def _aware(dt: datetime) -> datetime:
     """Naive datetimes from the API are UTC."""
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
@@ -111,7 +119,7 @@ def runs_table(runs: Sequence[RunOut], *, total: int | None = None, now: datetim
             run.node_name,
             str(run.operator_runtime_type),
             run.adapter,
-            state_text(run.state),
+            run_state_text(run),
             str(run.attempt),
             fmt_time(run.started_at or run.created_at, now),
             fmt_duration(elapsed(run.started_at, run.finished_at, now)),

@@ -265,6 +265,21 @@ class AsyncControlClient(UsersCalls):
     async def approve_service(self, service_id: int) -> ServiceOut:
         return await self._post(f"{API}/services/{service_id}/approve", ServiceOut)
 
+    # -- quotas -------------------------------------------------------------------------------
+
+    async def get_quota(self, space: str) -> dict[str, Any]:
+        """The space's quota: `limits` and `used` (cpu, gpu, memory in MiB), held `reservations`."""
+        result: dict[str, Any] = await self.request("GET", f"{API}/spaces/{space}/quota")
+        return result
+
+    async def set_quota(
+        self, space: str, *, cpu: float | None, gpu: int | None, memory: int | None
+    ) -> dict[str, Any]:
+        """Set the space's limits (None: no limit; memory in MiB). Site admins only."""
+        body = {"cpu": cpu, "gpu": gpu, "memory": memory}
+        result: dict[str, Any] = await self.request("PUT", f"{API}/spaces/{space}/quota", json=body)
+        return result
+
     # -- the runtime agent's calls (run token) ----------------------------------------------
 
     async def task_spec(self, run_id: int) -> TaskSpec:

@@ -134,8 +134,20 @@ async def run_state(client: AsyncControlClient, run_id: int, states: tuple[str, 
 __all__ = ["LiveControl", "httpx", "kill_processes_of", "make_tabular", "run_state", "wait_for"]
 
 
-async def infer_test_rows(endpoint: str, model: str, csv: Path, rows: int = 3) -> httpx.Response:
-    """POST the first `rows` rows of a test CSV (its label dropped) to a service's V2 infer route."""
+async def service_key(control_url: str, service_id: int, token: str | None = None) -> str:
+    """A new inference key for the service (`POST /api/v1/services/{id}/key`, shown once)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with httpx.AsyncClient(base_url=control_url, headers=headers, timeout=30) as http:
+        resp = await http.post(f"/api/v1/services/{service_id}/key")
+    assert resp.status_code == 200, resp.text
+    return str(resp.json()["key"])
+
+
+async def infer_test_rows(
+    endpoint: str, model: str, csv: Path, rows: int = 3, *, key: str | None
+) -> httpx.Response:
+    """POST the first `rows` rows of a test CSV (its label dropped) to a service's V2 infer route,
+    with the service's key (`service_key`) as its bearer token."""
     frame = pd.read_csv(csv).drop(columns=["label"]).head(rows)
     body = {
         "inputs": [
@@ -143,5 +155,6 @@ async def infer_test_rows(endpoint: str, model: str, csv: Path, rows: int = 3) -
             for c in frame.columns
         ]
     }
-    async with httpx.AsyncClient(timeout=30) as http:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    async with httpx.AsyncClient(timeout=30, headers=headers) as http:
         return await http.post(f"{endpoint}/v2/models/{model}/infer", json=body)

@@ -19,7 +19,9 @@ import pytest
 from control.cli.main import main
 from control.client import AsyncControlClient
 from control.schemas import ServiceOut, TaskEvent
-from tests.e2e.conftest import LiveControl, make_tabular, run_state, wait_for
+from control.store.engine import Store
+from control.users import create_user
+from tests.e2e.conftest import LiveControl, make_tabular, run_state, service_key, wait_for
 from tests.runtime_agent.test_code_fetch import make_git_repo, unique, write_module
 
 pytestmark = pytest.mark.e2e
@@ -215,6 +217,26 @@ async def test_a_service_serves_a_class_that_exists_only_in_the_bundle(
     assert resp.status_code == 200, resp.text
     outputs = {o["name"]: o["data"] for o in resp.json()["outputs"]}
     assert outputs == {"scaled": [1.0, -1.0, 0.0], "tag": ["from-bundle"] * 3}
+
+    # once control needs logins (a user exists), the serving process wants its key: a plain client
+    # sends it as a bearer token; the health routes stay open
+    key = await service_key(live_control.url, service.id)
+    store = Store(live_control.settings.database_url)
+    with store.transaction() as ses:
+        create_user(ses, "ada")
+    store.dispose()
+    infer_url = f"{service.endpoint}/v2/models/scaler/infer"
+    async with httpx.AsyncClient(timeout=10) as http:
+
+        async def refused() -> bool:
+            return (await http.post(infer_url, json=request)).status_code == 401
+
+        await wait_for(refused, timeout=30, what="the service to want a token")
+        keyed = await http.post(infer_url, json=request, headers={"Authorization": f"Bearer {key}"})
+        assert keyed.status_code == 200, keyed.text
+        wrong = await http.post(infer_url, json=request, headers={"Authorization": "Bearer atomsk_wrong"})
+        assert wrong.status_code == 401 and "Bearer" in wrong.json()["error"]
+        assert (await http.get(f"{service.endpoint}/v2/health/ready")).status_code == 200
 
     digest = address.removeprefix("atom-code://sha256:")
     assert (service_cache / "bundle" / digest / module / "serve.py").is_file()

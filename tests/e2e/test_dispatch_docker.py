@@ -29,7 +29,14 @@ from control.client import AsyncControlClient
 from control.dispatch.docker_spec import docker_prefix
 from control.schemas import TaskEvent
 from control.settings import Settings
-from tests.e2e.conftest import LiveControl, infer_test_rows, make_tabular, run_state, wait_for
+from tests.e2e.conftest import (
+    LiveControl,
+    infer_test_rows,
+    make_tabular,
+    run_state,
+    service_key,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.slow]
 
@@ -189,7 +196,10 @@ async def test_a_run_and_its_service_in_containers_then_a_stopped_run(
             ]
             assert svc_container.status == "running" and svc_container.labels["atom.kind"] == "service"
             resp = await infer_test_rows(
-                service.endpoint, service.service_name, project / "data" / "test.csv"
+                service.endpoint,
+                service.service_name,
+                project / "data" / "test.csv",
+                key=await service_key(live.url, service.id),
             )
             assert resp.status_code == 200, resp.text
             outputs = {o["name"]: o["data"] for o in resp.json()["outputs"]}

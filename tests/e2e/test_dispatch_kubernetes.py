@@ -47,7 +47,14 @@ from control.cli.main import main
 from control.client import AsyncControlClient
 from control.schemas import TaskEvent
 from control.settings import Settings
-from tests.e2e.conftest import LiveControl, infer_test_rows, make_tabular, run_state, wait_for
+from tests.e2e.conftest import (
+    LiveControl,
+    infer_test_rows,
+    make_tabular,
+    run_state,
+    service_key,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.k8s, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -296,7 +303,10 @@ async def test_a_run_and_its_service_as_a_job_and_a_deployment_then_a_stopped_ru
                 deployment.metadata.name == "serving-tabular-1"
             )  # seed 001: {type}-{model}-{version digits}
             resp = await infer_test_rows(
-                service.endpoint, service.service_name, project / "data" / "test.csv"
+                service.endpoint,
+                service.service_name,
+                project / "data" / "test.csv",
+                key=await service_key(live.url, service.id),
             )
             assert resp.status_code == 200, resp.text
             outputs = {o["name"]: o["data"] for o in resp.json()["outputs"]}

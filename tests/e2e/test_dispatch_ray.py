@@ -16,7 +16,14 @@ import pytest
 from control.client import AsyncControlClient
 from control.schemas import TaskEvent
 from tests.control.factory import SP, define_node, ok
-from tests.e2e.conftest import LiveControl, infer_test_rows, make_tabular, run_state, wait_for
+from tests.e2e.conftest import (
+    LiveControl,
+    infer_test_rows,
+    make_tabular,
+    run_state,
+    service_key,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ray, pytest.mark.slow]
 
@@ -93,7 +100,10 @@ async def test_a_run_through_the_ray_adapter(tmp_path: Path, ray_settings: Any) 
                     lambda: _service_ready(api, svc["id"]), timeout=90, what="the service to be ready"
                 )
                 resp = await infer_test_rows(
-                    svc["endpoint"], svc["serviceName"], tmp_path / "data" / "test.csv"
+                    svc["endpoint"],
+                    svc["serviceName"],
+                    tmp_path / "data" / "test.csv",
+                    key=await service_key(live.url, svc["id"]),
                 )
                 assert resp.status_code == 200, resp.text
                 assert resp.json()["outputs"]

@@ -5,6 +5,8 @@ Routes: `GET /v2`, `/v2/health/live`, `/v2/health/ready`, `/v2/models/{name}` (m
 `/v2/models/{name}/versions/{version}/...`. Readiness turns true only once the model is loaded.
 Errors are `{"error": "..."}`: 400 for a bad request (including inputs the model refuses),
 404 for an unknown model or version, 503 while the model is loading, 500 for a model failure.
+A service started by control admits callers by its key or a user token (`runtime_agent.serve_auth`:
+401 / 403 otherwise); the health routes stay open.
 
 Tensor mapping: see `runtime_agent.v2` (one [N] tensor per column, or one [N, K] tensor with
 `parameters.columns`; one output tensor per output column).

@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    from control.cli import apply, auth, manifests, quickstart, runs, services
+    from control.cli import apply, audit, auth, manifests, quickstart, runs, services
     from control.cli import quota as quota_cli
 
     p = command("server", "run control in the foreground", None)
@@ -169,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--predict-rows", type=int, default=5, help=argparse.SUPPRESS)
 
     auth.register(command)
+    audit.register(command)
     quota_cli.register(command)
     _plugin_commands(command)
     return parser

@@ -134,6 +134,33 @@ class AsyncControlClient(UsersCalls):
         result: dict[str, Any] = await self.request("PUT", f"{API}/spaces/{space}", json={"spaceName": space})
         return result
 
+    async def audit(
+        self,
+        space: str | None = None,
+        *,
+        since: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        kind: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """A page of the audit trail, newest first: `{"items": [...], "total": n}`.
+
+        A space's events (its owners may read them), or with `space` None every event (site admins).
+        """
+        path = f"{API}/spaces/{space}/audit" if space is not None else f"{API}/audit"
+        params = {
+            "since": since,
+            "actor": actor,
+            "action": action,
+            "kind": kind,
+            "limit": limit,
+            "offset": offset,
+        }
+        result: dict[str, Any] = await self.request("GET", path, params=params)
+        return result
+
     async def list(self, space: str, kind: str, **params: Any) -> list[dict[str, Any]]:
         """List one kind of resource (see `KINDS`) in a space."""
         result: list[dict[str, Any]] = await self.request(

@@ -71,9 +71,8 @@ def page(
     total = count(session=ses, stmt=select(A.id).where(*conditions))
     rows = ses.scalars(select(A).where(*conditions).order_by(A.id.desc()).limit(limit).offset(offset)).all()
     ids = {r.space_id for r in rows if r.space_id is not None}
-    names = dict(
-        ses.execute(select(m.Space.id, m.Space.space_name).where(m.Space.id.in_(ids))).tuples().all()
-    )
+    stmt = select(m.Space.id, m.Space.space_name).where(m.Space.id.in_(ids))
+    names = {space_id: name for space_id, name in ses.execute(stmt)}
     items = [
         AuditEventOut(
             id=r.id,

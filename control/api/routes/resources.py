@@ -13,7 +13,7 @@ from fastapi import APIRouter, Body, Depends, Response
 
 from control import audit, users
 from control import schemas as s
-from control.access import Need, Principal, Role
+from control.access import Need, Principal
 from control.api.deps import Caller, Orch, require_user
 from control.api.params import NewSpaceName, ObjectRef, SpaceName
 from control.api.tenancy import space_in
@@ -70,10 +70,7 @@ def _create_space(ses: Any, who: Principal, space: str, description: str) -> m.S
             f"may not create space {space!r}"
         )
     row, _ = repo.ensure_space(session=ses, name=space, description=description)
-    if not who.admin and who.user_id is not None:
-        user = ses.get(m.User, who.user_id)
-        assert user is not None
-        users.set_member(ses, row, user, Role.OWNER)
+    users.on_space_created(ses, who, row)
     audit.record(ses, who, "create", "space", space, space_id=row.id)
     return row
 

@@ -23,23 +23,21 @@ I/O runs in threads.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import unquote, urljoin, urlparse
 
-from connectors._atomic import bytes_atomically, copy_atomically, write_atomically
+from connectors._atomic import bytes_atomically, copy_atomically
 from connectors._file_dataset import DatasetSink, dataset_advance, dataset_pages
+from connectors._file_objects import copy_inside, scan_objects, stat_inside
 from connectors._file_sink import FileSink
 from connectors._formats import detect_format, file_pages, format_advance, translate_errors
 from connectors._options import conf_float
 from connectors._paging import DEFAULT_PAGE_ROWS, PagedReader, resumable_pages
 from connectors.base import ConnectionConfig, Connector, ObjectInfo, ReadOptions, Sink, WriteOptions
 from connectors.errors import ConnectorConfigError, TargetNotFound
-from connectors.file_root import FileRoot, open_inside, read_inside
+from connectors.file_root import FileRoot, read_inside
 
 if TYPE_CHECKING:
     from connectors.cache import CachedFile, FileCache
@@ -55,17 +53,8 @@ def _file_uri_path(uri: str) -> str:
     return unquote(host + parsed.path)
 
 
-def _file_etag(st: os.stat_result) -> str:
-    return f"{st.st_mtime_ns:x}-{st.st_size:x}"
-
-
 def _is_url(text: str) -> bool:
     return text.startswith(("http://", "https://"))
-
-
-def _copy_from(src: BinaryIO, tmp: Path) -> None:
-    with open(tmp, "wb") as out:
-        shutil.copyfileobj(src, out, 1 << 20)
 
 
 class FileConnector(Connector):
@@ -329,33 +318,15 @@ class FileConnector(Connector):
             return ObjectInfo(path, remote.size, remote.validator)
         file = self._object_path(path)
         with translate_errors(file, "reading"):
-            st = await asyncio.to_thread(os.stat, file, follow_symlinks=False)
-        if stat.S_ISLNK(st.st_mode):  # swapped for a symlink after the check
-            raise self.file_root.refusal(path, "was swapped for a symlink, which may lead outside")
-        if stat.S_ISDIR(st.st_mode):
-            raise ConnectorConfigError(f"{file} is a directory, not an object: name a file", path=str(file))
-        return ObjectInfo(path, st.st_size, _file_etag(st), st.st_mtime)
+            return await asyncio.to_thread(stat_inside, file, self.file_root, path)
 
     async def list_objects(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
         """Every file under the base directory whose relative path starts with `prefix`, in path order."""
         if self.root is None:
             raise ConnectorConfigError("listing objects needs a FILE connection with a base directory (addr)")
-        root, fence = self.root, self.file_root
-
-        def scan() -> list[ObjectInfo]:
-            found = []
-            for dirpath, _dirs, names in os.walk(root):
-                for fname in names:
-                    full = Path(dirpath) / fname
-                    rel = full.relative_to(root).as_posix()
-                    # a symlink leading out of the root is not an object of this connection
-                    if rel.startswith(prefix) and not fname.startswith(".") and fence.holds(full):
-                        st = full.stat()
-                        found.append(ObjectInfo(rel, st.st_size, _file_etag(st), st.st_mtime))
-            return sorted(found, key=lambda o: o.path)
-
+        root = self.root
         with translate_errors(root, "reading"):
-            objects = await asyncio.to_thread(scan)
+            objects = await asyncio.to_thread(scan_objects, root, prefix, self.file_root)
         for info in objects:
             yield info
 
@@ -391,14 +362,8 @@ class FileConnector(Connector):
                     await asyncio.to_thread(copy_atomically, cached.path, target)
             return dest
         file = self._object_path(path)
-        fence = self.file_root
-
-        def copy_in() -> None:
-            with os.fdopen(open_inside(file, fence, shown=path), "rb") as src:
-                write_atomically(target, lambda tmp: _copy_from(src, tmp))
-
         with translate_errors(file, "reading"):
-            await asyncio.to_thread(copy_in)
+            await asyncio.to_thread(copy_inside, file, self.file_root, path, target)
         return dest
 
     async def upload(self, src: str, path: str) -> str:

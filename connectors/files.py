@@ -193,6 +193,7 @@ class FileConnector(Connector):
     async def _local_pages(
         self, path: Path, fmt: str, page_rows: int, cursor: Any, arrow: bool
     ) -> AsyncIterator[Any]:
+        await asyncio.to_thread(self.file_root.check, path)  # again at each (re)open: links swapped in
         is_dir = await asyncio.to_thread(path.is_dir)
         if is_dir:
             raise ConnectorConfigError(

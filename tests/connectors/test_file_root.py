@@ -294,3 +294,15 @@ def test_file_root_messages_name_path_and_root(land: dict[str, Path]) -> None:
     assert fence.contain(str(land["root"] / "in" / "data.csv")) == land["root"] / "sub" / "data.csv"
     with pytest.raises(OutsideRoot, match="root folder itself"):
         fence.contain("sub/..", writable=True)
+
+
+async def test_a_file_swapped_for_a_link_out_between_read_and_open_is_refused(
+    conn: FileConnector, land: dict[str, Path]
+) -> None:
+    swapped = land["root"] / "sub" / "swap.csv"
+    swapped.write_text("a\n1\n")
+    reader = conn.read("sub/swap.csv")  # checked here; opened at the first page
+    swapped.unlink()
+    swapped.symlink_to(land["outside"] / "secret.csv")
+    with pytest.raises(OutsideRoot, match="symlink"):
+        await collect(reader)

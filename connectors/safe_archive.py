@@ -80,9 +80,11 @@ def _target_problem(parts: list[str], links: set[str]) -> str | None:
 
 def tar_problems(members: list[tarfile.TarInfo], *, links_allowed: bool = True) -> tuple[str, str] | None:
     """The first unsafe member of a tar archive: (name, why), or None."""
-    symlinks = {m.name.strip("/") for m in members if m.issym()}
+    symlinks = {
+        "/".join(w) for m in members if m.issym() and isinstance(w := _walk(m.name.split("/"), set()), tuple)
+    }
     for m in members:
-        problem = _name_problem(m.name, symlinks - {m.name.strip("/")})
+        problem = _name_problem(m.name, symlinks)
         if problem is None and not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
             problem = "is a device, fifo or other special file"
         if problem is None and (m.issym() or m.islnk()):
@@ -91,7 +93,7 @@ def tar_problems(members: list[tarfile.TarInfo], *, links_allowed: bool = True) 
             elif m.linkname.startswith(("/", "\\")) or _DRIVE.match(m.linkname) or not m.linkname:
                 problem = f"links to the absolute or empty target {m.linkname!r}"
             else:
-                base = m.name.strip("/").split("/")[:-1] if m.issym() else []
+                base = m.name.rstrip("/").split("/")[:-1] if m.issym() else []
                 problem = _target_problem(base + m.linkname.split("/"), symlinks)
         if problem is not None:
             return m.name, problem

@@ -60,6 +60,10 @@ EVIL_TAR: dict[str, list[Callable[[], tuple[tarfile.TarInfo, io.BytesIO | None]]
         lambda: _link("pkg/d", "/tmp", tarfile.SYMTYPE),
         lambda: _file("pkg/d/evil"),
     ],
+    "dot-prefixed file under a symlink": [
+        lambda: _link("./pkg/d", "sub", tarfile.SYMTYPE),
+        lambda: _file("pkg/./d/evil"),
+    ],
 }
 
 
@@ -134,8 +138,8 @@ def test_code_bundles_and_model_archives_name_the_refusal(tmp_path: Path) -> Non
 
 def test_safe_archives_unpack_with_links_that_stay_inside(filters: str, tmp_path: Path) -> None:
     path = tmp_path / "ok.tar.gz"
-    with tarfile.open(path, "w:gz") as tar:
-        tar.addfile(*_file(PLAIN))
+    with tarfile.open(path, "w:gz") as tar:  # as `tar -C dir .` writes it: "./" before every name
+        tar.addfile(*_file("./" + PLAIN))
         tar.addfile(*_file("pkg/sub/mod.py", b"y = 2\n"))
         tar.addfile(*_link("pkg/alias.py", "sub/mod.py", tarfile.SYMTYPE))
         tar.addfile(*_link("pkg/copy.py", "pkg/sub/mod.py", tarfile.LNKTYPE))

@@ -10,7 +10,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from control.api import errors
+from control.api import errors, openapi
+from control.api.limits import BodyLimit
 from control.api.routes import adapters, agent, code, lamp, render, resources, runs, service_keys, services
 from control.api.routes import audit as audit_routes
 from control.api.routes import quotas as quota_routes
@@ -18,6 +19,7 @@ from control.api.routes import users as user_routes
 from control.dispatch.registry import build_adapters
 from control.orchestrator import Orchestrator
 from control.reconcile import Reconciler
+from control.schemas._base import JsonLimit
 from control.secrets import Vault
 from control.settings import Settings
 from control.store.engine import Store
@@ -66,7 +68,14 @@ def create_app(settings: Settings | None = None, *, reconcile: bool = True) -> F
     app.state.orchestrator = orch
     app.state.reconciler = reconciler
     app.state.settings = settings
+    JsonLimit.set(settings.max_json_field_bytes)
     errors.install(app)
+    openapi.install(app)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        code_max_bytes=settings.code_max_bytes,
+    )
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, Any]:

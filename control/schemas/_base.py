@@ -3,11 +3,84 @@
 from __future__ import annotations
 
 import enum
+import json
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
+
+# -- sizes at the edge: every value fits the store column it goes to -------------------------
+
+MAX_ID = 2**63 - 1
+"""The largest id a store holds (a signed 64-bit integer)."""
+TEXT_BYTES = 65535
+"""Free text (descriptions, the data hooks' SQL/code): what a TEXT column holds, in UTF-8 bytes."""
+MAX_REAL = 3.4e38
+"""The largest magnitude a FLOAT column holds."""
+
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+"""An id of a stored object."""
+Int32 = Annotated[int, Field(ge=-(2**31), le=INT32_MAX)]
+"""An INTEGER column (a Field(ge=...) on the same field replaces these bounds: give `le` there too)."""
+Int64 = Annotated[int, Field(ge=-(2**63), le=INT64_MAX)]
+Real = Annotated[float, Field(ge=-MAX_REAL, le=MAX_REAL)]
+Str16 = Annotated[str, StringConstraints(max_length=16)]
+Str32 = Annotated[str, StringConstraints(max_length=32)]
+Str64 = Annotated[str, StringConstraints(max_length=64)]
+Str128 = Annotated[str, StringConstraints(max_length=128)]
+Str255 = Annotated[str, StringConstraints(max_length=255)]
+"""Names, accounts, labels."""
+Str512 = Annotated[str, StringConstraints(max_length=512)]
+Str1024 = Annotated[str, StringConstraints(max_length=1024)]
+"""Addresses: URLs, paths, hosts."""
+
+
+def _fits_text(value: str) -> str:
+    size = len(value.encode("utf-8", "surrogatepass"))  # pydantic refuses lone surrogates in str
+    if size > TEXT_BYTES:
+        raise ValueError(f"is {size} bytes long: at most {TEXT_BYTES} bytes of UTF-8 are kept")
+    return value
+
+
+Text = Annotated[str, StringConstraints(max_length=TEXT_BYTES), AfterValidator(_fits_text)]
+"""Free text and SQL/code of the data hooks: at most 64 KiB."""
+
+
+class JsonLimit:
+    """The largest JSON object field (operatorConf, sourceConf, ...) stored, serialized.
+
+    Control sets it from `ATOM_MAX_JSON_FIELD_BYTES` when its app is made (`set`); clients of the
+    wire contract keep the default.
+    """
+
+    max_bytes: int = 1024**2
+
+    @classmethod
+    def set(cls, max_bytes: int) -> None:
+        cls.max_bytes = max_bytes
+
+
+def _fits_json(value: Any) -> Any:
+    try:
+        size = len(json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValueError("holds a lone UTF-16 surrogate, which cannot be stored") from None
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"cannot be stored as JSON: {exc}") from None
+    if size > JsonLimit.max_bytes:
+        raise ValueError(
+            f"is {size} bytes as JSON: at most {JsonLimit.max_bytes} are kept (ATOM_MAX_JSON_FIELD_BYTES)"
+        )
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_fits_json)]
+"""A JSON object field, at most `JsonLimit.max_bytes` serialized."""
+StrMap = Annotated[dict[Str255, Text], AfterValidator(_fits_json)]
+"""Names to strings (envs, runParameter), at most `JsonLimit.max_bytes` serialized."""
 
 
 class Wire(BaseModel):
@@ -19,6 +92,7 @@ class Wire(BaseModel):
         extra="forbid",
         use_enum_values=False,
         str_strip_whitespace=True,
+        allow_inf_nan=False,
     )
 
     def wire(self, **kwargs: Any) -> dict[str, Any]:

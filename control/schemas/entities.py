@@ -14,10 +14,15 @@ from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 
 from control.schemas._base import (
     BUNDLE_ADDRESS,
+    INT32_MAX,
     CodeMode,
     ColonyType,
     ConnectType,
     DeployType,
+    Id,
+    Int32,
+    Int64,
+    JsonObject,
     ModelCreateType,
     ModelTechnologyType,
     ModelType,
@@ -26,8 +31,16 @@ from control.schemas._base import (
     OperatorResult,
     OperatorRuntimeType,
     OperatorSourceType,
+    Real,
     RuntimePattern,
     SourceRole,
+    Str32,
+    Str64,
+    Str128,
+    Str255,
+    Str512,
+    Str1024,
+    Text,
     Wire,
 )
 
@@ -57,7 +70,7 @@ class Stamped(Wire):
 
 class SpaceIn(Wire):
     space_name: str = Field(min_length=1, max_length=63)
-    description: str = ""
+    description: Text = ""
 
     _name = field_validator("space_name")(check_dns1123)
 
@@ -71,7 +84,7 @@ class SpaceOut(Wire):
 
 class ExperimentIn(Wire):
     experiment_name: str = NAME
-    description: str = ""
+    description: Text = ""
 
 
 class ExperimentOut(ExperimentIn):
@@ -81,8 +94,8 @@ class ExperimentOut(ExperimentIn):
 
 class ExamIn(Wire):
     exam_name: str = NAME
-    experiment_id: int
-    description: str = ""
+    experiment_id: Id
+    description: Text = ""
 
 
 class ExamOut(ExamIn):
@@ -94,35 +107,35 @@ class ExamOut(ExamIn):
 
 
 class ConnectionFields(Wire):
-    operation_type: str = ""
+    operation_type: Str64 = ""
     connect_type: ConnectType = ConnectType.FILE
-    connect_addr: str = ""
+    connect_addr: Str1024 = ""
     connect_port: int | None = Field(
         default=None, ge=1, le=65535, validation_alias=AliasChoices("connectPort", "connect_port")
     )
-    connect_account: str = ""
-    connect_space: str = ""
-    mode: str = ""
+    connect_account: Str255 = ""
+    connect_space: Str255 = ""
+    mode: Str64 = ""
     colony_type: ColonyType = ColonyType.SINGLE
-    source_conf: dict[str, Any] = Field(default_factory=dict)
-    source_route: str = ""
-    source_size: str = ""
-    source_count: int = 0
+    source_conf: JsonObject = Field(default_factory=dict)
+    source_route: Str1024 = ""
+    source_size: Str64 = ""
+    source_count: Int64 = 0
 
 
 class ConnectionIn(ConnectionFields):
     connect_name: str = NAME
-    connect_password: str | None = Field(default=None, repr=False)
+    connect_password: Str1024 | None = Field(default=None, repr=False)
 
 
 class ConnectionPatch(Wire):
-    connect_addr: str | None = None
+    connect_addr: Str1024 | None = None
     connect_port: int | None = Field(default=None, ge=1, le=65535)
-    connect_account: str | None = None
-    connect_password: str | None = Field(default=None, repr=False)
-    connect_space: str | None = None
+    connect_account: Str255 | None = None
+    connect_password: Str1024 | None = Field(default=None, repr=False)
+    connect_space: Str255 | None = None
     colony_type: ColonyType | None = None
-    source_conf: dict[str, Any] | None = None
+    source_conf: JsonObject | None = None
 
 
 class ConnectionOut(ConnectionFields, Stamped):
@@ -144,27 +157,27 @@ HOOKS = (
 
 class DataSourceFields(Wire):
     source_type: SourceRole = SourceRole.SOURCE
-    source_space: str = ""
-    source_conf: dict[str, Any] = Field(default_factory=dict)
-    task_init_execute: str = ""
-    operate_execute_before: str = ""
-    data_execute_before: str = ""
-    operate_execute: str = ""
-    data_execute_after: str = ""
-    operate_execute_after: str = ""
-    data_format: str = ""
-    operator_read_num: int = Field(default=0, ge=0)
-    connect_read_num: int = Field(default=0, ge=0)
-    paginate_read_num: int = Field(default=0, ge=0)
+    source_space: Str255 = ""
+    source_conf: JsonObject = Field(default_factory=dict)
+    task_init_execute: Text = ""
+    operate_execute_before: Text = ""
+    data_execute_before: Text = ""
+    operate_execute: Text = ""
+    data_execute_after: Text = ""
+    operate_execute_after: Text = ""
+    data_format: Str32 = ""
+    operator_read_num: int = Field(default=0, ge=0, le=INT32_MAX)
+    connect_read_num: int = Field(default=0, ge=0, le=INT32_MAX)
+    paginate_read_num: int = Field(default=0, ge=0, le=INT32_MAX)
     disposable: bool = False
     async_load: bool = True
-    order: int = 0
+    order: Int32 = 0
 
 
 class DataSourceIn(DataSourceFields):
     source_name: str = NAME
-    connection_id: int | None = None
-    connection_name: str | None = None
+    connection_id: Id | None = None
+    connection_name: Str128 | None = None
     """Either connectionId or connectionName names the connection."""
 
 
@@ -178,24 +191,24 @@ class DataSourceOut(DataSourceFields, Stamped):
 
 
 class OperatorFields(Wire):
-    operator_template_id: int | None = None
-    operator_source_id: int | None = None
+    operator_template_id: Int64 | None = None
+    operator_source_id: Int64 | None = None
     operator_source_type: OperatorSourceType = OperatorSourceType.CUSTOM
     operator_runtime_type: OperatorRuntimeType = OperatorRuntimeType.TRAIN
     operator_model: OperatorModel = OperatorModel.OFFLINE
-    level: int = 1
-    resources_account_id: int | None = None
+    level: Int32 = 1
+    resources_account_id: Int64 | None = None
     code_mode: CodeMode = CodeMode.MODULE
     code_address: str = Field(default="", max_length=1024, validate_default=True)
     code_version: str = Field(default="", max_length=64)
     module_name: str = Field(min_length=1, max_length=255)
     execute_object: str = Field(min_length=1, max_length=128)
-    operator_conf: dict[str, Any] = Field(default_factory=dict)
-    environment_conf: dict[str, Any] = Field(default_factory=dict)
-    model_conf: dict[str, Any] = Field(default_factory=dict)
-    operator_epoch: int = Field(default=1, ge=1)
-    operator_plan_runtimes: str = ""
-    operator_priority: int = 0
+    operator_conf: JsonObject = Field(default_factory=dict)
+    environment_conf: JsonObject = Field(default_factory=dict)
+    model_conf: JsonObject = Field(default_factory=dict)
+    operator_epoch: int = Field(default=1, ge=1, le=INT32_MAX)
+    operator_plan_runtimes: Str64 = ""
+    operator_priority: Int32 = 0
     deploy_type: DeployType = DeployType.NOT_DEPLOY
 
     @field_validator("code_address")
@@ -253,24 +266,24 @@ def check_code_address(mode: CodeMode, address: str) -> str:
 
 
 class ModelFields(Wire):
-    node_id: int | None = None
-    runtime_id: int | None = None
-    operator_id: int | None = None
+    node_id: Id | None = None
+    runtime_id: Id | None = None
+    operator_id: Id | None = None
     model_create_type: ModelCreateType = ModelCreateType.TRAIN
-    model_version: str = ""
-    model_score: float = 0
+    model_version: Str64 = ""
+    model_score: Real = 0
     model_type: ModelType = ModelType.USER
     model_technology_type: ModelTechnologyType = ModelTechnologyType.MULTI_MODE
-    model_address: str = ""
-    model_status: str = ""
-    connect_id: int | None = None
-    connection_name: str | None = None
-    connect_status: str = ""
+    model_address: Str1024 = ""
+    model_status: Str32 = ""
+    connect_id: Id | None = None
+    connection_name: Str128 | None = None
+    connect_status: Str32 = ""
     operator_result: OperatorResult = OperatorResult.NOT_CONTAIN_OPTIMAL
-    resource_type: str = ""
-    resource_value: str = ""
-    resource_size: str = ""
-    produce_way: str = ""
+    resource_type: Str64 = ""
+    resource_value: Str255 = ""
+    resource_size: Str64 = ""
+    produce_way: Str64 = ""
 
 
 class ModelIn(ModelFields):
@@ -297,15 +310,15 @@ class ModelOut(ModelFields, Stamped):
 
 
 class ServiceInfoFields(Wire):
-    si_type: str = ""
+    si_type: Str64 = ""
     si_runtime_pattern: RuntimePattern = RuntimePattern.COMMAND
-    si_node_num: int = Field(default=1, ge=0)
-    si_image_name: str = ""
-    si_cpu: int = Field(default=1, ge=0)
-    si_gpu: int = Field(default=0, ge=0)
-    si_memory: int = Field(default=1024, ge=0)
-    si_display_memory: int = Field(default=0, ge=0)
-    si_label: str = ""
+    si_node_num: int = Field(default=1, ge=0, le=INT32_MAX)
+    si_image_name: Str512 = ""
+    si_cpu: int = Field(default=1, ge=0, le=INT32_MAX)
+    si_gpu: int = Field(default=0, ge=0, le=INT32_MAX)
+    si_memory: int = Field(default=1024, ge=0, le=INT32_MAX)
+    si_display_memory: int = Field(default=0, ge=0, le=INT32_MAX)
+    si_label: Str255 = ""
 
 
 class ServiceInfoIn(ServiceInfoFields):
@@ -320,15 +333,15 @@ class ServiceInfoOut(ServiceInfoFields, Stamped):
 
 
 class NodeFields(Wire):
-    node_template_id: int | None = None
-    exam_id: int | None = None
+    node_template_id: Int64 | None = None
+    exam_id: Id | None = None
     operator_source_type: OperatorSourceType = OperatorSourceType.CUSTOM
     operator_runtime_type: OperatorRuntimeType = OperatorRuntimeType.TRAIN
     node_model: OperatorModel = OperatorModel.OFFLINE
-    node_epoch: int = Field(default=1, ge=1)
-    node_plan_runtimes: str = ""
+    node_epoch: int = Field(default=1, ge=1, le=INT32_MAX)
+    node_plan_runtimes: Str64 = ""
     node_status: NodeStatus = NodeStatus.CREATE
-    operator_priority: int = 0
+    operator_priority: Int32 = 0
     max_retries: int = Field(default=0, ge=0, le=20)
 
 
@@ -340,9 +353,9 @@ class NodeIn(NodeFields):
 
 class NodePatch(Wire):
     node_status: NodeStatus | None = None
-    exam_id: int | None = None
-    node_epoch: int | None = Field(default=None, ge=1)
-    operator_priority: int | None = None
+    exam_id: Id | None = None
+    node_epoch: int | None = Field(default=None, ge=1, le=INT32_MAX)
+    operator_priority: Int32 | None = None
     max_retries: int | None = Field(default=None, ge=0, le=20)
 
 
@@ -355,17 +368,15 @@ class NodeOut(NodeFields, Stamped):
 class NodeRelationIn(Wire):
     """Body of createNodeRelation: binds a node to its operator, data, model and resources."""
 
-    node_id: int
-    next_node_id: int | None = None
-    operator_id: int
-    data_source_id: int | None = None
-    data_source_ids: list[int] = Field(default_factory=list)
-    model_id: int | None = Field(
-        default=None, validation_alias=AliasChoices("modelID", "modelId", "model_id")
-    )
-    service_info_id: int | None = None
-    max_service_info_id: int | None = None
-    min_service_info_id: int | None = None
+    node_id: Id
+    next_node_id: Id | None = None
+    operator_id: Id
+    data_source_id: Id | None = None
+    data_source_ids: list[Id] = Field(default_factory=list, max_length=1000)
+    model_id: Id | None = Field(default=None, validation_alias=AliasChoices("modelID", "modelId", "model_id"))
+    service_info_id: Id | None = None
+    max_service_info_id: Id | None = None
+    min_service_info_id: Id | None = None
 
     def all_source_ids(self) -> list[int]:
         ids = list(self.data_source_ids)

@@ -14,15 +14,26 @@ from typing import Any
 from pydantic import ConfigDict, Field
 
 from control.schemas._base import (
+    INT64_MAX,
     ColonyType,
     ConnectType,
     DeployType,
+    Id,
+    Int32,
+    Int64,
     OperatorResult,
     OperatorRuntimeType,
+    Real,
     RunState,
     ServiceState,
     SourceRole,
+    Str16,
+    Str128,
+    Str255,
+    Str1024,
     StrEnum,
+    StrMap,
+    Text,
     Wire,
 )
 from control.schemas.entities import ServiceInfoFields
@@ -31,14 +42,14 @@ from control.schemas.entities import ServiceInfoFields
 class TaskEvent(Wire):
     """Body of startNodeTask and runningAutoFinish (seed 000 §4 and §5.2)."""
 
-    task_id: int
+    task_id: Id
     """The node id (or the exam id when `taskType` is EXAM)."""
-    task_type: str = "NODE"
+    task_type: Str16 = "NODE"
     """NODE starts one node; EXAM starts every node of the exam (all EDIT_FINISH) in nextNodeId order,
     each with these envs and runParameter (operatorRuntimeType is then not checked)."""
-    envs: dict[str, str] = Field(default_factory=dict)
+    envs: StrMap = Field(default_factory=dict)
     operator_runtime_type: OperatorRuntimeType | None = None
-    run_parameter: dict[str, str] = Field(default_factory=dict)
+    run_parameter: StrMap = Field(default_factory=dict)
 
 
 class StartResult(Wire):
@@ -149,37 +160,37 @@ class TaskSpec(RunSpecFields):
 
 class StateReport(Wire):
     state: RunState
-    reason: str = ""
+    reason: Text = ""
 
 
 class SourceProgress(Wire):
     """How far the agent has read one source."""
 
-    rows_read: int = Field(ge=0)
+    rows_read: int = Field(ge=0, le=INT64_MAX)
     """Rows read so far (in the current pass over the source)."""
-    rows_total: int | None = Field(default=None, ge=0)
+    rows_total: int | None = Field(default=None, ge=0, le=INT64_MAX)
     """The source's row count where it is known cheaply (parquet metadata, a finished read); else null."""
 
 
 class Heartbeat(Wire):
     progress: float | None = Field(default=None, ge=0, le=1)
-    stage: str | None = None
-    rows_read: int | None = None
-    sources: dict[str, SourceProgress] | None = None
+    stage: Str255 | None = None
+    rows_read: Int64 | None = None
+    sources: dict[Str128, SourceProgress] | None = Field(default=None, max_length=1000)
     """Per-source progress keyed by sourceName; null leaves what control has as it is."""
 
 
 class MetricReport(Wire):
-    step: int = 0
-    values: dict[str, float]
+    step: Int32 = 0
+    values: dict[Str128, Real] = Field(max_length=1000)
 
 
 class ModelVersionReport(Wire):
-    model_address: str
-    model_score: float = 0
-    metrics: dict[str, float] = Field(default_factory=dict)
+    model_address: Str1024
+    model_score: Real = 0
+    metrics: dict[Str128, Real] = Field(default_factory=dict, max_length=1000)
     operator_result: OperatorResult = OperatorResult.CONTAIN_OPTIMAL
-    serving_object: str | None = None
+    serving_object: Str255 | None = None
     """`module:Class` of the reasoning operator that serves this model (the operator's `serving_object`)."""
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from control.schemas._base import Wire
+from control.schemas._base import Int32, Int64, Str128, Str1024, Wire
 from control.schemas.entities import (
     ConnectionFields,
     DataSourceFields,
@@ -25,34 +25,34 @@ from control.schemas.runs import ConnectionSpec, ModelSpec, OperatorSpec, Source
 
 
 class SeedMeta(Wire):
-    id: int | None = None
-    space_id: int | None = None
-    create_time: int | datetime | None = None
-    update_time: int | datetime | None = None
-    delete_flag: int = 0
+    id: Int64 | None = None
+    space_id: Int64 | None = None
+    create_time: Int64 | datetime | None = None
+    update_time: Int64 | datetime | None = None
+    delete_flag: Int32 = 0
 
 
 class ConnectionEntity(ConnectionFields, SeedMeta):
-    connect_name: str = ""
-    connect_password: str | None = Field(default=None, repr=False)
+    connect_name: Str128 = ""
+    connect_password: Str1024 | None = Field(default=None, repr=False)
 
 
 class DataSourceEntity(DataSourceFields, SeedMeta):
-    source_name: str = ""
-    connection_id: int | None = None
-    connection_name: str = ""
+    source_name: Str128 = ""
+    connection_id: Int64 | None = None
+    connection_name: Str128 = ""
 
 
 class ModelEntity(ModelFields, SeedMeta):
-    model_name: str = "model"
+    model_name: Str128 = "model"
 
 
 class OperatorEntity(OperatorFields, SeedMeta):
-    operator_name: str = "operator"
+    operator_name: Str128 = "operator"
 
 
 class ResourceAccountEntity(ServiceInfoFields, SeedMeta):
-    si_name: str = ""
+    si_name: Str128 = ""
 
 
 class SourceAndConnect(Wire):
@@ -61,7 +61,7 @@ class SourceAndConnect(Wire):
 
 
 class CreateOperatorsPayload(Wire):
-    source_and_connects: list[SourceAndConnect]
+    source_and_connects: list[SourceAndConnect] = Field(max_length=1000)
     model_to: ModelEntity | None = None
     resource_account_to: ResourceAccountEntity | None = None
     operator_to: OperatorEntity

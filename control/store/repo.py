@@ -63,10 +63,29 @@ def kind(path: str) -> Kind:
 # -- spaces ----------------------------------------------------------------------------------
 
 
+#: the largest id a store holds (a signed 64-bit integer)
+MAX_ID = 2**63 - 1
+
+
+def as_id(ref: str | int) -> int | None:
+    """`ref` as a store id when it is one (ASCII digits, 1 .. 2**63-1), else None (a name)."""
+    if isinstance(ref, int):
+        return ref if 1 <= ref <= MAX_ID else None
+    text = str(ref)
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    value = int(text)
+    return value if 1 <= value <= MAX_ID else None
+
+
 def get_space(*, session: Session, space: str | int) -> m.Space:
-    col = m.Space.id if isinstance(space, int) or str(space).isdigit() else m.Space.space_name
-    key: Any = int(space) if col is m.Space.id else space
-    row = session.scalar(select(m.Space).where(col == key))
+    ident = as_id(space)
+    if ident is not None:
+        row = session.get(m.Space, ident)
+    elif isinstance(space, int):
+        row = None
+    else:
+        row = session.scalar(select(m.Space).where(m.Space.space_name == space))
     if row is None:
         raise NotFound(f"space {space!r} does not exist: create it with PUT /api/v1/spaces/{space}")
     return row
@@ -76,7 +95,11 @@ def ensure_space(*, session: Session, name: str, description: str = "") -> tuple
     row = session.scalar(select(m.Space).where(m.Space.space_name == name))
     if row is not None:
         return row, False
-    s.SpaceIn(space_name=name, description=description)  # validates the name
+    try:
+        s.SpaceIn(space_name=name, description=description)  # validates the name
+    except ValidationError as exc:
+        errors = field_errors(exc.errors(), whole="space")
+        raise InvalidSpec(f"invalid space: {describe_fields(errors)}", errors=errors) from None
     row = m.Space(space_name=name, description=description)
     session.add(row)
     session.flush()
@@ -89,8 +112,9 @@ def ensure_space(*, session: Session, name: str, description: str = "") -> tuple
 def find(*, session: Session, k: Kind, space_id: int, ref: str | int) -> Any:
     """Find one entity by id or by name within a space."""
     orm: Any = k.orm
-    if isinstance(ref, int) or str(ref).isdigit():
-        row = session.get(orm, int(ref))
+    ident = as_id(ref)
+    if ident is not None:
+        row = session.get(orm, ident)
         if row is not None and getattr(row, "space_id", space_id) == space_id:
             return row
     row = session.scalar(select(orm).where(orm.space_id == space_id, getattr(orm, k.name_attr) == str(ref)))

@@ -137,6 +137,9 @@ def cmd_run(args: argparse.Namespace, *, verbose: bool = False) -> int:
             settings.run_id = args.run_id
         if settings.run_id is None or not settings.control_url:
             return complain("atom-runtime run: give --spec FILE, or --run-id N with ATOM_CONTROL_URL set")
+        from runtime_agent.log_shipping import ship_output
+
+        ship_output(settings)  # ATOM_LOG_SHIP: the output reaches control too, sent until the exit
     try:
         outcome = asyncio.run(_run(settings, args, spec_path))
     except SpecError as exc:

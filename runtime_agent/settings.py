@@ -57,6 +57,15 @@ class AgentSettings(BaseSettings):
     """Where fetched operator code is kept by content (git commit, pip requirement, bundle digest);
     default ~/.cache/atom/code. Agents on one host may share it."""
     log_level: str = "INFO"
+    # -- log shipping (runtime_agent.log_shipping) --
+    log_ship: bool = False
+    """Send the agent's output to control as well (set by control for Ray, container and pod runs)."""
+    log_ship_interval: float = 1.0
+    """Seconds between two batches of shipped output."""
+    log_ship_buffer_bytes: int = 16 * 1024 * 1024
+    """Output kept while control does not answer; beyond it the oldest goes (control marks the gap)."""
+    log_ship_exit_wait: float = 30.0
+    """Seconds an ending agent waits for control to take the rest of its output."""
 
     def run_dirs(self, run_id: int) -> RunDirs:
         """The run's directories (created), defaulting under `.atom/run-<id>`."""

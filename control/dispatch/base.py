@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from control.errors import ControlError, DispatchFailed
 from control.schemas.resources import ResourceRequest, WorkerPlan
 
 logger = logging.getLogger(__name__)
+LOG_SHIP_ENV = "ATOM_LOG_SHIP"
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,9 @@ class Adapter(abc.ABC):
     """One dispatch target. Subclasses set `name` and implement the `_`-methods."""
 
     name: ClassVar[str]
+    ships_logs: ClassVar[bool] = True
+    """The target's disk is not control's: a run's agent sends its output to control too
+    (`ATOM_LOG_SHIP`), so its log outlives the job, container or pod."""
 
     async def admit(self, desc: RunDescription) -> Admission:
         """Check the request against what the target has and reserve it.
@@ -143,7 +148,7 @@ class Adapter(abc.ABC):
             DispatchFailed: it could not be started (one line: what and why).
         """
         with self._mapped("start", desc):
-            return await self._start(desc, admission or Admission())
+            return await self._start(self._with_shipping(desc), admission or Admission())
 
     async def stop(self, external_id: str, *, grace: float = 10.0) -> None:
         """Ask the agent to stop (SIGTERM), force it after `grace` seconds; stopping twice is fine."""
@@ -188,6 +193,12 @@ class Adapter(abc.ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release what the adapter holds (not the agents it started)."""
+
+    def _with_shipping(self, desc: RunDescription) -> RunDescription:
+        """`desc` with `ATOM_LOG_SHIP=1` for a run on a target that ships logs (unless the node set it)."""
+        if not self.ships_logs or desc.kind != "run" or LOG_SHIP_ENV in desc.env:
+            return desc
+        return dataclasses.replace(desc, env={**desc.env, LOG_SHIP_ENV: "1"})
 
     # -- for subclasses -------------------------------------------------------------------------
 

@@ -70,6 +70,7 @@ class LocalAdapter(Adapter):
     """
 
     name = "local"
+    ships_logs = False  # its agent writes the run's log file on control's disk itself
 
     def __init__(self, *, gpus: list[str] | None = None, cpus: int | None = None, memory_limits: bool = True):
         self._procs: dict[int, subprocess.Popen[bytes]] = {}

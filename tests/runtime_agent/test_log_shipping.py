@@ -1,0 +1,177 @@
+"""A real agent ships its output to a real control (`ATOM_LOG_SHIP=1`): the run's log is whole after the
+agent's own log file is deleted, and control being killed mid-run and started again loses no line.
+
+Control runs as an `atom server` process (killed with SIGKILL, started again on the same port and
+store); the agent it starts inherits `ATOM_LOG_SHIP` and goes on through the outage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from control.client import AsyncControlClient
+from control.deploy import free_port
+from control.schemas import TaskEvent
+from tests.control.factory import SP, define_node, ok
+from tests.e2e.conftest import make_tabular, run_state, wait_for
+
+pytestmark = pytest.mark.e2e
+
+EPOCHS, GATE_EPOCH = 6, 2
+
+
+class ControlProcess:
+    """`python -m control.cli server` as a child process, killed with SIGKILL and started again."""
+
+    def __init__(self, home: Path, port: int, log: Path) -> None:
+        self.home = home
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = log
+        self.env = {
+            **os.environ,
+            "ATOM_HOME": str(home),
+            "ATOM_PORT": str(port),
+            "ATOM_HEARTBEAT_TIMEOUT": "30",
+            "ATOM_RECONCILE_INTERVAL": "0.3",
+            "ATOM_HEARTBEAT_INTERVAL": "1",  # these three reach the agents it starts
+            "ATOM_LOG_SHIP": "1",
+            "ATOM_LOG_SHIP_INTERVAL": "0.2",
+            "RAY_AUTH_MODE": "disabled",
+            "NO_COLOR": "1",
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "control.cli", "server"],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    async def ready(self) -> None:
+        async def answers() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"control exited with {self.proc.returncode}: {self.log.read_text()}")
+            try:
+                async with httpx.AsyncClient(timeout=2) as http:
+                    return (await http.get(f"{self.url}/healthz")).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        await wait_for(answers, timeout=60, what="control to answer")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def kill_agents(self) -> None:
+        db = self.home / "atom.db"
+        if not db.exists():
+            return
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            ids = [row[0] for row in conn.execute("SELECT external_id FROM schedules")]
+        for external_id in ids:
+            if external_id and external_id.startswith("pid:"):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(int(external_id.split(":")[1]), signal.SIGKILL)
+
+
+@pytest.fixture
+def control(tmp_path: Path) -> Iterator[ControlProcess]:
+    ctl = ControlProcess(tmp_path / "home", free_port(), tmp_path / "control.log")
+    ctl.start()
+    try:
+        yield ctl
+    finally:
+        ctl.kill()
+        ctl.kill_agents()
+
+
+async def whole_log(client: AsyncControlClient, run_id: int) -> str:
+    """The run's log through the API, page by page."""
+    text, offset = "", 0
+    while True:
+        page = await client.run_logs(run_id, offset=offset, limit=4096)
+        text += page.text
+        offset = page.next_offset
+        if page.eof or not page.text:
+            return text
+
+
+def read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+async def test_the_shipped_log_is_whole_after_an_outage_and_after_the_agents_file_is_gone(
+    control: ControlProcess, tmp_path: Path
+) -> None:
+    data, gate = tmp_path / "data", tmp_path / "gate"
+    make_tabular(data, rows=200)
+    await control.ready()
+    async with httpx.AsyncClient(base_url=control.url, timeout=10) as api:
+        d = await define_node(
+            api,
+            data_dir=str(data),
+            module="tests.e2e.outage_operators",
+            cls="GatedTrainer",
+            epochs=EPOCHS,
+            deploy="NOT_DEPLOY",
+        )
+        conf = {"gateFile": str(gate), "gateEpoch": GATE_EPOCH, "epochSeconds": 0.1}
+        await ok(await api.patch(f"{SP}/operators/tabular", json={"operatorConf": conf}))
+    async with AsyncControlClient(control.url) as client:
+        run_id = (await client.start_node_task(TaskEvent(task_id=d["node"]["id"]))).run_ids[0]
+        shipped = control.home / "runs" / str(run_id) / "shipped.log"
+
+        async def at_the_gate() -> bool:  # control has it through the shipped log, while the run goes on
+            return shipped.exists() and f"epoch {GATE_EPOCH}: waiting for" in await whole_log(client, run_id)
+
+        await wait_for(at_the_gate, timeout=120, what="the shipped log to reach the gate")
+
+    control.kill()
+    gate.touch()  # the agent goes on without control: its output waits in its buffer
+    agent_log = control.home / "runs" / str(run_id) / "logs" / "agent.log"
+
+    def finished_and_retrying() -> bool:
+        text = read(agent_log)
+        return f"metrics step {EPOCHS}:" in text and "waits for control" in text
+
+    await wait_for(finished_and_retrying, timeout=120, what="the agent to go on and wait for control")
+    assert f"metrics step {EPOCHS}:" not in read(shipped)  # written while control was away
+
+    control.start()
+    await control.ready()
+    async with AsyncControlClient(control.url) as client:
+        run = await wait_for(
+            lambda: run_state(client, run_id, ("succeeded", "failed", "stopped")),
+            timeout=120,
+            what="the run to end",
+        )
+        assert run.state.value == "succeeded", run.reason
+
+        def all_shipped() -> bool:  # the agent sends the rest as it exits
+            return read(shipped) == read(agent_log)
+
+        await wait_for(all_shipped, timeout=60, what="the agent's last output to reach control")
+        own = read(agent_log)
+        agent_log.unlink()  # the agent's own file is gone, as with a removed pod
+        text = await whole_log(client, run_id)
+    assert text == own
+    for epoch in range(1, EPOCHS + 1):
+        assert text.count(f"metrics step {epoch}:") == 1, text  # each line once, the outage's too
+    assert "is unreachable" in text and "answers again" in text

@@ -146,10 +146,10 @@ async def test_ended_runs_and_stale_tries_are_settled(app: FastAPI) -> None:
     assert state_of(store, started) == quota.CONFIRMED
     assert state_of(store, never_started) == quota.CANCELLED
     with store.transaction() as ses:  # the released run waits to be dispatched again
-        run = ses.get(m.Runtime, never_started)
+        row = ses.get(m.Runtime, never_started)
         sched = ses.scalar(select(m.Schedule).where(m.Schedule.runtime_id == never_started))
-        assert run is not None and sched is not None
-        assert run.state == "pending" and run.reason.startswith("quota: released")
+        assert row is not None and sched is not None
+        assert row.state == "pending" and row.reason.startswith("quota: released")
         assert (sched.info or {}).get("waiting")
     assert try_run(store, never_started) == "" and state_of(store, never_started) == quota.TRYING
 

@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
 #: service keys start with this (`control.service_keys.KEY_PREFIX`)
 KEY_PREFIX = "atomsk_"
+#: user tokens start with this (`control.users.issue_token`); no other token is worth asking about
+USER_PREFIX = "atom_"
 SEND = "send 'Authorization: Bearer <key>' with the service's key or your Atom token (ATOM_TOKEN)"
 
 
@@ -124,6 +126,8 @@ class Gate:
         refresh_s: the access is fetched again when older than this (a rotated key's lag).
         verdict_s: how long a user token's verdict (yes or no) is kept.
         cache_size: at most this many user tokens' verdicts are kept (the oldest goes first).
+        lookups_per_s: control is asked about at most this many unknown tokens a second (a burst
+            of as many); beyond that a caller gets 429, so guessed tokens cannot flood control.
         clock: monotonic seconds (tests).
     """
 
@@ -134,6 +138,7 @@ class Gate:
         refresh_s: float = 2.0,
         verdict_s: float = 30.0,
         cache_size: int = 1024,
+        lookups_per_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._source = source
@@ -146,6 +151,9 @@ class Gate:
         self._tried_at = float("-inf")
         self._lock = asyncio.Lock()
         self._verdicts: OrderedDict[str, tuple[float, Verdict]] = OrderedDict()
+        self._rate = lookups_per_s
+        self._allowance = lookups_per_s
+        self._allowance_at = clock()
 
     async def _access(self, *, at_most: float | None = None) -> Access | None:
         """The access known, fetched again when older than `at_most` (default `refresh_s`).
@@ -169,12 +177,25 @@ class Gate:
                 )
             return self._known
 
-    async def _verdict(self, token: str, digest: str) -> Verdict:
+    def _may_ask(self) -> bool:
+        """Take one control lookup from the allowance (refilled at `lookups_per_s`)."""
+        now = self._clock()
+        self._allowance = min(self._rate, self._allowance + (now - self._allowance_at) * self._rate)
+        self._allowance_at = now
+        if self._allowance < 1:
+            return False
+        self._allowance -= 1
+        return True
+
+    async def _verdict(self, token: str, digest: str) -> Verdict | None:
+        """Control's answer about a user token (cached); None when over the lookup allowance."""
         now = self._clock()
         cached = self._verdicts.get(digest)
         if cached is not None and now - cached[0] <= self._verdict_s:
             self._verdicts.move_to_end(digest)
             return cached[1]
+        if not self._may_ask():
+            return None
         verdict = await self._source.verdict(token)
         self._verdicts[digest] = (self._clock(), verdict)
         self._verdicts.move_to_end(digest)
@@ -206,6 +227,8 @@ class Gate:
             if fresh is not None and digest in fresh.key_hashes:
                 return None
             return refusal(401, "the service key is not valid (it may have been rotated): " + SEND)
+        if not token.startswith(USER_PREFIX):
+            return refusal(401, "the token is neither this service's key nor an Atom user token: " + SEND)
         try:
             verdict = await self._verdict(token, digest)
         except (httpx.HTTPError, ValueError, KeyError) as exc:
@@ -213,6 +236,10 @@ class Gate:
             return refusal(
                 503, "cannot check the token: control is unreachable; send the service's key instead"
             )
+        if verdict is None:
+            busy = refusal(429, "too many unknown tokens to check just now: retry in a second")
+            busy.headers["Retry-After"] = "1"
+            return busy
         if verdict.allowed:
             return None
         return refusal(verdict.status if verdict.status in (401, 403) else 401, verdict.reason or SEND)

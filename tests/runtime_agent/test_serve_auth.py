@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pandas as pd
@@ -72,7 +73,9 @@ async def stack_of(tmp_path: Path) -> AsyncIterator[Callable[..., object]]:
     async with app.router.lifespan_context(app):
         clients: list[httpx.AsyncClient] = []
 
-        async def make(*, public: bool = False, verdict_s: float = 30.0) -> Stack:
+        async def make(
+            *, public: bool = False, verdict_s: float = 30.0, lookups_per_s: float = 10.0, clock: Any = None
+        ) -> Stack:
             t = tenancy(app, public=public)
             wire = Switch(app)
             gate = Gate(
@@ -80,6 +83,8 @@ async def stack_of(tmp_path: Path) -> AsyncIterator[Callable[..., object]]:
                 refresh_s=0.2,
                 verdict_s=verdict_s,
                 cache_size=2,
+                lookups_per_s=lookups_per_s,
+                **({"clock": clock} if clock is not None else {}),
             )
 
             async def load() -> LoadedModel:
@@ -192,3 +197,20 @@ async def test_a_public_service_answers_without_a_token(stack_of) -> None:  # ty
         return (await s.infer()).status_code == 401
 
     await until(refused, "the service to need a token again")
+
+
+async def test_guessed_tokens_cannot_flood_control(stack_of) -> None:  # type: ignore[no-untyped-def]
+    now = [1000.0]
+    s: Stack = await stack_of(lookups_per_s=2, clock=lambda: now[0])
+    assert (await s.infer(s.t.reader)).status_code == 200  # one lookup of the two a second
+    calls = s.wire.calls
+    garbage = await s.infer("not-an-atom-token")
+    assert garbage.status_code == 401 and "neither" in garbage.json()["error"]
+    assert s.wire.calls == calls  # refused without asking control
+    assert (await s.infer("atom_guess-1")).status_code == 401  # the second lookup
+    busy = await s.infer("atom_guess-2")
+    assert busy.status_code == 429 and busy.headers["retry-after"] == "1"
+    assert s.wire.calls == calls + 1
+    assert (await s.infer(s.t.reader)).status_code == 200  # a cached verdict needs no lookup
+    now[0] += 1.0
+    assert (await s.infer("atom_guess-2")).status_code == 401

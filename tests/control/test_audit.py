@@ -19,6 +19,7 @@ from control.access import Role, Scope
 from control.secrets import token_hash
 from control.store import models as m
 from tests.control.factory import ok
+from tests.control.test_code_store import targz
 
 V1 = "/api/v1"
 PASSWORDS = ("first-Pa55word-kept-secret", "second-Pa55word-kept-secret", "third-Pa55word-kept-secret")
@@ -73,6 +74,24 @@ def add_run_and_service(app: FastAPI, space_id: int) -> tuple[int, int]:
         return run.id, svc.id
 
 
+def add_finishing_run(app: FastAPI, space_id: int) -> int:
+    """A running run whose operator deploys nothing: runningAutoFinish only marks it succeeded."""
+    operator = {"operatorName": "op", "operatorRuntimeType": "TRAIN", "moduleName": "m", "executeObject": "X"}
+    with app.state.orchestrator.store.transaction() as ses:
+        run = m.Runtime(
+            space_id=space_id,
+            node_name="train",
+            operator_runtime_type="TRAIN",
+            state="running",
+            token_hash=token_hash("another-run-token"),
+            spec={},
+        )
+        ses.add(run)
+        ses.flush()
+        run.spec = {"runId": run.id, "nodeName": "train", "operator": operator}
+        return run.id
+
+
 def all_rows(app: FastAPI) -> list[dict[str, Any]]:
     with app.state.orchestrator.store.transaction() as ses:
         return [
@@ -108,6 +127,11 @@ async def test_owners_read_what_was_done_and_no_secret_is_kept(
     run_id, service_id = add_run_and_service(app, space["id"])
     await ok(await api.post(f"{V1}/runs/{run_id}/stop", json={"reason": "enough"}, headers=alice))
     await ok(await api.post(f"{V1}/services/{service_id}/stop", headers=alice))
+    finishing = add_finishing_run(app, space["id"])
+    finish = {"taskId": finishing, "runParameter": {"runId": str(finishing)}}
+    await ok(
+        await api.post("/lamp/atom/service/operator/taskEvent/runningAutoFinish", json=finish, headers=alice)
+    )
     await ok(await api.put(f"{V1}/spaces/b", json={"spaceName": "b"}, headers=auth(tokens["bob"])), 201)
 
     resp = await api.get(f"{V1}/spaces/a/audit", headers=auth(tokens["alice-admin"]))
@@ -121,13 +145,14 @@ async def test_owners_read_what_was_done_and_no_secret_is_kept(
         ("alice", "delete", "node", "train"),
         ("alice", "stop", "run", str(run_id)),
         ("alice", "stop", "service", "tabular-1"),
+        ("alice", "finish", "run", str(finishing)),
     ]
-    assert page["total"] == 8 and {e["space"] for e in page["items"]} == {"a"}
+    assert page["total"] == 9 and {e["space"] for e in page["items"]} == {"a"}
     assert page["items"][-3]["detail"] == {
         "id": page["items"][-2]["detail"]["id"],
         "fields": ["connectPassword"],
     }
-    assert page["items"][1]["detail"]["reason"] == "enough"
+    assert page["items"][2]["detail"]["reason"] == "enough"
     everything = json.dumps(all_rows(app)) + resp.text
     for password in PASSWORDS:
         assert password not in everything
@@ -141,8 +166,8 @@ async def test_owners_read_what_was_done_and_no_secret_is_kept(
     assert await names(kind="connection", action="change") == [("change", "connection")] * 2
     assert await names(actor="bob") == []
     assert await names(since=(datetime.now(UTC) + timedelta(hours=1)).isoformat()) == []
-    assert len(await names(since=(datetime.now(UTC) - timedelta(hours=1)).isoformat())) == 8
-    assert await names(limit=2, offset=1) == [("stop", "run"), ("delete", "node")]
+    assert len(await names(since=(datetime.now(UTC) - timedelta(hours=1)).isoformat())) == 9
+    assert await names(limit=2, offset=2) == [("stop", "run"), ("delete", "node")]
 
 
 async def test_only_owners_and_site_admins_read_the_trail(
@@ -196,3 +221,20 @@ async def test_a_refused_change_leaves_no_audit_event(
         ("create", "connection"),
         ("create", "data-source"),
     ]
+
+
+async def test_code_uploads_are_in_the_site_trail_and_read_scope_cannot_download(
+    app: FastAPI, api: httpx.AsyncClient, tokens: dict[str, str]
+) -> None:
+    with app.state.orchestrator.store.transaction() as ses:
+        read_only = users.issue_token(
+            ses, users.get_user(ses, "alice"), "ro", scope=Scope.READ, expires_at=None
+        ).secret
+    stored = await ok(await api.post(f"{V1}/code", content=targz(), headers=auth(tokens["alice"])))
+    site = await ok(await api.get(f"{V1}/audit", params={"kind": "code"}, headers=auth(tokens["root-admin"])))
+    assert [(e["actor"], e["action"], e["name"], e["space"]) for e in site["items"]] == [
+        ("alice", "create", stored["digest"], None)
+    ]
+    assert (await api.get(f"{V1}/code/{stored['digest']}", headers=auth(tokens["bob"]))).status_code == 200
+    refused = await api.get(f"{V1}/code/{stored['digest']}", headers=auth(read_only))
+    assert refused.status_code == 403 and "scope write" in refused.json()["msg"]

@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse
 from pydantic import Field
 
 from connectors.errors import Permanent
+from control import audit
 from control.access import LEVEL_OF_SCOPE, Need
 from control.api.deps import caller, orchestrator, require_run_token, require_service_token, require_user
 from control.api.routes.agent import service_run
@@ -61,6 +62,10 @@ async def upload_code(request: Request, store: Store) -> CodeStored:
     """
     length = request.headers.get("content-length")
     stored = await store.put(request.stream(), length=int(length) if length and length.isdigit() else None)
+    who = caller(request)  # a bundle belongs to no space: the event is in the site-wide trail
+    await orchestrator(request).db(
+        lambda ses: audit.record(ses, who, "create", "code", stored.digest, size=stored.size)
+    )
     return CodeStored(digest=stored.digest, size=stored.size)
 
 

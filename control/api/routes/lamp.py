@@ -66,7 +66,15 @@ async def running_auto_finish(event: s.TaskEvent, orch: Orch, request: Request) 
         await orch.db(
             lambda ses: run_of(ses, who, runs.run_for_finish(session=ses, event=event).id, Need.WRITE)
         )
-    return await orch.finish(event)
+    result = await orch.finish(event)
+
+    def record(ses: Session) -> None:
+        run = runs.get_run(session=ses, run_id=result.run_id)
+        detail = {"serviceId": result.service_id} if result.service_id is not None else {}
+        audit.record(ses, who or "agent", "finish", "run", run.id, space_id=run.space_id, **detail)
+
+    await orch.db(record)
+    return result
 
 
 def _may_start(ses: Session, who: Principal, event: s.TaskEvent) -> None:

@@ -253,4 +253,9 @@ def service_gate(settings: AgentSettings, service_id: int) -> Gate | None:
     token = settings.service_token.get_secret_value() if settings.service_token else None
     if not settings.control_url or not token:
         return None
-    return Gate(ControlAccess(settings.control_url, service_id, token))
+    return Gate(
+        ControlAccess(settings.control_url, service_id, token),
+        refresh_s=settings.serve_access_refresh,
+        verdict_s=settings.serve_token_cache,
+        lookups_per_s=settings.serve_token_lookups,
+    )

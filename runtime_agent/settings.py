@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -66,6 +66,13 @@ class AgentSettings(BaseSettings):
     """Output kept while control does not answer; beyond it the oldest goes (control marks the gap)."""
     log_ship_exit_wait: float = 30.0
     """Seconds an ending agent waits for control to take the rest of its output."""
+    # -- who may call a service (runtime_agent.serve_auth) --
+    serve_access_refresh: float = Field(default=2.0, ge=0)
+    """Seconds a service trusts its last known key and public flag; a rotated key stops within it."""
+    serve_token_cache: float = Field(default=30.0, ge=0)
+    """Seconds a service keeps control's answer about a user token (yes or no)."""
+    serve_token_lookups: float = Field(default=10.0, gt=0)
+    """Unknown user tokens a service asks control about per second at most (429 beyond)."""
 
     def run_dirs(self, run_id: int) -> RunDirs:
         """The run's directories (created), defaulting under `.atom/run-<id>`."""

@@ -98,6 +98,12 @@ class LogShipper:
         self._reader: threading.Thread | None = None
         self._sender: threading.Thread | None = None
 
+    @property
+    def pending(self) -> int:
+        """Bytes of output control has not taken yet."""
+        with self._lock:
+            return len(self._buf) + len(self._partial.encode("utf-8"))
+
     # -- output ---------------------------------------------------------------------------------
 
     def start(self) -> LogShipper:

@@ -19,11 +19,16 @@ from pathlib import Path
 import httpx
 import pytest
 
+from control import run_logs
 from control.client import AsyncControlClient
 from control.deploy import free_port
 from control.schemas import TaskEvent
+from control.secrets import new_token, token_hash
+from control.settings import Settings
+from control.store import models as m
+from runtime_agent.log_shipping import BATCH_BYTES, LogShipper
 from tests.control.factory import SP, define_node, ok
-from tests.e2e.conftest import make_tabular, run_state, wait_for
+from tests.e2e.conftest import LiveControl, make_tabular, run_state, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -175,3 +180,45 @@ async def test_the_shipped_log_is_whole_after_an_outage_and_after_the_agents_fil
     for epoch in range(1, EPOCHS + 1):
         assert text.count(f"metrics step {epoch}:") == 1, text  # each line once, the outage's too
     assert "is unreachable" in text and "answers again" in text
+
+
+def make_run(live: LiveControl) -> tuple[int, str]:
+    token = new_token()
+    with live.app.state.orchestrator.store.transaction() as ses:
+        run = m.Runtime(
+            node_name="n",
+            operator_runtime_type="TRAIN",
+            state="running",
+            token_hash=token_hash(token),
+            spec={},
+        )
+        ses.add(run)
+        ses.flush()
+        return run.id, token
+
+
+async def test_output_beyond_the_buffer_while_control_is_away_leaves_one_marked_gap(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", port=free_port(), reconcile_interval=3600)
+    out = tmp_path / "out.txt"
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    with LiveControl(settings) as live:
+        run_id, token = make_run(live)
+        shipper = LogShipper(live.url, run_id, token, interval=0.05, max_buffer=BATCH_BYTES, fds=(fd,))
+        shipper.start()
+        os.write(fd, b"first\n")
+        shipped = run_logs.shipped_path(settings.runs_dir, run_id)
+        await wait_for(
+            lambda: read(shipped) == "first\n" and shipper.pending == 0, timeout=30, what="the first line"
+        )
+    data = b"".join(b"line %06d \xc3\xa9\n" % i for i in range(40_000))  # 600 kB, more than the buffer holds
+    os.write(fd, data)
+    await wait_for(lambda: out.stat().st_size == 6 + len(data), timeout=30, what="the output to pass through")
+    assert shipper.dropped > 0
+    with LiveControl(settings):
+        shipper.close()
+    os.close(fd)
+    assert out.read_bytes() == b"first\n" + data  # the original output is untouched
+    text = read(shipped)
+    mark = f"[{shipper.dropped} bytes of the agent's output were lost here]\n"
+    assert text == "first\n" + mark + data[shipper.dropped :].decode()
+    assert shipper.pending == 0

@@ -204,6 +204,14 @@ async def test_another_spaces_objects_answer_as_missing_ones(api: httpx.AsyncCli
             "a",
             "zz",
         )
+    # by id through one's own space
+    for kind, ref in (("nodes", a.node_id), ("connections", a.node_id)):
+        same_404(
+            await api.get(f"{V1}/spaces/b/{kind}/{ref}", headers=bob),
+            await api.get(f"{V1}/spaces/b/{kind}/{MISSING_NODE}", headers=bob),
+            ref,
+            MISSING_NODE,
+        )
     for method in ("PUT", "PATCH", "DELETE", "POST"):
         path = "/connections/files/test" if method == "POST" else "/connections/files"
         body = {"connectAddr": "/tmp"} if method == "PATCH" else None

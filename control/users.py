@@ -20,6 +20,7 @@ from control.errors import Conflict, Forbidden, InvalidSpec, NotFound, Unauthori
 from control.secrets import new_token, token_hash
 from control.store import models as m
 from control.store.models import utcnow
+from control.store.repo import as_id
 
 _hasher = PasswordHasher()
 
@@ -272,8 +273,9 @@ def token_owner(session: Session, who: Principal, user: str | None, what: str) -
 def find_token(session: Session, user: m.User, ref: str) -> m.Token:
     """One of `user`'s tokens by id or by name (a live one first, else the newest of that name)."""
     stmt = select(m.Token).where(m.Token.user_id == user.id)
-    if ref.isascii() and ref.isdigit():
-        row = session.scalar(stmt.where(m.Token.id == int(ref)))
+    ident = as_id(ref)
+    if ident is not None:
+        row = session.scalar(stmt.where(m.Token.id == ident))
     else:
         rows = list(session.scalars(stmt.where(m.Token.token_name == ref).order_by(m.Token.id.desc())))
         row = next((r for r in rows if r.revoked_at is None), rows[0] if rows else None)

@@ -127,7 +127,7 @@ async def test_scopes_spaces_and_minting(api: httpx.AsyncClient) -> None:
     )
     assert read["scope"] == "read" and read["userName"] == "bob" and read["token"].startswith("atom_")
     members = await ok(await api.get(f"{API}/spaces/team-a/members", headers=bearer(bob)))
-    assert {(x["userName"], x["role"]) for x in members} == {("bob", "owner")}
+    assert {(x["userName"], x["role"]) for x in members} == {("alice", "owner"), ("bob", "owner")}
     # a read token reads nothing an owner-only route guards, and writes nothing
     denied = await api.get(f"{API}/spaces/team-a/members", headers=bearer(read["token"]))
     assert denied.status_code == 403 and "scope read" in denied.json()["msg"]
@@ -188,8 +188,9 @@ async def test_expired_and_revoked_tokens_say_which(api: httpx.AsyncClient, app:
     assert (await api.delete(f"{API}/tokens/{other['id']}", headers=bearer(alice))).status_code == 204
     revoked = await api.get(f"{API}/auth", headers=bearer(other["token"]))
     assert revoked.status_code == 401 and "token 'gone' was revoked at" in revoked.json()["msg"]
-    missing = await api.delete(f"{API}/tokens/nothing-here", headers=bearer(alice))
-    assert missing.status_code == 404
+    for ref in ("nothing-here", "99999999999999999999", "9223372036854775807"):
+        missing = await api.delete(f"{API}/tokens/{ref}", headers=bearer(alice))
+        assert missing.status_code == 404 and "has no token" in missing.json()["msg"]
     unknown = await api.get(f"{API}/auth", headers=bearer("atom_not-a-token"))
     assert unknown.status_code == 401 and "not valid" in unknown.json()["msg"]
 
@@ -220,9 +221,12 @@ async def test_disable_password_change_and_members(api: httpx.AsyncClient) -> No
     assert bad_role.status_code == 422
     nobody = await api.put(f"{API}/spaces/lab/members/nobody", json={"role": "member"}, headers=bearer(alice))
     assert nobody.status_code == 404
+    last = await api.delete(f"{API}/spaces/lab/members/alice", headers=bearer(alice))  # its creator
+    assert last.status_code == 409 and "'alice' is the last owner of space 'lab'" in last.json()["msg"]
     await ok(await api.put(f"{API}/spaces/lab/members/bob", json={"role": "owner"}, headers=bearer(alice)))
-    last = await api.delete(f"{API}/spaces/lab/members/bob", headers=bearer(bob))
-    assert last.status_code == 409 and "last owner" in last.json()["msg"]
+    assert (await api.delete(f"{API}/spaces/lab/members/alice", headers=bearer(bob))).status_code == 204
+    demote = await api.put(f"{API}/spaces/lab/members/bob", json={"role": "member"}, headers=bearer(bob))
+    assert demote.status_code == 409 and "last owner" in demote.json()["msg"]
     await ok(await api.put(f"{API}/spaces/lab/members/alice", json={"role": "owner"}, headers=bearer(bob)))
     assert (await api.delete(f"{API}/spaces/lab/members/bob", headers=bearer(alice))).status_code == 204
     assert (await api.delete(f"{API}/spaces/lab/members/bob", headers=bearer(alice))).status_code == 204

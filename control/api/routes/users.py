@@ -95,7 +95,7 @@ def login(body: LoginIn, orch: Orch) -> dict[str, Any]:
             spaces=None,
             expires_at=expiry(orch.settings, body.expires_in_days),
         )
-        audit.record(ses, user.user_name, "login", "user", user.user_name, tokenName=name)
+        audit.record(ses, user.user_name, "login", "user", user.user_name, label=name, scope=body.scope)
         return issued_view(made, user.user_name)
 
 

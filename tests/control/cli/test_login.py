@@ -100,7 +100,10 @@ def test_login_keeps_a_0600_token_that_later_commands_use(
         "bob is viewer in space 'lab'\n",
     )
     code, out, err = atom("--space", "lab", "members", "list")
-    assert code == 0 and out.splitlines()[1].split()[:2] == ["bob", "viewer"]
+    assert code == 0 and [line.split()[:2] for line in out.splitlines()[1:]] == [
+        ["alice", "owner"],  # who made the space
+        ["bob", "viewer"],
+    ]
     assert atom("--space", "lab", "members", "remove", "bob")[0] == 0
     assert "bob" not in atom("--space", "lab", "members", "list")[1]
     code, out, err = atom("--space", "lab", "members", "set", "bob")

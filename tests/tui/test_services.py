@@ -52,6 +52,8 @@ async def test_approve_the_waiting_service_in_one_key(make_tui: TuiFactory, demo
         assert "waiting_approval" not in shown and state_of(screen, "reasoning-ctr-2") in shown
         service = await app.api.client.get_service(int(screen.rows[1]["id"]))
         assert service.state.value != "waiting_approval"
+        assert "atom services key" in " ".join(seen)  # approving made a key; the screen never shows it
+        assert "atomsk_" not in " ".join(seen) + repr(screen.rows)
 
 
 async def test_approve_on_a_ready_service_says_why_not(make_tui: TuiFactory, demo: Demo) -> None:

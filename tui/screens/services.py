@@ -136,8 +136,12 @@ class ServicesScreen(TableScreen):
     async def _approve(self, service_id: int, name: str) -> None:
         svc = await self.attempt(lambda c: c.approve_service(service_id), what=f"approving {name}")
         if svc is not None:
-            self.notify(f"{name} approved: now {svc.state.value}", title="approved")
-            self._replace(svc.wire())
+            # the key the approval made is not shown here: `atom services key` makes one to see
+            keyed = " (callers send their token, or a key from `atom services key`)" if svc.api_key else ""
+            self.notify(f"{name} approved: now {svc.state.value}{keyed}", title="approved")
+            fresh = svc.wire()
+            fresh.pop("apiKey", None)
+            self._replace(fresh)
         self.refresh_data()
 
     def action_stop(self) -> None:

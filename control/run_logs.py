@@ -35,6 +35,11 @@ T = TypeVar("T")
 SHIPPED = "shipped.log"
 SHIFT = "shipped.shift"
 """Holds the agent's stream position minus the shipped log's size: 0 until a gap was marked."""
+END = "shipped.end"
+"""Exists once the agent sent its last batch (it exited)."""
+QUIET = 60.0
+"""Seconds without a batch after which a shipped log counts as whole even without its last batch
+(an agent killed before it could send it)."""
 ENDED = (RunState.SUCCEEDED.value, RunState.FAILED.value, RunState.STOPPED.value)
 SWEEP_EVERY = 3600.0
 """Seconds between two retention sweeps (the first runs with the first reconcile pass)."""
@@ -74,32 +79,45 @@ def received(runs_dir: Path, run_id: int) -> int:
         return _size(path) + _shift(path)
 
 
-def append(runs_dir: Path, run_id: int, *, offset: int, text: str) -> int:
+def append(runs_dir: Path, run_id: int, *, offset: int, text: str, final: bool = False) -> int:
     """Keep `text`, the agent's output from byte `offset` of its stream, without repeating bytes.
+
+    Args:
+        final: the agent's last batch (it exits): a reader of the ended run's log may stop at its end.
 
     Returns:
         How far into the stream control now holds the log (the agent may forget what lies before).
     """
-    data = text.encode("utf-8")
     path = shipped_path(runs_dir, run_id)
     with _lock(run_id):
-        size, shift = _size(path), _shift(path)
-        have = size + shift
-        end = offset + len(data)
-        if end <= have:
-            return have  # a batch sent again: control already holds it
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if offset > have:
-            lead = b"" if size == 0 or _ends_with_newline(path) else b"\n"
-            mark = f"[{offset - have} bytes of the agent's output were lost here]\n".encode()
-            chunk = lead + mark + data
-        else:
-            chunk = data[have - offset :]
-        with open(path, "ab") as fh:
-            fh.write(chunk)
-        if size + len(chunk) + shift != end:
-            path.with_name(SHIFT).write_text(str(end - size - len(chunk)))
-        return end
+        got = _append(path, offset=offset, data=text.encode("utf-8"))
+        marker = path.with_name(END)
+        if final:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+        elif text:
+            marker.unlink(missing_ok=True)  # an agent started again for the run: more follows
+        return got
+
+
+def _append(path: Path, *, offset: int, data: bytes) -> int:
+    size, shift = _size(path), _shift(path)
+    have = size + shift
+    end = offset + len(data)
+    if end <= have:
+        return have  # a batch sent again: control already holds it
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if offset > have:
+        lead = b"" if size == 0 or _ends_with_newline(path) else b"\n"
+        mark = f"[{offset - have} bytes of the agent's output were lost here]\n".encode()
+        chunk = lead + mark + data
+    else:
+        chunk = data[have - offset :]
+    with open(path, "ab") as fh:
+        fh.write(chunk)
+    if size + len(chunk) + shift != end:
+        path.with_name(SHIFT).write_text(str(end - size - len(chunk)))
+    return end
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -132,9 +150,28 @@ def read(path: Path | None, offset: int, limit: int) -> tuple[bytes, int]:
         return b"", 0
 
 
-def read_run_log(runs_dir: Path, run_id: int, log_path: str, offset: int, limit: int) -> tuple[bytes, int]:
-    """Up to `limit` bytes of run `run_id`'s log from byte `offset`, and the log's size."""
-    return read(log_source(runs_dir, run_id, log_path), offset, limit)
+@dataclass(frozen=True)
+class Page:
+    """A piece of a run's log: its bytes, the log's size, and whether more may still come after
+    the run ended (False while its agent may still be sending its last output)."""
+
+    data: bytes
+    size: int
+    whole: bool
+
+
+def read_run_log(runs_dir: Path, run_id: int, log_path: str, offset: int, limit: int) -> Page:
+    """Up to `limit` bytes of run `run_id`'s log from byte `offset`."""
+    source = log_source(runs_dir, run_id, log_path)
+    data, size = read(source, offset, limit)
+    whole = True
+    if source is not None and source.name == SHIPPED:
+        try:
+            quiet = time.time() - source.stat().st_mtime > QUIET
+        except FileNotFoundError:
+            quiet = True
+        whole = quiet or source.with_name(END).exists()
+    return Page(data=data, size=size, whole=whole)
 
 
 # -- retention ------------------------------------------------------------------------------
@@ -163,7 +200,7 @@ def _chunks(ids: list[int], size: int = 500) -> Iterator[list[int]]:
 
 def _log_files(runs_dir: Path, run_id: int, log_path: str) -> list[Path]:
     base = runs_dir / str(run_id)
-    files = [base / SHIPPED, base / SHIFT]
+    files = [base / SHIPPED, base / SHIFT, base / END]
     if log_path and Path(log_path).resolve().is_relative_to(base.resolve()):
         files.append(Path(log_path))  # only a log control keeps in the run's own directory
     return files

@@ -218,8 +218,8 @@ class LogShipper:
             self._base += done
             return bool(self._buf)
 
-    def _post(self, offset: int, text: str) -> int:
-        resp = self._http.post(self.url, json={"offset": offset, "text": text})
+    def _post(self, offset: int, text: str, *, final: bool = False) -> int:
+        resp = self._http.post(self.url, json={"offset": offset, "text": text, "final": final})
         if resp.status_code >= 500:
             raise httpx.HTTPStatusError(
                 f"control answered {resp.status_code}", request=resp.request, response=resp
@@ -259,6 +259,8 @@ class LogShipper:
             try:
                 while self._send_one():
                     pass
+                if self._origin is not None and not self._dead:
+                    self._post(self._origin + self._base, "", final=True)  # readers may stop at its end
                 break
             except httpx.HTTPError:
                 time.sleep(min(delay, max(0.0, deadline - time.monotonic())))

@@ -17,6 +17,8 @@ class LogBatch(Wire):
 
     offset: int = Field(ge=0, le=2**53)
     text: str = Field(default="", max_length=MAX_BATCH_CHARS)
+    final: bool = False
+    """The agent's last batch: it exits, nothing follows."""
 
 
 class LogReceived(Wire):

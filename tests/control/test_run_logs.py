@@ -91,6 +91,15 @@ async def test_a_retried_batch_is_not_duplicated_and_the_log_outlives_the_agents
     with app.state.orchestrator.store.transaction() as ses:
         ses.get(m.Runtime, run_id).state = "succeeded"  # type: ignore[union-attr]
 
+    unfinished = (await api.get(f"/api/v1/runs/{run_id}/logs", params={"offset": len(text)})).json()
+    assert unfinished["text"] == "" and not unfinished["eof"]  # the agent may still send its last lines
+    last = await api.post(
+        f"{AG}/{run_id}/logs",
+        json={"offset": len(text), "text": "", "final": True},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert last.json() == {"received": len(text)}
+
     got, offset = "", 0
     while True:
         page = (await api.get(f"/api/v1/runs/{run_id}/logs", params={"offset": offset, "limit": 333})).json()

@@ -173,9 +173,13 @@ async def test_the_shipped_log_is_whole_after_an_outage_and_after_the_agents_fil
             return read(shipped) == read(agent_log)
 
         await wait_for(all_shipped, timeout=60, what="the agent's last output to reach control")
+        await wait_for(
+            lambda: shipped.with_name(run_logs.END).exists(), timeout=60, what="the agent's last batch"
+        )
         own = read(agent_log)
         agent_log.unlink()  # the agent's own file is gone, as with a removed pod
         text = await whole_log(client, run_id)
+        assert (await client.run_logs(run_id, offset=len(own.encode()))).eof
     assert text == own
     for epoch in range(1, EPOCHS + 1):
         assert text.count(f"metrics step {epoch}:") == 1, text  # each line once, the outage's too

@@ -65,7 +65,9 @@ def ship_log(run_id: RunId, batch: LogBatch, orch: Orch) -> LogReceived:
     next batch starts (an empty batch at offset 0 only asks)."""
     with orch.store.transaction() as ses:
         runs.get_run(session=ses, run_id=run_id)
-    got = run_logs.append(orch.settings.runs_dir, run_id, offset=batch.offset, text=batch.text)
+    got = run_logs.append(
+        orch.settings.runs_dir, run_id, offset=batch.offset, text=batch.text, final=batch.final
+    )
     return LogReceived(received=got)
 
 

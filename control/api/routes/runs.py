@@ -91,13 +91,13 @@ def run_logs(
     with orch.store.transaction() as ses:
         run = run_of(ses, who, run_id)
         path, ended = run.log_path, s.RunState(run.state).is_terminal()
-    data, size = read_run_log(orch.settings.runs_dir, run_id, path, offset, limit)
-    next_offset = min(offset, size) + len(data)
+    page = read_run_log(orch.settings.runs_dir, run_id, path, offset, limit)
+    next_offset = min(offset, page.size) + len(page.data)
     return s.LogChunk(
         offset=offset,
         next_offset=next_offset,
-        text=data.decode("utf-8", "replace"),
-        eof=ended and next_offset >= size,
+        text=page.data.decode("utf-8", "replace"),
+        eof=ended and page.whole and next_offset >= page.size,
     )
 
 

@@ -55,6 +55,9 @@ async def test_bootstrap_login_and_password_hash(api: httpx.AsyncClient, app: Fa
 
     me = await ok(await call("GET", f"{API}/auth"))
     assert (me["userName"], me["kind"], me["admin"]) == ("local-admin", "local", True)
+    # a token kept from an earlier install changes nothing while no login is needed
+    stale = await ok(await call("GET", f"{API}/auth", headers=bearer("atom_from-another-install")))
+    assert stale["kind"] == "local"
     first = await call("POST", f"{API}/users", json={"userName": "alice", "password": ALICE_PW})
     assert first.status_code == 422 and "first user must be a site admin" in first.json()["msg"]
     short = await call("POST", f"{API}/users", json={"userName": "alice", "password": "short", "admin": True})

@@ -101,10 +101,14 @@ def load_spec_file(path: Path, *, run_id: int | None = None) -> TaskSpec:
     import yaml  # deferred: only spec files need it
     from pydantic import ValidationError
 
+    from control import safe_yaml
+
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = safe_yaml.load(safe_yaml.read_text(path))
     except OSError as exc:
         raise SpecError(f"spec file {path} cannot be read: {exc.strerror or exc}") from exc
+    except safe_yaml.YamlTooLarge as exc:
+        raise SpecError(f"spec file {path} {exc}") from exc
     except yaml.YAMLError as exc:
         raise SpecError(f"spec file {path} is not valid YAML/JSON: {str(exc).splitlines()[0]}") from exc
     if not isinstance(raw, dict):

@@ -45,6 +45,8 @@ MEANING = {
     503: "The store or a target could not be reached; try again",
 }
 
+#: routes anyone may call, that touch no store
+OPEN = frozenset({"/healthz"})
 WRITES = frozenset({"post", "put", "patch", "delete"})
 #: statuses only some routes answer, by (method, path)
 EXTRA: dict[tuple[str, str], set[int]] = {
@@ -56,7 +58,7 @@ def statuses(path: str, method: str, op: dict[str, Any]) -> set[int]:
     """The error statuses `method path` can answer."""
     found: set[int] = set()
     has_input = bool(op.get("parameters")) or "requestBody" in op
-    if path.startswith("/api/"):
+    if path not in OPEN:
         found |= {401, 403, 503}
     if "{" in path or has_input:
         found |= {404, 422}

@@ -44,6 +44,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from connectors.errors import ConfigError
+from control import safe_yaml
 from control.client import KINDS
 from control.code_store import archive_kind, file_digest, pack_dir
 from control.schemas import (
@@ -56,6 +57,7 @@ from control.schemas import (
     ServiceInfoIn,
     Wire,
 )
+from control.settings import Settings
 
 #: YAML section -> (resource kind, create body); the order is the order of apply
 SECTIONS: dict[str, tuple[str, type[Wire]]] = {
@@ -179,16 +181,31 @@ def load_spec(paths: list[Path], default_space: str) -> Spec:
 
 
 def _read_docs(path: Path, problems: list[str]) -> list[Any]:
+    settings = Settings()
+    limits = {"max_bytes": settings.yaml_max_bytes}
     try:
-        text = path.read_text(encoding="utf-8")
+        text = safe_yaml.read_text(path, **limits)
     except FileNotFoundError:
         problems.append(f"{path}: no such file")
         return []
     except OSError as exc:
         problems.append(f"{path}: cannot read: {exc.strerror}")
         return []
+    except safe_yaml.YamlTooLarge as exc:
+        problems.append(f"{path.name}: {exc}")
+        return []
+    except UnicodeDecodeError as exc:
+        problems.append(f"{path.name}: not UTF-8 text ({exc.reason} at byte {exc.start})")
+        return []
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        docs = [
+            d
+            for d in safe_yaml.load_all(text, max_aliases=settings.yaml_max_aliases, **limits)
+            if d is not None
+        ]
+    except safe_yaml.YamlTooLarge as exc:
+        problems.append(f"{path.name}: {exc}")
+        return []
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

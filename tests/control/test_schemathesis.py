@@ -39,7 +39,14 @@ def mode(request: pytest.FixtureRequest) -> str:
 def fuzzed_app(tmp_path: Path, db_url: str, mode: str) -> Iterator[FastAPI]:
     token = ADMIN_TOKEN if mode == "admin-token" else None
     app = create_app(
-        Settings(home=tmp_path / "home", db_url=db_url, api_token=token, heartbeat_timeout=30),
+        Settings(
+            home=tmp_path / "home",
+            db_url=db_url,
+            api_token=token,
+            # the local admin stays implied after a generated POST /api/v1/users made a user
+            auth_required=None if token else False,
+            heartbeat_timeout=30,
+        ),
         reconcile=False,
     )
     yield app

@@ -314,6 +314,7 @@ def _serve(args: argparse.Namespace, out: Console) -> int:
     out.print(f"store  {store}")
     out.print(f"home   {settings.home}")
     if settings.api_token is None:
-        out.print("auth   none (set ATOM_API_TOKEN to require a token)", style="dim")
+        out.print("auth   none until a user exists (atom users create NAME --admin) or ATOM_API_TOKEN is set",
+                  style="dim")  # fmt: skip
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info" if args.debug else "warning")
     return 0

@@ -140,9 +140,9 @@ class Reconciler:
     async def reconcile_once(self) -> None:
         if not self._adopted:
             await self._adopt()
-        await self._quotas()
         await self._waiting()
         await self._runs()
+        await self._quotas()  # a run it releases is dispatched again on the next pass
         await self._final_logs()
         await self._services()
         await self.retention.tick(self.orch.db)

@@ -17,8 +17,9 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
-from control import quota
+from control import quota, users
 from control import schemas as s
+from control.access import Role
 from control.dispatch.base import Adapter, Admission, Observed, RunDescription
 from control.store import models as m
 from control.store.engine import Store
@@ -252,3 +253,30 @@ async def test_setting_a_quota_is_for_site_admins_and_is_audited(
     with store_of(app).transaction() as ses:
         events = ses.scalars(select(m.AuditEvent).where(m.AuditEvent.kind == "quota")).all()
         assert [(e.action, e.name, e.actor) for e in events] == [("change", "default", "local-admin")] * 2
+
+
+async def test_members_read_the_quota_only_site_admins_set_it(app: FastAPI, api: httpx.AsyncClient) -> None:
+    await ok(await api.put(SP, json={"spaceName": "default"}))
+    await ok(await api.put(f"{SP}/quota", json={"gpu": 2}))
+    with store_of(app).transaction() as ses:
+        space = ses.scalar(select(m.Space).where(m.Space.space_name == "default"))
+        assert space is not None
+        made = {n: users.create_user(ses, n, "pw-" + n) for n in ("alice", "bob")}
+        users.set_member(ses, space, made["alice"], Role.OWNER)
+        token = {n: users.issue_token(ses, u, "cli", expires_at=None).secret for n, u in made.items()}
+
+    def auth(name: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token[name]}"}
+
+    got = await ok(await api.get(f"{SP}/quota", headers=auth("alice")))
+    assert got["limits"]["gpu"] == 2
+    refused = await api.put(f"{SP}/quota", json={"gpu": 9}, headers=auth("alice"))
+    assert refused.status_code == 403 and "only a site admin" in refused.json()["msg"]
+    for method in ("GET", "PUT"):  # bob is no member: the space is as missing as one that is not there
+        resp = await api.request(method, f"{SP}/quota", json={"gpu": 9}, headers=auth("bob"))
+        missing = await api.request(
+            method, "/api/v1/spaces/nowhere/quota", json={"gpu": 9}, headers=auth("bob")
+        )
+        assert resp.status_code == missing.status_code == 404
+        assert resp.json()["msg"].replace("default", "X") == missing.json()["msg"].replace("nowhere", "X")
+    assert (await api.get(f"{SP}/quota")).status_code == 401  # users exist: a token is needed

@@ -98,9 +98,8 @@ class CreateOperatorsPayload(Wire):
                 model_address=self.model_to.model_address,
                 connection=conn(self.model_connect) if self.model_connect else None,
             )
-        name = (
-            "".join(c if c.isalnum() else "-" for c in op.operator_name.lower()).strip("-")[:63] or "operator"
-        )
+        safe = "".join(c if c.isascii() and c.isalnum() else "-" for c in op.operator_name.lower())
+        name = safe.strip("-")[:63].strip("-") or "operator"
         return TaskSpec(
             run_id=0,
             node_name=check_dns1123(name) if name else "operator",

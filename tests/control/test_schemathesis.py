@@ -46,6 +46,7 @@ def fuzzed_app(tmp_path: Path, db_url: str, mode: str) -> Iterator[FastAPI]:
             # the local admin stays implied after a generated POST /api/v1/users made a user
             auth_required=None if token else False,
             heartbeat_timeout=30,
+            dispatch_adapters={},  # generated runs are planned and refused, never started
         ),
         reconcile=False,
     )

@@ -76,22 +76,23 @@ class Principal:
     """The spaces the token names; None: no restriction beyond the user's memberships."""
     token_id: int | None = None
 
-    def level_in(self, session: Session, space: m.Space) -> int:
-        """0 (cannot see it) or the `Need` this caller meets in `space`."""
+    def role_level(self, session: Session, space: m.Space) -> int:
+        """0 (cannot see it) or the `Need` the caller's role in `space` meets, whatever the token's scope."""
         if self.spaces is not None and space.space_name not in self.spaces:
             return 0
         if self.admin:
-            role_level: int = Need.OWN
-        else:
-            role = session.scalar(
-                select(m.SpaceMember.role).where(
-                    m.SpaceMember.space_id == space.id, m.SpaceMember.user_id == self.user_id
-                )
+            return Need.OWN
+        role = session.scalar(
+            select(m.SpaceMember.role).where(
+                m.SpaceMember.space_id == space.id, m.SpaceMember.user_id == self.user_id
             )
-            if role is None:
-                return 0
-            role_level = LEVEL_OF_ROLE[Role(role)]
-        return min(role_level, LEVEL_OF_SCOPE[self.scope])
+        )
+        return 0 if role is None else LEVEL_OF_ROLE[Role(role)]
+
+    def level_in(self, session: Session, space: m.Space) -> int:
+        """0 (cannot see it) or the `Need` this caller meets in `space` (role capped by scope)."""
+        role_level = self.role_level(session, space)
+        return min(role_level, LEVEL_OF_SCOPE[self.scope]) if role_level else 0
 
     def space_ids(self, session: Session) -> set[int] | None:
         """Ids of the spaces this caller can read; None: all of them."""
@@ -110,9 +111,19 @@ class Principal:
         """`space` if this caller meets `need` there; 404 when they cannot even read it, else 403."""
         level = self.level_in(session, space)
         if level == 0:
-            raise NotFound(f"space {space.space_name!r} does not exist")
+            raise NotFound(missing_space(space.space_name))
         if level < need:
             raise Forbidden(self.why_not(session, space, need))
+        return space
+
+    def require_owner_view(self, session: Session, space: m.Space) -> m.Space:
+        """`space` if the caller owns it: what only owners may read (members, the audit trail)
+        needs the owner role but, being a read, any token scope."""
+        level = self.role_level(session, space)
+        if level == 0:
+            raise NotFound(missing_space(space.space_name))
+        if level < Need.OWN:
+            raise Forbidden(self.why_not(session, space, Need.OWN))
         return space
 
     def why_not(self, session: Session, space: m.Space, need: Need) -> str:
@@ -125,6 +136,11 @@ class Principal:
         )
         what = role or "not a member"
         return f"{self.name} is {what} in space {space.space_name!r} and may not {VERB[need]}"
+
+
+def missing_space(space: str | int) -> str:
+    """What a missing space answers, and so also one the caller may not see."""
+    return f"space {space!r} does not exist: create it with PUT /api/v1/spaces/{space}"
 
 
 LOCAL_ADMIN = Principal(name="local-admin", kind="local", admin=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from control.access import Need, Principal, allow
+from control.access import Need, Principal, allow, missing_space
 from control.errors import NotFound
 from control.store import models as m
 from control.store import repo
@@ -20,11 +20,6 @@ def space_in(session: Session, who: Principal, space: str | int, need: Need = Ne
     if who.level_in(session, row) == 0:
         raise NotFound(missing_space(space))
     return who.require(session, row, need)
-
-
-def missing_space(space: str | int) -> str:
-    """What `repo.get_space` says of a space that does not exist."""
-    return f"space {space!r} does not exist: create it with PUT /api/v1/spaces/{space}"
 
 
 def run_of(session: Session, who: Principal, run_id: int, need: Need = Need.READ) -> m.Runtime:

@@ -131,8 +131,12 @@ async def test_scopes_spaces_and_minting(api: httpx.AsyncClient) -> None:
     assert read["scope"] == "read" and read["userName"] == "bob" and read["token"].startswith("atom_")
     members = await ok(await api.get(f"{API}/spaces/team-a/members", headers=bearer(bob)))
     assert {(x["userName"], x["role"]) for x in members} == {("alice", "owner"), ("bob", "owner")}
-    # a read token reads nothing an owner-only route guards, and writes nothing
-    denied = await api.get(f"{API}/spaces/team-a/members", headers=bearer(read["token"]))
+    # an owner's read token may read what only owners see, and writes nothing
+    seen = await api.get(f"{API}/spaces/team-a/members", headers=bearer(read["token"]))
+    assert seen.status_code == 200 and len(seen.json()) == 2
+    denied = await api.put(
+        f"{API}/spaces/team-a/members/alice", json={"role": "member"}, headers=bearer(read["token"])
+    )
     assert denied.status_code == 403 and "scope read" in denied.json()["msg"]
     post = await api.post(
         f"{API}/tokens", json={"tokenName": "x", "scope": "read"}, headers=bearer(read["token"])
@@ -149,8 +153,10 @@ async def test_scopes_spaces_and_minting(api: httpx.AsyncClient) -> None:
         201,
     )
     assert only_a["spaces"] == ["team-a"]
-    # write scope caps an owner at "change things": owner-only routes refuse with 403
-    capped = await api.get(f"{API}/spaces/team-a/members", headers=bearer(only_a["token"]))
+    # write scope caps an owner at "change things": owner-only changes refuse with 403
+    capped = await api.put(
+        f"{API}/spaces/team-a/members/alice", json={"role": "member"}, headers=bearer(only_a["token"])
+    )
     assert capped.status_code == 403
     # team-b is out of the token's reach: it does not exist for it
     hidden = await api.get(f"{API}/spaces/team-b/members", headers=bearer(only_a["token"]))

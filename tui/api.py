@@ -32,9 +32,10 @@ def classify(exc: Exception, url: str) -> Trouble | None:
     """The banner-worthy trouble behind `exc`, or None when it is an ordinary API answer."""
     if isinstance(exc, ControlUnreachable):
         return Trouble("unreachable", f"control at {url} is not answering; retrying (is `atom server` up?)")
-    if isinstance(exc, ControlAPIError) and exc.status_code in (401, 403):
+    if isinstance(exc, ControlAPIError) and exc.status_code == 401:
+        # the token itself is refused; a 403 is an answer (this token may not do that one thing)
         return Trouble(
-            "auth", f"control at {url} refused the token ({exc.status_code}): set ATOM_TOKEN or --token"
+            "auth", f"control at {url} refused the token (401): {exc}; run `atom login` or set ATOM_TOKEN"
         )
     return None
 

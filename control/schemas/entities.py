@@ -312,7 +312,7 @@ class ModelOut(ModelFields, Stamped):
 class ServiceInfoFields(Wire):
     si_type: Str64 = ""
     si_runtime_pattern: RuntimePattern = RuntimePattern.COMMAND
-    si_node_num: int = Field(default=1, ge=0, le=INT32_MAX)
+    si_node_num: int = Field(default=1, ge=0, le=10_000)
     si_image_name: Str512 = ""
     si_cpu: int = Field(default=1, ge=0, le=INT32_MAX)
     si_gpu: int = Field(default=0, ge=0, le=INT32_MAX)

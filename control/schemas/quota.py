@@ -8,7 +8,7 @@ from control.schemas._base import Wire
 
 MAX_CPU = 1_000_000.0
 MAX_GPU = 100_000
-MAX_MEMORY_MIB = 2**40  # a exbibyte
+MAX_MEMORY_MIB = 2**31 - 1  # 2 PiB: what the INTEGER column holds
 
 
 class QuotaLimits(Wire):

@@ -267,3 +267,16 @@ def stale_tries(session: Session, *, older_than: float, busy: set[int]) -> tuple
         held.updated_at = now
     session.flush()
     return confirmed, released
+
+
+def settle(session: Session, *, tries: bool, older_than: float, busy: set[int]) -> str:
+    """One reconcile pass over reservations: `ended_holders`, then (when `tries`) `stale_tries`.
+
+    Returns:
+        what changed, for the log ("" when nothing did).
+    """
+    ended = ended_holders(session)
+    confirmed, released = stale_tries(session, older_than=older_than, busy=busy) if tries else ([], [])
+    if not (ended or confirmed or released):
+        return ""
+    return f"{ended} ended run(s) released; run(s) {confirmed} confirmed; run(s) {released} dispatched again"

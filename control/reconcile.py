@@ -209,27 +209,13 @@ class Reconciler:
     # -- quota reservations -----------------------------------------------------------------
 
     async def _quotas(self) -> None:
-        """Settle reservations a crash left between try, confirm and cancel (`control.quota`).
-
-        Reservations of ended runs are cancelled. A TRYING reservation is confirmed when its run
-        started, else released (the run is dispatched again); that waits until agents started by
-        an earlier control have had `heartbeat_timeout` seconds to call this one.
-        """
-        busy = set(self.orch.dispatching)
-        settle = time.monotonic() - self.started >= self.heartbeat_timeout
-
-        def sweep(ses: Session) -> tuple[int, list[int], list[int]]:
-            ended = quota.ended_holders(ses)
-            if not settle:
-                return ended, [], []
-            confirmed, released = quota.stale_tries(ses, older_than=self.heartbeat_timeout, busy=busy)
-            return ended, confirmed, released
-
-        ended, confirmed, released = await self.orch.db(sweep)
-        if ended or confirmed or released:
-            logger.warning(
-                "quota: %d ended run(s) released, %s confirmed, %s retried", ended, confirmed, released
-            )
+        """Settle reservations a crash left between try, confirm and cancel (`control.quota.settle`);
+        TRYING ones once agents of an earlier control have had `heartbeat_timeout` s to call."""
+        busy, timeout = set(self.orch.dispatching), self.heartbeat_timeout
+        tries = time.monotonic() - self.started >= timeout
+        note = await self.orch.db(lambda ses: quota.settle(ses, tries=tries, older_than=timeout, busy=busy))
+        if note:
+            logger.warning("quota: %s", note)
 
     # -- exam launches ----------------------------------------------------------------------
 

@@ -41,6 +41,24 @@ def body_of(exc: AtomError, status: int) -> dict[str, Any]:
     return body
 
 
+def http_message(request: Request, exc: StarletteHTTPException) -> str:
+    """One line for the framework's own refusals (no route, wrong method, an unreadable body)."""
+    where = f"{request.method} {request.url.path}"
+    if exc.status_code == 404 and exc.detail == "Not Found":
+        return f"no such route: {where} (the API is described at /openapi.json)"
+    if exc.status_code == 405:
+        allowed = next((v for k, v in (exc.headers or {}).items() if k.lower() == "allow"), "")
+        return f"{where}: method not allowed" + (f"; this path takes {allowed}" if allowed else "")
+    if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+        cause = exc.__cause__
+        if isinstance(cause, UnicodeDecodeError):
+            return f"the request body is not UTF-8 text ({cause.reason} at byte {cause.start})"
+        if isinstance(cause, RecursionError):
+            return "the request body nests values too deeply to be read"
+        return f"the request body cannot be read ({type(cause).__name__ if cause else 'unreadable'})"
+    return str(exc.detail)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(AtomError)
     async def atom_error(_: Request, exc: AtomError) -> JSONResponse:
@@ -51,14 +69,24 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = field_errors(exc.errors())
+        raw = list(exc.errors())
+        bad_json = next((e for e in raw if e.get("type") == "json_invalid"), None)
+        if bad_json is not None:
+            loc = list(bad_json.get("loc", ()))
+            at = f" at character {loc[-1]}" if len(loc) > 1 else ""
+            why = (bad_json.get("ctx") or {}).get("error", "")
+            msg = f"the request body is not valid JSON{at}" + (f": {why}" if why else "")
+            return JSONResponse({"msg": msg, "errors": [{"field": "body", "msg": msg}]}, status_code=422)
+        errors = field_errors(raw)
         return JSONResponse(
             {"msg": "invalid request: " + describe_fields(errors), "errors": errors}, status_code=422
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"msg": str(exc.detail)}, status_code=exc.status_code)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"msg": http_message(request, exc)}, status_code=exc.status_code, headers=exc.headers
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

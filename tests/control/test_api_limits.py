@@ -203,3 +203,31 @@ async def test_the_openapi_document_lists_every_refusal(api: httpx.AsyncClient) 
         for code in codes - {"200", "201", "204"}:
             schema = op["responses"][code]["content"]["application/json"]["schema"]
             assert schema == {"$ref": "#/components/schemas/Error"}, (method, path, code)
+
+
+async def test_unreadable_bodies_and_unknown_routes_get_one_clear_line(
+    api: httpx.AsyncClient, space: str
+) -> None:
+    json_type = {"content-type": "application/json"}
+    resp = await api.post(f"{space}/operators", content=b'{"operatorName":', headers=json_type)
+    assert resp.status_code == 422
+    assert resp.json()["msg"] == "the request body is not valid JSON at character 16: Expecting value"
+    assert resp.json()["errors"][0]["field"] == "body"
+    resp = await api.post(f"{space}/operators", content=b"[" * 100_000 + b"]" * 100_000, headers=json_type)
+    assert (resp.status_code, resp.json()["msg"]) == (
+        400,
+        "the request body nests values too deeply to be read",
+    )
+    resp = await api.post(f"{space}/operators", content=b'{"operatorName": "\xff"}', headers=json_type)
+    assert (resp.status_code, resp.json()["msg"]) == (
+        400,
+        "the request body is not UTF-8 text (invalid start byte at byte 18)",
+    )
+    resp = await api.delete("/api/v1/runs")
+    assert (resp.status_code, resp.json()["msg"]) == (
+        405,
+        "DELETE /api/v1/runs: method not allowed; this path takes GET",
+    )
+    resp = await api.get("/api/v1/nope")
+    assert resp.status_code == 404
+    assert resp.json()["msg"] == "no such route: GET /api/v1/nope (the API is described at /openapi.json)"

@@ -7,7 +7,8 @@ How control starts a task run::
          ATOM_MODEL_DIR, ATOM_LOG_DIR, ATOM_SUMMARY_DIR, ATOM_SHARE_DIR,
          ATOM_HEARTBEAT_INTERVAL (seconds, default 5); optional ATOM_TRAIN_EXECUTOR
          (auto|direct|ray), RAY_ADDRESS (the Ray cluster to train on), ATOM_RAY_NUM_CPUS,
-         ATOM_CONTROL_RETRY_WINDOW (seconds to retry calls while control is down, default 600)
+         ATOM_CONTROL_RETRY_WINDOW (seconds to retry calls while control is down, default 600),
+         ATOM_LOG_SHIP (1: send stdout and stderr to control too; see runtime_agent.log_shipping)
 
 Exit codes: 0 succeeded (runningAutoFinish sent), 1 failed (state failed reported, reason on the
 last stderr line), 143 stopped (SIGTERM or a heartbeat answer), 2 bad command line.

@@ -96,6 +96,7 @@ class LogShipper:
         self._closed = threading.Event()
         self._dead = False
         self._reader: threading.Thread | None = None
+        self._pid = os.getpid()
         self._sender: threading.Thread | None = None
 
     @property
@@ -236,8 +237,8 @@ class LogShipper:
 
     def close(self) -> None:
         """Stop copying, then send what is left (waiting at most `exit_wait` s for control)."""
-        if self._closed.is_set() or self._reader is None:
-            return
+        if self._closed.is_set() or self._reader is None or os.getpid() != self._pid:
+            return  # closed, never started, or a forked child's exit: the parent ships its output
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -289,6 +290,9 @@ async def register_model(run: Run) -> None:
 
     metrics = final_metrics(run)
     score = run.train.score if run.train is not None else pick_score(metrics, run.ctx.model_conf)
+    # control stores finite numbers only (a diverged run's NaN loss is left out, its score is 0)
+    metrics = {name: value for name, value in metrics.items() if math.isfinite(value)}
+    score = score if math.isfinite(score) else 0.0
     assigned = await run.callbacks.register_model_version(
         ModelVersionReport(
             model_address=run.model_address,

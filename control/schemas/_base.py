@@ -47,6 +47,9 @@ def _fits_text(value: str) -> str:
 
 Text = Annotated[str, StringConstraints(max_length=TEXT_BYTES), AfterValidator(_fits_text)]
 """Free text and SQL/code of the data hooks: at most 64 KiB."""
+REASON_CHARS = 4096
+Reason = Annotated[str, StringConstraints(max_length=REASON_CHARS)]
+"""Why a run changed state: one line, kept with a prefix in a TEXT column."""
 
 
 class JsonLimit:

@@ -9,12 +9,13 @@ which never carries a password.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field
 
 from control.schemas._base import (
     INT64_MAX,
+    REASON_CHARS,
     ColonyType,
     ConnectType,
     DeployType,
@@ -24,6 +25,7 @@ from control.schemas._base import (
     OperatorResult,
     OperatorRuntimeType,
     Real,
+    Reason,
     RunState,
     ServiceState,
     SourceRole,
@@ -33,7 +35,6 @@ from control.schemas._base import (
     Str1024,
     StrEnum,
     StrMap,
-    Text,
     Wire,
 )
 from control.schemas.entities import ServiceInfoFields
@@ -155,12 +156,23 @@ class TaskSpec(RunSpecFields):
     model: ModelSpec | None = None
 
 
+def _stop_reason(value: dict[str, Any]) -> dict[str, Any]:
+    reason = value.get("reason")
+    if reason is not None and not (isinstance(reason, str) and len(reason) <= REASON_CHARS):
+        raise ValueError(f"reason must be a line of text of at most {REASON_CHARS} characters")
+    return value
+
+
+StopBody = Annotated[dict[str, Any], AfterValidator(_stop_reason)]
+"""Body of `POST /api/v1/runs/{id}/stop`: `{"reason": "..."}` (optional)."""
+
+
 # -- what the agent reports -------------------------------------------------------------------
 
 
 class StateReport(Wire):
     state: RunState
-    reason: Text = ""
+    reason: Reason = ""
 
 
 class SourceProgress(Wire):

@@ -231,3 +231,12 @@ async def test_unreadable_bodies_and_unknown_routes_get_one_clear_line(
     resp = await api.get("/api/v1/nope")
     assert resp.status_code == 404
     assert resp.json()["msg"] == "no such route: GET /api/v1/nope (the API is described at /openapi.json)"
+
+
+async def test_a_stop_reason_is_one_bounded_line(api: httpx.AsyncClient) -> None:
+    resp = await api.post("/api/v1/runs/1/stop", json={"reason": "r" * 5000})
+    assert resp.status_code == 422
+    assert "at most 4096 characters" in resp.json()["msg"]
+    resp = await api.post("/api/v1/runs/1/stop", json={"reason": ["not", "text"]})
+    assert resp.status_code == 422
+    assert (await api.post("/api/v1/runs/1/stop", json={"reason": "enough"})).status_code == 404

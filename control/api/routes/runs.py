@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Body, Depends, Query
 from sqlalchemy import select
 
@@ -13,6 +11,7 @@ from control.api.deps import Caller, Orch, require_user
 from control.api.params import MAX_ID, RunId, SpaceQuery
 from control.api.tenancy import run_of, space_in
 from control.run_logs import read_run_log
+from control.schemas.runs import StopBody
 from control.store import models as m
 from control.store import run_list, run_views
 
@@ -71,9 +70,7 @@ def run_spec(run_id: RunId, orch: Orch, who: Caller) -> s.RunSpecView:
 
 
 @router.post("/runs/{run_id}/stop", response_model=s.RunOut)
-async def stop_run(
-    run_id: RunId, orch: Orch, who: Caller, body: dict[str, Any] | None = Body(None)
-) -> s.RunOut:
+async def stop_run(run_id: RunId, orch: Orch, who: Caller, body: StopBody | None = Body(None)) -> s.RunOut:
     reason = str((body or {}).get("reason") or "stopped by user")
     await orch.db(lambda ses: run_of(ses, who, run_id, Need.WRITE))
     return await orch.stop_run(run_id, reason, who=who)

@@ -82,7 +82,7 @@ class LogShipper:
         self._http = httpx.Client(timeout=10.0, headers={"Authorization": f"Bearer {token}"})
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._decoders: dict[int, codecs.IncrementalDecoder] = {}
         self._partial = ""
         self._buf = bytearray()
         self._base = 0
@@ -118,6 +118,7 @@ class LogShipper:
             os.dup2(write, fd)
             os.close(write)
             self._reads[read] = self._saved[fd]
+            self._decoders[read] = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._reader = threading.Thread(target=self._read_loop, name="atom-log-reader", daemon=True)
         self._sender = threading.Thread(target=self._send_loop, name="atom-log-sender", daemon=True)
         self._reader.start()
@@ -138,7 +139,7 @@ class LogShipper:
                     open_fds.remove(fd)
                     continue
                 _write_all(self._reads[fd], chunk)
-                self._keep(self._decoder.decode(chunk))
+                self._keep(self._decoders[fd].decode(chunk))
             if not ready and self._stopping.is_set():
                 return  # drained: what children still hold open is not ours to wait for
 
@@ -221,7 +222,7 @@ class LogShipper:
 
     def _post(self, offset: int, text: str, *, final: bool = False) -> int:
         resp = self._http.post(self.url, json={"offset": offset, "text": text, "final": final})
-        if resp.status_code >= 500:
+        if resp.status_code >= 500 or resp.status_code in (408, 429):  # away, or busy: later
             raise httpx.HTTPStatusError(
                 f"control answered {resp.status_code}", request=resp.request, response=resp
             )
@@ -250,9 +251,9 @@ class LogShipper:
         self._wake.set()
         if self._sender is not None:
             self._sender.join(timeout=self.exit_wait)
-        tail = self._decoder.decode(b"", final=True)
-        if tail:
-            self._keep(tail)
+        for decoder in self._decoders.values():
+            if tail := decoder.decode(b"", final=True):
+                self._keep(tail)
         self._flush_partial()
         deadline = time.monotonic() + self.exit_wait
         delay = 0.5

@@ -27,6 +27,7 @@ from control.secrets import new_token, token_hash
 from control.settings import Settings
 from control.store import models as m
 from runtime_agent.log_shipping import BATCH_BYTES, LogShipper
+from runtime_agent.logs import add_secret
 from tests.control.factory import SP, define_node, ok
 from tests.e2e.conftest import LiveControl, make_tabular, run_state, wait_for
 
@@ -209,20 +210,22 @@ async def test_output_beyond_the_buffer_while_control_is_away_leaves_one_marked_
         run_id, token = make_run(live)
         shipper = LogShipper(live.url, run_id, token, interval=0.05, max_buffer=BATCH_BYTES, fds=(fd,))
         shipper.start()
-        os.write(fd, b"first\n")
+        add_secret("pw-7f3a9c")  # a password the agent learned: masked before it is kept
+        os.write(fd, b"first pw-7f3a9c\n")
         shipped = run_logs.shipped_path(settings.runs_dir, run_id)
         await wait_for(
-            lambda: read(shipped) == "first\n" and shipper.pending == 0, timeout=30, what="the first line"
+            lambda: read(shipped) == "first ***\n" and shipper.pending == 0, timeout=30, what="the first line"
         )
     data = b"".join(b"line %06d \xc3\xa9\n" % i for i in range(40_000))  # 600 kB, more than the buffer holds
     os.write(fd, data)
-    await wait_for(lambda: out.stat().st_size == 6 + len(data), timeout=30, what="the output to pass through")
+    size = len(b"first pw-7f3a9c\n") + len(data)
+    await wait_for(lambda: out.stat().st_size == size, timeout=30, what="the output to pass through")
     assert shipper.dropped > 0
     with LiveControl(settings):
         shipper.close()
     os.close(fd)
-    assert out.read_bytes() == b"first\n" + data  # the original output is untouched
+    assert out.read_bytes() == b"first pw-7f3a9c\n" + data  # the original output is untouched
     text = read(shipped)
     mark = f"[{shipper.dropped} bytes of the agent's output were lost here]\n"
-    assert text == "first\n" + mark + data[shipper.dropped :].decode()
+    assert text == "first ***\n" + mark + data[shipper.dropped :].decode()
     assert shipper.pending == 0

@@ -151,6 +151,8 @@ async def test_numbers_fit_their_columns(api: httpx.AsyncClient, space: str) -> 
         "/api/v1/spaces/³",
         "/api/v1/spaces/default/nodes/x%20y",
         "/api/v1/runs?offset=9223372036854775808",
+        "/api/v1/audit?offset=828985537991433781248",
+        f"/api/v1/code/sha256:{'0' * 64}?runId=18446744073709551616",
     ],
 )
 async def test_ids_and_names_out_of_range_are_refused_with_422(

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from control.access import Need, Principal
 from control.api.deps import Caller, Orch, require_user
+from control.api.params import MAX_ID
 from control.api.tenancy import space_in
 from control.errors import Forbidden
 from control.schemas import Wire
@@ -49,7 +50,7 @@ Actor = Query(None, max_length=128, description="only events by this user (`loca
 Action = Query(None, max_length=32, description="only this action: create, change, delete, start, ...")
 Kind = Query(None, max_length=32, description="only this kind: space, connection, node, run, service, ...")
 Limit = Query(100, ge=1, le=1000)
-Offset = Query(0, ge=0)
+Offset = Query(0, ge=0, le=MAX_ID)
 
 
 def page(

@@ -18,6 +18,7 @@ from connectors.errors import Permanent
 from control import audit
 from control.access import LEVEL_OF_SCOPE, Need
 from control.api.deps import caller, orchestrator, require_run_token, require_service_token, require_user
+from control.api.params import MAX_ID
 from control.api.routes.agent import service_run
 from control.code_store import CodeStore, archive_kind, parse_digest
 from control.errors import ControlError, Forbidden, InvalidSpec, NotFound
@@ -47,9 +48,12 @@ def code_store(request: Request) -> CodeStore:
 
 
 Store = Annotated[CodeStore, Depends(code_store)]
-RunId = Annotated[int | None, Query(alias="runId", description="the agent's run (with its run token)")]
+RunId = Annotated[
+    int | None, Query(alias="runId", ge=1, le=MAX_ID, description="the agent's run (with its run token)")
+]
 ServiceId = Annotated[
-    int | None, Query(alias="serviceId", description="the serving service (with its service token)")
+    int | None,
+    Query(alias="serviceId", ge=1, le=MAX_ID, description="the serving service (with its service token)"),
 ]
 
 

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from connectors.errors import AtomError, ConfigError, Permanent, Transient
+from control.api.params import NAME_PATTERN, REF_PATTERN
 from control.errors import ControlError, describe_fields, field_errors
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,23 @@ def body_of(exc: AtomError, status: int) -> dict[str, Any]:
     if status == 422 or errors:
         body["errors"] = list(errors) if isinstance(errors, list) else []
     return body
+
+
+#: what a pattern of `control.api.params` asks for, in words
+PATTERN_WORDS = {
+    NAME_PATTERN: "use at most 63 lower-case letters, digits and '-', "
+    "starting and ending with a letter or digit",
+    REF_PATTERN: "use letters, digits, '-', '_' and '.', starting and ending with a letter or digit "
+    "(or give the id)",
+}
+
+
+def readable(err: Any) -> Any:
+    """A pattern mismatch of a name parameter said in words, with the value refused."""
+    pattern = (err.get("ctx") or {}).get("pattern")
+    if err.get("type") == "string_pattern_mismatch" and pattern in PATTERN_WORDS:
+        return {**err, "msg": f"{err.get('input')!r} is not a valid name: {PATTERN_WORDS[pattern]}"}
+    return err
 
 
 def http_message(request: Request, exc: StarletteHTTPException) -> str:
@@ -77,7 +95,7 @@ def install(app: FastAPI) -> None:
             why = (bad_json.get("ctx") or {}).get("error", "")
             msg = f"the request body is not valid JSON{at}" + (f": {why}" if why else "")
             return JSONResponse({"msg": msg, "errors": [{"field": "body", "msg": msg}]}, status_code=422)
-        errors = field_errors(raw)
+        errors = field_errors([readable(e) for e in raw])
         return JSONResponse(
             {"msg": "invalid request: " + describe_fields(errors), "errors": errors}, status_code=422
         )

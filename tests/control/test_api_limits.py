@@ -174,6 +174,11 @@ async def test_new_space_names_follow_the_kubernetes_rule(api: httpx.AsyncClient
         resp = await api.put(f"/api/v1/spaces/{bad}", json={"spaceName": "x"})
         assert resp.status_code == 422, (bad, resp.text)
         assert resp.json()["errors"][0]["field"] == "space"
+    resp = await api.put("/api/v1/spaces/Bad_Name", json={"spaceName": "x"})
+    assert resp.json()["msg"] == (
+        "invalid request: space: 'Bad_Name' is not a valid name: use at most 63 lower-case letters, "
+        "digits and '-', starting and ending with a letter or digit"
+    )
     assert (await api.get("/api/v1/spaces")).json() == []
 
 

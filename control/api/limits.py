@@ -54,8 +54,11 @@ class BodyLimit:
         limit, knob = self.limit_for(scope)
         declared = content_length(scope)
         if declared is not None and declared > limit:
-            what = f"request body of {human(declared)}"
-            await refuse(send, f"{what} is over the limit of {human(limit)} ({knob})")
+            await refuse(
+                send,
+                f"request body of {declared} bytes is over the limit of {human(limit)} "
+                f"({knob}={limit}): send less or raise the limit",
+            )
             return
 
         seen = 0
@@ -83,7 +86,11 @@ class BodyLimit:
         with contextlib.suppress(BodyTooLarge):
             await self.app(scope, counted, guarded)
         if over and not started:
-            await refuse(send, f"request body is over the limit of {human(limit)} ({knob})")
+            await refuse(
+                send,
+                f"request body is over the limit of {human(limit)} ({knob}={limit}): "
+                "send less or raise the limit",
+            )
 
 
 def content_length(scope: Scope) -> int | None:

@@ -23,6 +23,8 @@ INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 """An id of a stored object."""
+Ref = Annotated[int, Field(ge=0, le=MAX_ID)]
+"""An id of another object as the original runtime's payloads send it: 0 means none."""
 Int32 = Annotated[int, Field(ge=-(2**31), le=INT32_MAX)]
 """An INTEGER column (a Field(ge=...) on the same field replaces these bounds: give `le` there too)."""
 Int64 = Annotated[int, Field(ge=-(2**63), le=INT64_MAX)]

@@ -32,6 +32,7 @@ from control.schemas._base import (
     OperatorRuntimeType,
     OperatorSourceType,
     Real,
+    Ref,
     RuntimePattern,
     SourceRole,
     Str32,
@@ -266,9 +267,9 @@ def check_code_address(mode: CodeMode, address: str) -> str:
 
 
 class ModelFields(Wire):
-    node_id: Id | None = None
-    runtime_id: Id | None = None
-    operator_id: Id | None = None
+    node_id: Ref | None = None
+    runtime_id: Ref | None = None
+    operator_id: Ref | None = None
     model_create_type: ModelCreateType = ModelCreateType.TRAIN
     model_version: Str64 = ""
     model_score: Real = 0
@@ -276,7 +277,7 @@ class ModelFields(Wire):
     model_technology_type: ModelTechnologyType = ModelTechnologyType.MULTI_MODE
     model_address: Str1024 = ""
     model_status: Str32 = ""
-    connect_id: Id | None = None
+    connect_id: Ref | None = None
     connection_name: Str128 | None = None
     connect_status: Str32 = ""
     operator_result: OperatorResult = OperatorResult.NOT_CONTAIN_OPTIMAL

@@ -26,6 +26,7 @@ from control import quota, runs
 from control import schemas as s
 from control.errors import ControlError
 from control.orchestrator import Orchestrator
+from control.reconcile_services import ServiceWatch, log_tail
 from control.run_logs import Retention
 from control.secrets import new_token, token_hash
 from control.store import models as m
@@ -33,8 +34,6 @@ from control.store.models import utcnow
 
 logger = logging.getLogger(__name__)
 
-UNSTARTED_SERVICE_AFTER = 15.0
-"""Seconds a service may stay `starting` without a process before reconcile starts it itself."""
 FINAL_LOG_WAIT = 120.0
 """Seconds after a run ended that control waits for its target to end before the last log copy."""
 ACTIVE = (s.RunState.QUEUED.value, s.RunState.PENDING.value, s.RunState.RUNNING.value)
@@ -51,15 +50,6 @@ class Watched:
     log_path: str
     contacted: bool = False
     """Its agent has called control (reported running, or sent a heartbeat)."""
-
-
-def _log_tail(path: str, lines: int = 3) -> str:
-    try:
-        text = Path(path).read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    tail = [ln.strip() for ln in text[-lines:] if ln.strip()]
-    return (": " + " | ".join(tail))[:400] if tail else ""
 
 
 def judge_waiting(*, session: Session) -> list[tuple[int, str]]:
@@ -113,7 +103,7 @@ def claim_resource_waiters(*, session: Session) -> list[tuple[int, str]]:
     return out
 
 
-class Reconciler:
+class Reconciler(ServiceWatch):
     def __init__(self, orch: Orchestrator, *, interval: float, heartbeat_timeout: float) -> None:
         self.orch = orch
         self.interval = interval
@@ -296,8 +286,8 @@ class Reconciler:
                 return None  # the adapter cannot see it yet; its agent may still report
             await adapter.release(w.external_id)
             if observed.exit_code == 0:
-                return "the agent exited without reporting a result" + _log_tail(w.log_path)
-            return observed.detail + _log_tail(w.log_path)
+                return "the agent exited without reporting a result" + log_tail(w.log_path)
+            return observed.detail + log_tail(w.log_path)
         silence = self._silence(w)
         if silence:
             await self.orch.adapter(w.adapter).stop(w.external_id, grace=5)
@@ -338,87 +328,6 @@ class Reconciler:
 
         logger.warning("run %s failed: %s", w.run_id, reason)
         await self.orch.db(fail)
-
-    # -- services ---------------------------------------------------------------------------
-
-    async def _services(self) -> None:
-        def load(ses: Session) -> list[tuple[int, str, str | None, str | None, str, float, str]]:
-            now = utcnow()
-            rows = ses.scalars(
-                select(m.Service).where(
-                    m.Service.state.in_([s.ServiceState.STARTING.value, s.ServiceState.READY.value])
-                )
-            )
-            return [
-                (
-                    r.id,
-                    r.state,
-                    r.external_id,
-                    r.endpoint,
-                    r.adapter,
-                    (now - r.updated_at).total_seconds(),
-                    r.log_path,
-                )
-                for r in rows
-            ]
-
-        for sid, state, external_id, endpoint, adapter, age, log in await self.orch.db(load):
-            if external_id is None:
-                if state == s.ServiceState.STARTING.value and age > UNSTARTED_SERVICE_AFTER:
-                    # recorded as starting, never started: control stopped in between
-                    logger.warning("service %s was never started; starting it now", sid)
-                    try:
-                        await self.orch.start_service(sid)
-                    except ControlError as exc:
-                        logger.warning("service %s could not be started: %s", sid, exc)
-                continue
-            observed = await self.orch.adapter(adapter).describe(external_id)
-            if not observed.alive:
-                await self._set_service(
-                    sid, s.ServiceState.FAILED, observed.detail.replace("agent", "service") + _log_tail(log)
-                )
-                continue
-            if state == s.ServiceState.STARTING.value:
-                ready, load_error = await self._ready(endpoint)
-                if ready:
-                    await self._set_service(sid, s.ServiceState.READY, "")
-                elif load_error:  # it answers, and says the model will never load
-                    await self.orch.adapter(adapter).stop(external_id, grace=5)
-                    await self._set_service(
-                        sid, s.ServiceState.FAILED, f"the model failed to load: {load_error}"
-                    )
-                elif age > self.orch.settings.service_ready_timeout:
-                    await self.orch.adapter(adapter).stop(external_id, grace=5)
-                    await self._set_service(
-                        sid,
-                        s.ServiceState.FAILED,
-                        f"not ready after {int(age)} s" + _log_tail(log),
-                    )
-
-    async def _ready(self, endpoint: str | None) -> tuple[bool, str]:
-        """(ready, why its model cannot load) from the service's `/v2/health/ready`."""
-        if not endpoint:
-            return False, ""
-        try:
-            resp = await self._http.get(f"{endpoint}/v2/health/ready")
-        except httpx.HTTPError:
-            return False, ""
-        if resp.status_code == 200:
-            return True, ""
-        try:
-            error = str(resp.json().get("error") or "")
-        except ValueError:
-            error = ""
-        return False, "" if error in ("", "model is loading") else error[:500]
-
-    async def _set_service(self, service_id: int, state: s.ServiceState, reason: str) -> None:
-        def update(ses: Session) -> None:
-            svc = ses.get(m.Service, service_id)
-            if svc is not None and svc.state != s.ServiceState.STOPPED.value:
-                svc.state = state.value
-                svc.reason = reason
-
-        await self.orch.db(update)
 
 
 def _set_reason(ses: Session, run_id: int, reason: str) -> None:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
+from control.client._governance import GovernanceCalls
 from control.client._users import UsersCalls
 from control.errors import ControlAPIError, ControlUnreachable
 from control.schemas import (
@@ -57,7 +58,7 @@ KINDS: dict[str, str] = {
 }
 
 
-class AsyncControlClient(UsersCalls):
+class AsyncControlClient(UsersCalls, GovernanceCalls):
     """Talks to one control server.
 
     Args:
@@ -132,33 +133,6 @@ class AsyncControlClient(UsersCalls):
     async def ensure_space(self, space: str) -> dict[str, Any]:
         """Create the space if it does not exist; return it."""
         result: dict[str, Any] = await self.request("PUT", f"{API}/spaces/{space}", json={"spaceName": space})
-        return result
-
-    async def audit(
-        self,
-        space: str | None = None,
-        *,
-        since: str | None = None,
-        actor: str | None = None,
-        action: str | None = None,
-        kind: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> dict[str, Any]:
-        """A page of the audit trail, newest first: `{"items": [...], "total": n}`.
-
-        A space's events (its owners may read them), or with `space` None every event (site admins).
-        """
-        path = f"{API}/spaces/{space}/audit" if space is not None else f"{API}/audit"
-        params = {
-            "since": since,
-            "actor": actor,
-            "action": action,
-            "kind": kind,
-            "limit": limit,
-            "offset": offset,
-        }
-        result: dict[str, Any] = await self.request("GET", path, params=params)
         return result
 
     async def list(self, space: str, kind: str, **params: Any) -> list[dict[str, Any]]:
@@ -291,21 +265,6 @@ class AsyncControlClient(UsersCalls):
 
     async def approve_service(self, service_id: int) -> ServiceOut:
         return await self._post(f"{API}/services/{service_id}/approve", ServiceOut)
-
-    # -- quotas -------------------------------------------------------------------------------
-
-    async def get_quota(self, space: str) -> dict[str, Any]:
-        """The space's quota: `limits` and `used` (cpu, gpu, memory in MiB), held `reservations`."""
-        result: dict[str, Any] = await self.request("GET", f"{API}/spaces/{space}/quota")
-        return result
-
-    async def set_quota(
-        self, space: str, *, cpu: float | None, gpu: int | None, memory: int | None
-    ) -> dict[str, Any]:
-        """Set the space's limits (None: no limit; memory in MiB). Site admins only."""
-        body = {"cpu": cpu, "gpu": gpu, "memory": memory}
-        result: dict[str, Any] = await self.request("PUT", f"{API}/spaces/{space}/quota", json=body)
-        return result
 
     # -- the runtime agent's calls (run token) ----------------------------------------------
 

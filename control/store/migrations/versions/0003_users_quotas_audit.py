@@ -83,8 +83,8 @@ def upgrade() -> None:
         sa.Column("runtime_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("space_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("cpu", sa.Float(), nullable=False),
-        sa.Column("gpu", sa.Integer(), nullable=False),
-        sa.Column("memory", sa.Integer(), nullable=False),
+        sa.Column("gpu", sa.BigInteger(), nullable=False),
+        sa.Column("memory", sa.BigInteger(), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column(
             "created_at",

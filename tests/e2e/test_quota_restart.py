@@ -24,7 +24,7 @@ import pytest
 from control.deploy import free_port
 from tests.control.factory import LAMP, SP, define_node, ok
 from tests.e2e.conftest import kill_processes_of, make_tabular, wait_for
-from tests.e2e.test_control_outage import ControlProcess
+from tests.e2e.control_process import ControlProcess
 
 pytestmark = pytest.mark.e2e
 

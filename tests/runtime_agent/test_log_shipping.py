@@ -7,12 +7,7 @@ store); the agent it starts inherits `ATOM_LOG_SHIP` and goes on through the out
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,82 +25,27 @@ from runtime_agent.log_shipping import BATCH_BYTES, LogShipper
 from runtime_agent.logs import add_secret
 from tests.control.factory import SP, define_node, ok
 from tests.e2e.conftest import LiveControl, make_tabular, run_state, wait_for
+from tests.e2e.control_process import ControlProcess
 
 pytestmark = pytest.mark.e2e
 
 EPOCHS, GATE_EPOCH = 6, 2
 
 
-class ControlProcess:
-    """`python -m control.cli server` as a child process, killed with SIGKILL and started again."""
-
-    def __init__(self, home: Path, port: int, log: Path) -> None:
-        self.home = home
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = log
-        self.env = {
-            **os.environ,
-            "ATOM_HOME": str(home),
-            "ATOM_PORT": str(port),
-            "ATOM_HEARTBEAT_TIMEOUT": "30",
-            "ATOM_RECONCILE_INTERVAL": "0.3",
-            "ATOM_HEARTBEAT_INTERVAL": "1",  # these three reach the agents it starts
-            "ATOM_LOG_SHIP": "1",
-            "ATOM_LOG_SHIP_INTERVAL": "0.2",
-            "RAY_AUTH_MODE": "disabled",
-            "NO_COLOR": "1",
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "control.cli", "server"],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    async def ready(self) -> None:
-        async def answers() -> bool:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise AssertionError(f"control exited with {self.proc.returncode}: {self.log.read_text()}")
-            try:
-                async with httpx.AsyncClient(timeout=2) as http:
-                    return (await http.get(f"{self.url}/healthz")).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        await wait_for(answers, timeout=60, what="control to answer")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def kill_agents(self) -> None:
-        db = self.home / "atom.db"
-        if not db.exists():
-            return
-        with contextlib.closing(sqlite3.connect(db)) as conn:
-            ids = [row[0] for row in conn.execute("SELECT external_id FROM schedules")]
-        for external_id in ids:
-            if external_id and external_id.startswith("pid:"):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(int(external_id.split(":")[1]), signal.SIGKILL)
-
-
 @pytest.fixture
 def control(tmp_path: Path) -> Iterator[ControlProcess]:
-    ctl = ControlProcess(tmp_path / "home", free_port(), tmp_path / "control.log")
+    ctl = ControlProcess(
+        tmp_path / "home",
+        free_port(),
+        tmp_path / "control.log",
+        env={"ATOM_LOG_SHIP": "1", "ATOM_LOG_SHIP_INTERVAL": "0.2"},
+    )
     ctl.start()
     try:
         yield ctl
     finally:
         ctl.kill()
-        ctl.kill_agents()
+        ctl.kill_started()
 
 
 async def whole_log(client: AsyncControlClient, run_id: int) -> str:

@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from control.secrets import token_hash
 from control.store import models as m
-from tests.control.service_rows import tenancy
+from control.store import repo
+from tests.control.service_rows import service_row, tenancy
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -108,27 +109,8 @@ async def test_a_single_user_install_lets_callers_without_a_token_in(
 ) -> None:
     """No users and no ATOM_API_TOKEN: control has no logins, so the service admits its local admin."""
     with app.state.orchestrator.store.transaction() as ses:
-        from control.secrets import new_token
-        from control.store import repo
-
         space, _ = repo.ensure_space(session=ses, name="default")
-        model = m.Model(space_id=space.id, model_name="solo")
-        ses.add(model)
-        ses.flush()
-        version = m.ModelVersion(model_id=model.id, model_version="1", model_address="file:///m")
-        ses.add(version)
-        ses.flush()
-        token = new_token()
-        svc = m.Service(
-            space_id=space.id,
-            service_name="solo-1",
-            model_id=model.id,
-            model_version_id=version.id,
-            serving_object="op:R",
-            token_hash=token_hash(token),
-        )
-        ses.add(svc)
-        ses.flush()
+        svc, token = service_row(ses, space.id, "solo", key_hash=None)
         sid = svc.id
     access = (await api.get(f"/api/v1/agent/services/{sid}/access", headers=bearer(token))).json()
     assert access == {"public": False, "keyHashes": [], "anonymous": True}

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from control import audit
 from control import schemas as s
 from control.dispatch.describe import describe_service
 from control.errors import Conflict, ControlError, InvalidSpec, NotFound
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import TypeVar
 
+    from control.access import Principal
     from control.dispatch import Adapter
     from control.settings import Settings
 
@@ -163,24 +165,28 @@ class Deployments:
 
         await self.db(started)
 
-    async def stop_service(self, service_id: int) -> None:
+    async def stop_service(self, service_id: int, *, who: Principal | None = None) -> None:
+        """Stop the service; `who` (a user) is recorded in the audit trail with the stop."""
+
         def stop(ses: Session) -> tuple[str | None, str]:
             svc = ses.get(m.Service, service_id)
             if svc is None:
                 raise NotFound(f"service {service_id} does not exist")
             svc.state = s.ServiceState.STOPPED.value
             svc.reason = "stopped by user"
+            if who is not None:
+                audit.record(ses, who, "stop", "service", svc.service_name, space_id=svc.space_id, id=svc.id)
             return svc.external_id, svc.adapter
 
         external_id, adapter = await self.db(stop)
         if external_id:
             await self.adapter(adapter).stop(external_id, grace=5)
 
-    async def approve_service(self, service_id: int) -> str | None:
+    async def approve_service(self, service_id: int, *, who: Principal | None = None) -> str | None:
         """Start a waiting (or stopped) service; returns its new key when approval made one.
 
         A service waiting for approval gets its key here, shown once in the approving answer; a
-        stopped one that starts again keeps its key.
+        stopped one that starts again keeps its key. `who` is recorded in the audit trail.
         """
 
         def check(ses: Session) -> str | None:
@@ -190,6 +196,10 @@ class Deployments:
             if svc.state not in (s.ServiceState.WAITING_APPROVAL.value, s.ServiceState.STOPPED.value):
                 raise Conflict(
                     f"service {svc.service_name} is {svc.state}; only a waiting or stopped one starts"
+                )
+            if who is not None:
+                audit.record(
+                    ses, who, "approve", "service", svc.service_name, space_id=svc.space_id, id=svc.id
                 )
             if svc.state == s.ServiceState.WAITING_APPROVAL.value and not svc.public:
                 return set_new_key(svc)

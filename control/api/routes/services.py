@@ -6,7 +6,6 @@ from fastapi import APIRouter, Depends
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from control import audit
 from control import schemas as s
 from control.access import Need, Principal
 from control.api.deps import Caller, Orch, require_user
@@ -58,23 +57,20 @@ def get_service(service_id: ServiceId, orch: Orch, who: Caller) -> s.ServiceOut:
         return service_view(ses, service_of(ses, who, service_id))
 
 
-def done(ses: Session, who: Principal, action: str, service_id: int) -> s.ServiceOut:
-    """Record what `who` did to the service (once it is done) and answer its view."""
-    svc = service_of(ses, who, service_id)
-    audit.record(ses, who, action, "service", svc.service_name, space_id=svc.space_id, id=svc.id)
-    return service_view(ses, svc)
+def view_of(ses: Session, who: Principal, service_id: int) -> s.ServiceOut:
+    return service_view(ses, service_of(ses, who, service_id))
 
 
 @router.post("/services/{service_id}/stop", response_model=s.ServiceOut)
 async def stop_service(service_id: ServiceId, orch: Orch, who: Caller) -> s.ServiceOut:
     await orch.db(lambda ses: service_of(ses, who, service_id, Need.WRITE))
-    await orch.stop_service(service_id)
-    return await orch.db(lambda ses: done(ses, who, "stop", service_id))
+    await orch.stop_service(service_id, who=who)
+    return await orch.db(lambda ses: view_of(ses, who, service_id))
 
 
 @router.post("/services/{service_id}/approve", response_model=s.ServiceOut)
 async def approve_service(service_id: ServiceId, orch: Orch, who: Caller) -> s.ServiceOut:
     await orch.db(lambda ses: service_of(ses, who, service_id, Need.WRITE))
-    key = await orch.approve_service(service_id)  # a new key is shown in this answer only
-    view = await orch.db(lambda ses: done(ses, who, "approve", service_id))
+    key = await orch.approve_service(service_id, who=who)  # a new key is shown in this answer only
+    view = await orch.db(lambda ses: view_of(ses, who, service_id))
     return view.model_copy(update={"api_key": key})

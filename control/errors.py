@@ -10,6 +10,7 @@ ControlError
 ├─ Unauthorized(Permanent)        401: no token, or a wrong, expired or revoked one
 ├─ Forbidden(Permanent)           403: the caller may see the object but not do this to it
 ├─ TooLarge(Permanent)            413: a request body over the limit
+├─ TooManyRequests(Transient)     429: too many failed logins lately; try again later
 ├─ DispatchFailed(Permanent)      503: the adapter could not start the run
 │   └─ Infeasible                 422: the target can never hold what the run asks (control.dispatch)
 └─ ControlAPIError                client side: what the server answered (status + msg + fields)
@@ -82,6 +83,10 @@ class Forbidden(ControlError, Permanent):
 
 class TooLarge(ControlError, Permanent):
     status_code = 413
+
+
+class TooManyRequests(ControlError, Transient):
+    status_code = 429
 
 
 class DispatchFailed(ControlError, Permanent):

@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     token_ttl_days: int = Field(default=90, ge=1, le=3650)
     """Lifetime of a token made by `atom login` or `POST /api/v1/tokens` without an expiry."""
 
+    login_max_failures: int = Field(default=5, ge=1)
+    """Wrong passwords allowed per user name, and per client address, within `login_window_s`;
+    further logins are refused (429) until the window has passed."""
+
+    login_window_s: float = Field(default=300.0, gt=0)
+
     service_auth: bool = True
     """Inference services require a token (their own key, or a user token reaching their space)
     unless deployed public; False makes every new service public."""

@@ -42,6 +42,7 @@ MEANING = {
     413: "The request body is over the limit (ATOM_MAX_BODY_BYTES; code: ATOM_CODE_MAX_BYTES)",
     415: "The body is not of a kind the route stores",
     422: "A value Atom refuses; `errors` names the fields",
+    429: "Too many failed logins lately; try again after the time the message names",
     503: "The store or a target could not be reached; try again",
 }
 
@@ -51,6 +52,7 @@ WRITES = frozenset({"post", "put", "patch", "delete"})
 #: statuses only some routes answer, by (method, path)
 EXTRA: dict[tuple[str, str], set[int]] = {
     ("post", "/api/v1/code"): {415},
+    ("post", "/api/v1/login"): {429},
 }
 
 

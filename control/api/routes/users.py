@@ -12,13 +12,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from control import audit, users
 from control.access import Scope, expiry
 from control.api.deps import Caller, Orch
 from control.api.routes import members, tokens
 from control.api.routes.tokens import UserRef, issued_view
+from control.errors import Unauthorized
+from control.login_throttle import LoginThrottle
 from control.schemas.users import LoginIn, TokenIssued, UserIn, UserOut, UserPatch, WhoAmI
 from control.store import models as m
 from control.store.models import utcnow
@@ -81,11 +83,33 @@ def change_user(user: UserRef, body: UserPatch, who: Caller, orch: Orch) -> dict
         return user_view(row)
 
 
+def login_throttle(request: Request) -> LoginThrottle:
+    """The app's throttle, made on first use from control's settings."""
+    throttle: LoginThrottle | None = getattr(request.app.state, "login_throttle", None)
+    if throttle is None:
+        settings = request.app.state.settings
+        throttle = LoginThrottle(max_failures=settings.login_max_failures, window=settings.login_window_s)
+        request.app.state.login_throttle = throttle
+    return throttle
+
+
 @router.post("/login", response_model=TokenIssued)
-def login(body: LoginIn, orch: Orch) -> dict[str, Any]:
-    """A new token for a user name and password; the secret is in this answer only."""
+def login(body: LoginIn, orch: Orch, request: Request) -> dict[str, Any]:
+    """A new token for a user name and password; the secret is in this answer only.
+
+    Too many wrong passwords for one user name, or from one address, lately: 429 until the
+    window (ATOM_LOGIN_WINDOW_S) has passed.
+    """
+    throttle = login_throttle(request)
+    client = request.client.host if request.client else "unknown"
+    throttle.check(body.user_name, client)
     with orch.store.transaction() as ses:
-        user = users.check_login(ses, body.user_name, body.password)
+        try:
+            user = users.check_login(ses, body.user_name, body.password)
+        except Unauthorized:
+            throttle.failed(body.user_name, client)
+            raise
+        throttle.succeeded(body.user_name)
         name = body.token_name or f"login-{utcnow():%Y%m%d-%H%M%S-%f}"
         made = users.issue_token(
             ses,

@@ -370,7 +370,9 @@ class DockerAdapter(Adapter):
         def look() -> tuple[dict[str, Any], int]:
             client = self.client()
             info = client.info()
-            mine = client.containers.list(filters={"label": [L_KIND, *self._label_filters()]})
+            mine = client.containers.list(
+                filters={"label": [L_KIND, *self._label_filters()]}, ignore_removed=True
+            )
             return info, len(mine)
 
         info, running = await self._call(look)

@@ -103,7 +103,10 @@ async def test_over_the_limit_is_413_with_size_and_limit(
 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=code_app), base_url="http://c") as http:
         resp = await http.post("/api/v1/code", content=chunks())
-    assert resp.status_code == 413 and "over the limit of 64.0 KiB (ATOM_CODE_MAX_BYTES=65536)" in resp.json()["msg"]
+    assert (
+        resp.status_code == 413
+        and "over the limit of 64.0 KiB (ATOM_CODE_MAX_BYTES=65536)" in resp.json()["msg"]
+    )
     assert temp_files(code_settings.home) == []
     assert not (code_settings.home / "code" / "sha256").exists() or not stored_files(code_settings.home)
 

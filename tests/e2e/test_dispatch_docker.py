@@ -119,7 +119,7 @@ def docker_settings(
     try:
         yield live_settings
     finally:
-        left = client.containers.list(all=True, filters={"label": label})
+        left = client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
         for container in left:
             container.remove(force=True)
         client.close()
@@ -146,7 +146,9 @@ async def _service_ready(client: AsyncControlClient, run_id: int) -> Any:
 def _containers(engine: Any, home: Path) -> list[Any]:
     client = engine.client()
     try:
-        return list(client.containers.list(all=True, filters={"label": f"atom.home={home}"}))
+        return list(
+            client.containers.list(all=True, filters={"label": f"atom.home={home}"}, ignore_removed=True)
+        )
     finally:
         client.close()
 

@@ -104,7 +104,7 @@ def make_sim_cluster(
         assert not cluster.errors, f"the simulator failed: {cluster.errors[0]}"
         if docker_client is not None:
             label = f"atom-sim={cluster.runtime.label}"  # type: ignore[attr-defined]
-            left = docker_client.containers.list(all=True, filters={"label": label})
+            left = docker_client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
             docker_client.close()
             assert not left, f"containers left behind: {[c.name for c in left]}"
         else:

@@ -182,7 +182,9 @@ class DockerRuntime:
         return DockerContainer(container)
 
     def close(self) -> None:
-        for container in self.client.containers.list(all=True, filters={"label": f"atom-sim={self.label}"}):
+        for container in self.client.containers.list(
+            all=True, filters={"label": f"atom-sim={self.label}"}, ignore_removed=True
+        ):
             with contextlib.suppress(Exception):
                 container.remove(force=True)
 

@@ -63,7 +63,7 @@ class Engine:
         return DockerAdapter(host=self.host, options=options, **kwargs)
 
     def mine(self) -> list[Any]:
-        return list(self.client.containers.list(all=True, filters={"label": self.label}))
+        return list(self.client.containers.list(all=True, filters={"label": self.label}, ignore_removed=True))
 
     def sweep(self) -> list[str]:
         """Remove whatever the test left (so nothing leaks) and say what it was."""

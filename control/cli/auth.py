@@ -24,6 +24,7 @@ from control.errors import ControlAPIError
 
 if TYPE_CHECKING:
     from control.cli._context import Context
+    from control.client import AsyncControlClient
     from control.schemas.users import TokenOut
 
 SCOPES = ("read", "write", "admin")
@@ -47,11 +48,15 @@ def register(command: Callable[..., argparse.ArgumentParser]) -> None:
     command("logout", "revoke the stored token and forget it", cmd_logout)
     command("whoami", "who control takes you for", cmd_whoami)
 
-    p = command("users", "create, list, disable or enable users (site admins)", cmd_users)
-    p.add_argument("action", choices=("create", "list", "disable", "enable"))
-    p.add_argument("name", nargs="?", metavar="USER")
+    p = command("users", "create, list, disable or enable users (site admins); change a password", cmd_users)
+    p.add_argument("action", choices=("create", "list", "disable", "enable", "passwd"))
+    p.add_argument("name", nargs="?", metavar="USER", help="passwd: default yourself")
     p.add_argument("--admin", action="store_true", help="create: a site admin")
-    p.add_argument("--password-stdin", action="store_true", help="create: read the password from stdin")
+    p.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="create: read the password from stdin; passwd: the current one, then the new one, a line each",
+    )
 
     p = command("tokens", "list, create or revoke your personal API tokens", cmd_tokens)
     p.add_argument("action", choices=("list", "create", "revoke"))
@@ -162,6 +167,8 @@ async def cmd_users(ctx: Context, args: argparse.Namespace) -> int:
                 table.add_row(u.user_name, "yes" if u.admin else "", state, fmt_time(u.created_at))
             ctx.out.print(table)
             return 0
+        if args.action == "passwd":
+            return await _passwd(ctx, client, args)
         name = _need(args.name, "a user name", f"users {args.action}")
         if args.action == "create":
             bootstrap = (await client.whoami()).kind == "local"
@@ -175,6 +182,19 @@ async def cmd_users(ctx: Context, args: argparse.Namespace) -> int:
         user = await client.change_user(name, state=state)
         ctx.out.print(f"user [bold]{user.user_name}[/] is {user.state.lower()}")
         return 0
+
+
+async def _passwd(ctx: Context, client: AsyncControlClient, args: argparse.Namespace) -> int:
+    """Change a password: your own (asks for the current one), or another user's (site admins)."""
+    me = await client.whoami()
+    name = args.name or me.user_name
+    fields: dict[str, str] = {}
+    if name == me.user_name:
+        fields["old_password"] = read_password(args.password_stdin, "Current password: ")
+    fields["password"] = read_password(args.password_stdin, f"New password for {name}: ", confirm=True)
+    user = await client.change_user(name, **fields)
+    ctx.out.print(f"password of [bold]{user.user_name}[/] changed")
+    return 0
 
 
 def tokens_table(tokens: list[TokenOut]) -> Table:

@@ -151,6 +151,25 @@ def test_login_again_replaces_and_revokes_the_old_token(atom: Atom, stdin: Calla
     assert code == 0 and sorted(states) == ["active", "revoked"]
 
 
+def test_passwd_changes_ones_own_password_with_the_current_one(
+    atom: Atom, stdin: Callable[[str], None]
+) -> None:
+    stdin("alice-password\n")
+    assert atom("users", "create", "alice", "--admin", "--password-stdin")[0] == 0
+    stdin("alice-password\n")
+    assert atom("login", "--user", "alice", "--password-stdin")[0] == 0
+    stdin("not-her-password\nnew-alice-password\n")
+    code, out, err = atom("users", "passwd", "--password-stdin")
+    assert code == 1 and "alice-password" not in out + err
+    stdin("alice-password\nnew-alice-password\n")
+    code, out, err = atom("users", "passwd", "--password-stdin")
+    assert code == 0 and "password of alice changed" in out, err
+    stdin("alice-password\n")
+    assert atom("login", "--user", "alice", "--password-stdin")[0] == 1  # the old one no longer works
+    stdin("new-alice-password\n")
+    assert atom("login", "--user", "alice", "--password-stdin")[0] == 0
+
+
 @pytest.mark.timeout(120)
 def test_embedded_control_uses_the_login_of_the_local_port(
     tmp_path: Path,

@@ -107,23 +107,27 @@ class Principal:
             stmt = stmt.where(m.Space.space_name.in_(sorted(self.spaces)))
         return set(session.scalars(stmt))
 
-    def require(self, session: Session, space: m.Space, need: Need) -> m.Space:
-        """`space` if this caller meets `need` there; 404 when they cannot even read it, else 403."""
-        level = self.level_in(session, space)
-        if level == 0:
-            raise NotFound(missing_space(space.space_name))
-        if level < need:
-            raise Forbidden(self.why_not(session, space, need))
-        return space
+    def require(
+        self,
+        session: Session,
+        space: m.Space,
+        need: Need,
+        *,
+        ref: str | int | None = None,
+        owner_view: bool = False,
+    ) -> m.Space:
+        """`space` if this caller meets `need` there; the 404 a missing space gets (named by `ref`,
+        as the caller asked for it) when they cannot even read it, else 403.
 
-    def require_owner_view(self, session: Session, space: m.Space) -> m.Space:
-        """`space` if the caller owns it: what only owners may read (members, the audit trail)
-        needs the owner role but, being a read, any token scope."""
-        level = self.role_level(session, space)
+        owner_view: what only owners may read (members, the audit trail) needs the owner role
+        but, being a read, a token of any scope.
+        """
+        level = self.role_level(session, space) if owner_view else self.level_in(session, space)
+        want = Need.OWN if owner_view else need
         if level == 0:
-            raise NotFound(missing_space(space.space_name))
-        if level < Need.OWN:
-            raise Forbidden(self.why_not(session, space, Need.OWN))
+            raise NotFound(repo.missing_space(space.space_name if ref is None else ref))
+        if level < want:
+            raise Forbidden(self.why_not(session, space, want))
         return space
 
     def why_not(self, session: Session, space: m.Space, need: Need) -> str:
@@ -138,17 +142,16 @@ class Principal:
         return f"{self.name} is {what} in space {space.space_name!r} and may not {VERB[need]}"
 
 
-def missing_space(space: str | int) -> str:
-    """What a missing space answers, and so also one the caller may not see."""
-    return f"space {space!r} does not exist: create it with PUT /api/v1/spaces/{space}"
-
-
 LOCAL_ADMIN = Principal(name="local-admin", kind="local", admin=True)
 
 
-def space_for(session: Session, who: Principal, space: str | int, need: Need = Need.READ) -> m.Space:
-    """The space named `space`, if `who` meets `need` there (404 / 403 otherwise)."""
-    return who.require(session, repo.get_space(session=session, space=space), need)
+def space_for(
+    session: Session, who: Principal, space: str | int, need: Need = Need.READ, *, owner_view: bool = False
+) -> m.Space:
+    """The space `space` (a name or an id), if `who` meets `need` there (see `Principal.require`);
+    one they cannot read answers what a missing one does."""
+    row = repo.get_space(session=session, space=space)
+    return who.require(session, row, need, ref=space, owner_view=owner_view)
 
 
 def allow(session: Session, who: Principal, space_id: int | None, need: Need, missing: str) -> None:

@@ -8,18 +8,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from control.access import Need, Principal, allow, missing_space
+from control.access import Need, Principal, allow
 from control.errors import NotFound
 from control.store import models as m
-from control.store import repo
-
-
-def space_in(session: Session, who: Principal, space: str | int, need: Need = Need.READ) -> m.Space:
-    """The space `space`, if `who` meets `need` there; a space they cannot read is missing."""
-    row = repo.get_space(session=session, space=space)
-    if who.level_in(session, row) == 0:
-        raise NotFound(missing_space(space))
-    return who.require(session, row, need)
 
 
 def run_of(session: Session, who: Principal, run_id: int, need: Need = Need.READ) -> m.Runtime:

@@ -78,6 +78,11 @@ def as_id(ref: str | int) -> int | None:
     return value if 1 <= value <= MAX_ID else None
 
 
+def missing_space(space: str | int) -> str:
+    """What a missing space answers (and so also one the caller may not see)."""
+    return f"space {space!r} does not exist: create it with PUT /api/v1/spaces/{space}"
+
+
 def get_space(*, session: Session, space: str | int) -> m.Space:
     ident = as_id(space)
     if ident is not None:
@@ -87,7 +92,7 @@ def get_space(*, session: Session, space: str | int) -> m.Space:
     else:
         row = session.scalar(select(m.Space).where(m.Space.space_name == space))
     if row is None:
-        raise NotFound(f"space {space!r} does not exist: create it with PUT /api/v1/spaces/{space}")
+        raise NotFound(missing_space(space))
     return row
 
 

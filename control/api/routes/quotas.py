@@ -9,10 +9,9 @@ from sqlalchemy.orm import Session
 
 from control import audit, quota
 from control import schemas as s
-from control.access import Need
+from control.access import Need, space_for
 from control.api.deps import Caller, Orch, require_user
 from control.api.params import SpaceName
-from control.api.tenancy import space_in
 from control.errors import Forbidden
 from control.schemas.quota import QuotaLimits, QuotaOut, QuotaUsage, ReservationOut
 from control.store import models as m
@@ -52,7 +51,7 @@ def quota_view(session: Session, space: m.Space) -> QuotaOut:
 def get_quota(space: SpaceName, orch: Orch, who: Caller) -> QuotaOut:
     """The space's CPU, GPU and memory (MiB) limits, what its runs hold, and how many wait."""
     with orch.store.transaction() as ses:
-        return quota_view(ses, space_in(ses, who, space, Need.READ))
+        return quota_view(ses, space_for(ses, who, space, Need.READ))
 
 
 @router.put("/spaces/{space}/quota", response_model=QuotaOut)
@@ -62,7 +61,7 @@ def put_quota(space: SpaceName, body: QuotaLimits, orch: Orch, who: Caller) -> Q
     Runs waiting for quota start on the next reconcile pass once they fit.
     """
     with orch.store.transaction() as ses:
-        row = space_in(ses, who, space, Need.READ)
+        row = space_for(ses, who, space, Need.READ)
         if not who.admin:
             raise Forbidden(
                 f"{who.name} may not set quotas: only a site admin may (space {row.space_name!r})"

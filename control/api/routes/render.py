@@ -12,9 +12,10 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from sqlalchemy.orm import Session
 
+from control.access import space_for
 from control.api.deps import Caller, Orch, require_user
 from control.api.params import ObjectRef, ServiceId, SpaceName
-from control.api.tenancy import service_of, space_in
+from control.api.tenancy import service_of
 from control.render import Rendered, render_node, render_service
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_user)], tags=["dispatch"])
@@ -34,7 +35,7 @@ async def render_node_route(space: SpaceName, name: ObjectRef, orch: Orch, who: 
     """The Secret and Job of the node's next run on Kubernetes, as YAML."""
 
     def render(ses: Session) -> Rendered:
-        space_in(ses, who, space)
+        space_for(ses, who, space)
         return render_node(ses, orch.settings, space=space, name=name)
 
     return _out(await orch.db(render))

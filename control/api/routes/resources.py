@@ -13,10 +13,9 @@ from fastapi import APIRouter, Body, Depends, Response
 
 from control import audit, users
 from control import schemas as s
-from control.access import Need, Principal
+from control.access import Need, Principal, space_for
 from control.api.deps import Caller, Orch, require_user
 from control.api.params import NewSpaceName, ObjectRef, SpaceName
-from control.api.tenancy import space_in
 from control.errors import Conflict, Forbidden
 from control.store import models as m
 from control.store import repo
@@ -78,7 +77,7 @@ def _create_space(ses: Any, who: Principal, space: str, description: str) -> m.S
 @router.get("/spaces/{space}", response_model=s.SpaceOut)
 def get_space(space: SpaceName, orch: Orch, who: Caller) -> dict[str, Any]:
     with orch.store.transaction() as ses:
-        return s.SpaceOut.model_validate(space_in(ses, who, space), from_attributes=True).wire()
+        return s.SpaceOut.model_validate(space_for(ses, who, space), from_attributes=True).wire()
 
 
 def audit_kind(k: Kind) -> str:
@@ -92,7 +91,7 @@ def _register(k: Kind) -> None:
 
     def list_(space: SpaceName, orch: Orch, who: Caller) -> list[dict[str, Any]]:
         with orch.store.transaction() as ses:
-            sp = space_in(ses, who, space)
+            sp = space_for(ses, who, space)
             return [
                 repo.view(session=ses, k=k, row=r) for r in repo.list_rows(session=ses, k=k, space_id=sp.id)
             ]
@@ -101,7 +100,7 @@ def _register(k: Kind) -> None:
         space: SpaceName, orch: Orch, who: Caller, response: Response, body: Any = Body()
     ) -> dict[str, Any]:
         with orch.store.transaction() as ses:
-            sp = space_in(ses, who, space, Need.WRITE)
+            sp = space_for(ses, who, space, Need.WRITE)
             row = repo.create(session=ses, k=k, space_id=sp.id, body=body, vault=orch.vault)
             audit.record(ses, who, "create", kind, getattr(row, k.name_attr), space_id=sp.id, id=row.id)
             response.status_code = 201
@@ -111,7 +110,7 @@ def _register(k: Kind) -> None:
         space: SpaceName, name: ObjectRef, orch: Orch, who: Caller, response: Response, body: Any = Body()
     ) -> dict[str, Any]:
         with orch.store.transaction() as ses:
-            sp = space_in(ses, who, space, Need.WRITE)
+            sp = space_for(ses, who, space, Need.WRITE)
             row, created = repo.replace(
                 session=ses, k=k, space_id=sp.id, name=name, body=body, vault=orch.vault
             )
@@ -122,14 +121,14 @@ def _register(k: Kind) -> None:
 
     def get(space: SpaceName, name: ObjectRef, orch: Orch, who: Caller) -> dict[str, Any]:
         with orch.store.transaction() as ses:
-            sp = space_in(ses, who, space)
+            sp = space_for(ses, who, space)
             return repo.view(session=ses, k=k, row=repo.find(session=ses, k=k, space_id=sp.id, ref=name))
 
     def patch(
         space: SpaceName, name: ObjectRef, orch: Orch, who: Caller, changes: dict[str, Any] = Body()
     ) -> dict[str, Any]:
         with orch.store.transaction() as ses:
-            sp = space_in(ses, who, space, Need.WRITE)
+            sp = space_for(ses, who, space, Need.WRITE)
             row = repo.patch(session=ses, k=k, space_id=sp.id, ref=name, changes=changes, vault=orch.vault)
             audit.record(
                 ses,
@@ -145,7 +144,7 @@ def _register(k: Kind) -> None:
 
     def delete(space: SpaceName, name: ObjectRef, orch: Orch, who: Caller) -> Response:
         with orch.store.transaction() as ses:
-            sp = space_in(ses, who, space, Need.WRITE)
+            sp = space_for(ses, who, space, Need.WRITE)
             row = repo.find(session=ses, k=k, space_id=sp.id, ref=name)
             audit.record(ses, who, "delete", kind, getattr(row, k.name_attr), space_id=sp.id, id=row.id)
             repo.delete(session=ses, k=k, space_id=sp.id, ref=name)
@@ -202,7 +201,7 @@ async def test_connection(space: SpaceName, name: ObjectRef, orch: Orch, who: Ca
     from connectors.errors import AtomError
 
     def load(ses: Any) -> ConnectionConfig:
-        sp = space_in(ses, who, space, Need.WRITE)
+        sp = space_for(ses, who, space, Need.WRITE)
         row: m.Connection = repo.find(session=ses, k=repo.KINDS["connections"], space_id=sp.id, ref=name)
         return ConnectionConfig(
             connect_type=row.connect_type,

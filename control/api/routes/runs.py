@@ -6,10 +6,10 @@ from fastapi import APIRouter, Body, Depends, Query
 from sqlalchemy import select
 
 from control import schemas as s
-from control.access import Need
+from control.access import Need, space_for
 from control.api.deps import Caller, Orch, require_user
 from control.api.params import MAX_ID, RunId, SpaceQuery
-from control.api.tenancy import run_of, space_in
+from control.api.tenancy import run_of
 from control.run_logs import read_run_log
 from control.schemas.runs import StopBody
 from control.store import models as m
@@ -40,7 +40,7 @@ def list_runs(
 ) -> s.RunPage:
     """A page of the caller's runs; `total` counts every one that matches the filters."""
     with orch.store.transaction() as ses:
-        space_id = space_in(ses, who, space).id if space is not None else None
+        space_id = space_for(ses, who, space).id if space is not None else None
         rows, total = run_list.list_runs(
             session=ses,
             space_id=space_id,

@@ -7,10 +7,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from control import schemas as s
-from control.access import Need, Principal
+from control.access import Need, Principal, space_for
 from control.api.deps import Caller, Orch, require_user
 from control.api.params import ServiceId, SpaceQuery
-from control.api.tenancy import service_of, space_in
+from control.api.tenancy import service_of
 from control.store import models as m
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_user)], tags=["services"])
@@ -44,7 +44,7 @@ def list_services(orch: Orch, who: Caller, space: SpaceQuery = None) -> list[s.S
     with orch.store.transaction() as ses:
         stmt = select(m.Service).order_by(m.Service.id)
         if space is not None:
-            stmt = stmt.where(m.Service.space_id == space_in(ses, who, space).id)
+            stmt = stmt.where(m.Service.space_id == space_for(ses, who, space).id)
         visible = who.space_ids(ses)
         if visible is not None:
             stmt = stmt.where(m.Service.space_id.in_(sorted(visible)))

@@ -6,17 +6,16 @@ Newest first, filtered by time, actor, action and kind; `total` counts every mat
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import Field
+from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from control.access import Need, Principal
+from control.access import Principal, space_for
 from control.api.deps import Caller, Orch, require_user
 from control.api.params import MAX_ID
-from control.api.tenancy import space_in
 from control.errors import Forbidden
 from control.schemas import Wire
 from control.store import models as m
@@ -45,35 +44,39 @@ class AuditPage(Wire):
     """How many events match the filters (not only this page)."""
 
 
-Since = Query(None, description="only events at or after this time (ISO 8601, UTC)")
-Actor = Query(None, max_length=128, description="only events by this user (`local-admin`, `api-token`)")
-Action = Query(None, max_length=32, description="only this action: create, change, delete, start, ...")
-Kind = Query(None, max_length=32, description="only this kind: space, connection, node, run, service, ...")
-Limit = Query(100, ge=1, le=1000)
-Offset = Query(0, ge=0, le=MAX_ID)
+class AuditFilter(BaseModel):
+    """The query both trails take."""
+
+    since: datetime | None = Field(None, description="only events at or after this time (ISO 8601, UTC)")
+    actor: str | None = Field(
+        None, max_length=128, description="only events by this user (`local-admin`, `api-token`)"
+    )
+    action: str | None = Field(
+        None, max_length=32, description="only this action: create, change, delete, start, ..."
+    )
+    kind: str | None = Field(
+        None, max_length=32, description="only this kind: space, connection, node, run, service, ..."
+    )
+    limit: int = Field(100, ge=1, le=1000)
+    offset: int = Field(0, ge=0, le=MAX_ID)
 
 
-def page(
-    ses: Session,
-    conditions: list[ColumnElement[bool]],
-    *,
-    since: datetime | None,
-    actor: str | None,
-    action: str | None,
-    kind: str | None,
-    limit: int,
-    offset: int,
-) -> AuditPage:
-    if since is not None:
+Filter = Annotated[AuditFilter, Query()]
+
+
+def page(ses: Session, conditions: list[ColumnElement[bool]], f: AuditFilter) -> AuditPage:
+    if f.since is not None:
+        since = f.since
         conditions.append(A.at >= (since.astimezone(UTC).replace(tzinfo=None) if since.tzinfo else since))
-    for col, value in ((A.actor, actor), (A.action, action), (A.kind, kind)):
+    for col, value in ((A.actor, f.actor), (A.action, f.action), (A.kind, f.kind)):
         if value is not None:
             conditions.append(col == value)
     total = count(session=ses, stmt=select(A.id).where(*conditions))
-    rows = ses.scalars(select(A).where(*conditions).order_by(A.id.desc()).limit(limit).offset(offset)).all()
+    stmt = select(A).where(*conditions).order_by(A.id.desc()).limit(f.limit).offset(f.offset)
+    rows = ses.scalars(stmt).all()
     ids = {r.space_id for r in rows if r.space_id is not None}
-    stmt = select(m.Space.id, m.Space.space_name).where(m.Space.id.in_(ids))
-    names = {space_id: name for space_id, name in ses.execute(stmt)}
+    spaces = select(m.Space.id, m.Space.space_name).where(m.Space.id.in_(ids))
+    names = {space_id: name for space_id, name in ses.execute(spaces)}
     items = [
         AuditEventOut(
             id=r.id,
@@ -92,30 +95,11 @@ def page(
 
 
 @router.get("/spaces/{space}/audit", response_model=AuditPage)
-def space_audit(
-    space: str,
-    orch: Orch,
-    who: Caller,
-    since: datetime | None = Since,
-    actor: str | None = Actor,
-    action: str | None = Action,
-    kind: str | None = Kind,
-    limit: int = Limit,
-    offset: int = Offset,
-) -> AuditPage:
+def space_audit(space: str, orch: Orch, who: Caller, f: Filter) -> AuditPage:
     """The space's audit trail, newest first (owners of the space and site admins, any token scope)."""
     with orch.store.transaction() as ses:
-        sp = who.require_owner_view(ses, space_in(ses, who, space, Need.READ))
-        return page(
-            ses,
-            [A.space_id == sp.id],
-            since=since,
-            actor=actor,
-            action=action,
-            kind=kind,
-            limit=limit,
-            offset=offset,
-        )
+        sp = space_for(ses, who, space, owner_view=True)
+        return page(ses, [A.space_id == sp.id], f)
 
 
 def require_site_admin(who: Principal) -> None:
@@ -126,17 +110,8 @@ def require_site_admin(who: Principal) -> None:
 
 
 @router.get("/audit", response_model=AuditPage)
-def site_audit(
-    orch: Orch,
-    who: Caller,
-    since: datetime | None = Since,
-    actor: str | None = Actor,
-    action: str | None = Action,
-    kind: str | None = Kind,
-    limit: int = Limit,
-    offset: int = Offset,
-) -> AuditPage:
+def site_audit(orch: Orch, who: Caller, f: Filter) -> AuditPage:
     """Every audit event, newest first (site admins)."""
     require_site_admin(who)
     with orch.store.transaction() as ses:
-        return page(ses, [], since=since, actor=actor, action=action, kind=kind, limit=limit, offset=offset)
+        return page(ses, [], f)

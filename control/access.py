@@ -196,11 +196,16 @@ def authenticate(session: Session, settings: Settings, token: str | None) -> Pri
 
         if hmac.compare_digest(token.encode(), expected.get_secret_value().encode()):
             return Principal(name="api-token", kind="api-token", admin=True)
-    row = session.scalar(select(m.Token).where(m.Token.token_hash == token_hash(token)))
-    if row is None:
+    found = session.execute(
+        select(m.Token, m.User)
+        .join(m.User, m.User.id == m.Token.user_id)
+        .where(m.Token.token_hash == token_hash(token))
+    ).first()
+    if found is None:
         if not auth_required(session, settings):
             return LOCAL_ADMIN  # a token kept from an earlier install: no login is needed here
         raise Unauthorized("the token is not valid: run `atom login` for a new one")
+    row, user = found
     now = utcnow()
     if row.revoked_at is not None:
         raise Unauthorized(
@@ -212,8 +217,7 @@ def authenticate(session: Session, settings: Settings, token: str | None) -> Pri
             f"token {row.token_name!r} expired at {row.expires_at:%Y-%m-%d %H:%M} UTC: "
             "run `atom login` or make a new token"
         )
-    user = session.get(m.User, row.user_id)
-    if user is None or user.state != "ACTIVE":
+    if user.state != "ACTIVE":
         raise Unauthorized(f"user of token {row.token_name!r} is disabled")
     if row.last_used_at is None or now - row.last_used_at > LAST_USED_EVERY:
         session.execute(update(m.Token).where(m.Token.id == row.id).values(last_used_at=now))

@@ -6,28 +6,33 @@ body never tells whether another tenant has it; one the caller can read but not 
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from sqlalchemy.orm import Session
 
 from control.access import Need, Principal, allow
 from control.errors import NotFound
 from control.store import models as m
 
+T = TypeVar("T", m.Runtime, m.Service)
+
+
+def object_of(session: Session, who: Principal, model: type[T], ident: int, noun: str, need: Need) -> T:
+    """Row `ident` of `model` (a run or a service), if `who` meets `need` in its space; one in a
+    space they cannot read is as missing as one that does not exist."""
+    missing = f"{noun} {ident} does not exist"
+    row = session.get(model, ident)
+    if row is None:
+        raise NotFound(missing)
+    allow(session, who, row.space_id, need, missing)
+    return row
+
 
 def run_of(session: Session, who: Principal, run_id: int, need: Need = Need.READ) -> m.Runtime:
     """Run `run_id`, if `who` meets `need` in its space (runs without a space: site admins)."""
-    missing = f"run {run_id} does not exist"
-    run = session.get(m.Runtime, run_id)
-    if run is None:
-        raise NotFound(missing)
-    allow(session, who, run.space_id, need, missing)
-    return run
+    return object_of(session, who, m.Runtime, run_id, "run", need)
 
 
 def service_of(session: Session, who: Principal, service_id: int, need: Need = Need.READ) -> m.Service:
     """Service `service_id`, if `who` meets `need` in its space."""
-    missing = f"service {service_id} does not exist"
-    svc = session.get(m.Service, service_id)
-    if svc is None:
-        raise NotFound(missing)
-    allow(session, who, svc.space_id, need, missing)
-    return svc
+    return object_of(session, who, m.Service, service_id, "service", need)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -81,3 +82,11 @@ def trained_example(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[n
     ).run()
     assert result.ok, result.reason
     return result
+
+
+@pytest.fixture(params=["filters", "no filters"])
+def filters(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both Pythons: with extraction filters (3.11.4+) and without (Debian bookworm's 3.11.2)."""
+    if request.param == "no filters":
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    return str(request.param)

@@ -82,14 +82,6 @@ def _zip(path: Path, name: str) -> Path:
     return path
 
 
-@pytest.fixture(params=["filters", "no filters"])
-def filters(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Both Pythons: with extraction filters (3.11.4+) and without (Debian bookworm's 3.11.2)."""
-    if request.param == "no filters":
-        monkeypatch.delattr(tarfile, "data_filter", raising=False)
-    return str(request.param)
-
-
 def _nothing_written(tmp_path: Path, dest: Path) -> None:
     assert not dest.exists() or not any(dest.rglob("*")), "the good member was written before the refusal"
     leftovers = {p.name for p in tmp_path.rglob("*")} - {"bad.tar.gz", "bad.zip", "work"}

@@ -102,12 +102,8 @@ def new_runtime(
     if not isinstance(adapter, str):
         adapter = adapter(session, spec)  # refuses an unconfigured pattern before anything is stored
     token = new_token()
-    attempt = 1
-    if node_id is not None:
-        last = session.scalar(
-            select(m.Runtime.attempt).where(m.Runtime.node_id == node_id).order_by(m.Runtime.id.desc())
-        )
-        attempt = (last or 0) + 1
+    attempt = 1  # attempts count within the run (`control.retries`), not across a node's runs
+    node = session.get(m.Node, node_id) if node_id is not None else None
     run = m.Runtime(
         space_id=space_id,
         node_id=node_id,
@@ -117,6 +113,7 @@ def new_runtime(
         state=s.RunState.QUEUED.value,
         reason=reason,
         attempt=attempt,
+        max_attempts=1 + (node.max_retries if node is not None else 0),
         token_hash=token_hash(token),
         spec={},
         envs=spec.envs,

@@ -89,6 +89,19 @@ class Settings(BaseSettings):
     reconcile_interval: float = 2.0
     """Seconds between reconcile passes."""
 
+    # -- pipelines ------------------------------------------------------------------------------
+
+    retry_base_s: float = Field(default=5.0, ge=0)
+    """Backoff before a run's 2nd attempt; each later one waits twice as long (plus jitter)."""
+    retry_cap_s: float = Field(default=300.0, ge=0)
+    """The longest wait between two attempts."""
+    retry_jitter: float = Field(default=0.2, ge=0, le=1)
+    """Each backoff is stretched by a random fraction up to this (so retries do not come in waves)."""
+    schedule_catchup_max: int = Field(default=100, ge=1)
+    """After control was down, at most this many missed fire times of one schedule are run."""
+    cache_watermark_timeout_s: float = Field(default=10.0, gt=0)
+    """How long control waits for a source's data watermark (max key, ETag) when keying a cache."""
+
     service_ready_timeout: float = 120.0
     """An inference service not ready within this many seconds is failed."""
 

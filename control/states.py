@@ -8,16 +8,19 @@ from control.errors import InvalidTransition
 from control.schemas import RunState
 
 Q, P, R = RunState.QUEUED, RunState.PENDING, RunState.RUNNING
-OK, FAIL, STOP = RunState.SUCCEEDED, RunState.FAILED, RunState.STOPPED
+OK, FAIL, STOP, SKIP = RunState.SUCCEEDED, RunState.FAILED, RunState.STOPPED, RunState.SKIPPED
 
 ALLOWED: Final[dict[RunState, frozenset[RunState]]] = {
-    Q: frozenset({P, R, STOP}),  # start (dispatched) / running / stop
-    P: frozenset({R, OK, FAIL, STOP}),  # running / finished / stop
-    R: frozenset({OK, FAIL, STOP}),  # finished / stop
+    Q: frozenset({P, R, STOP, SKIP}),  # start (dispatched) / running / stop / skip (trigger rule, cache)
+    P: frozenset({Q, R, OK, FAIL, STOP, SKIP}),  # retry later / running / finished / stop / cache hit
+    R: frozenset({Q, OK, FAIL, STOP}),  # retry later (a retryable failure) / finished / stop
     OK: frozenset(),
     FAIL: frozenset(),
     STOP: frozenset(),
+    SKIP: frozenset(),
 }
+RESUMABLE: Final[frozenset[RunState]] = frozenset({FAIL, STOP, SKIP})
+"""Ends a resume of its exam run (`atom resume`) may queue again, as the run's next attempt."""
 
 
 def check(current: RunState, proposed: RunState) -> None:

@@ -272,9 +272,11 @@ class RunState(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     STOPPED = "stopped"
+    SKIPPED = "skipped"
+    """Never ran: its trigger rule was not met, or a cacheable node's outputs were reused."""
 
     def is_terminal(self) -> bool:
-        return self in (RunState.SUCCEEDED, RunState.FAILED, RunState.STOPPED)
+        return self in (RunState.SUCCEEDED, RunState.FAILED, RunState.STOPPED, RunState.SKIPPED)
 
 
 class ServiceState(StrEnum):

@@ -44,6 +44,7 @@ from control.schemas._base import (
     Text,
     Wire,
 )
+from control.schemas.pipeline import NodeInputs, SearchConf, TriggerRule
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 NAME = Field(min_length=1, max_length=128)
@@ -211,6 +212,13 @@ class OperatorFields(Wire):
     operator_plan_runtimes: Str64 = ""
     operator_priority: Int32 = 0
     deploy_type: DeployType = DeployType.NOT_DEPLOY
+    search_conf: SearchConf | None = None
+    """A hyper-parameter search run with Ray Tune; null: a single training."""
+
+    @field_validator("search_conf", mode="before")
+    @classmethod
+    def _no_search(cls, value: Any) -> Any:
+        return None if value == {} else value
 
     @field_validator("code_address")
     @classmethod
@@ -344,6 +352,10 @@ class NodeFields(Wire):
     node_status: NodeStatus = NodeStatus.CREATE
     operator_priority: Int32 = 0
     max_retries: int = Field(default=0, ge=0, le=20)
+    trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS
+    cacheable: bool = False
+    inputs: NodeInputs = Field(default_factory=dict)
+    """Input name -> `upstreamNode.output` (e.g. `{"model": "train.model"}`), resolved at dispatch."""
 
 
 class NodeIn(NodeFields):
@@ -358,6 +370,9 @@ class NodePatch(Wire):
     node_epoch: int | None = Field(default=None, ge=1, le=INT32_MAX)
     operator_priority: Int32 | None = None
     max_retries: int | None = Field(default=None, ge=0, le=20)
+    trigger_rule: TriggerRule | None = None
+    cacheable: bool | None = None
+    inputs: NodeInputs | None = None
 
 
 class NodeOut(NodeFields, Stamped):
@@ -371,6 +386,8 @@ class NodeRelationIn(Wire):
 
     node_id: Id
     next_node_id: Id | None = None
+    next_node_ids: list[Id] = Field(default_factory=list, max_length=1000)
+    """Every downstream node (fan-out); `nextNodeId` is the seed's single one, merged in."""
     operator_id: Id
     data_source_id: Id | None = None
     data_source_ids: list[Id] = Field(default_factory=list, max_length=1000)
@@ -378,6 +395,12 @@ class NodeRelationIn(Wire):
     service_info_id: Id | None = None
     max_service_info_id: Id | None = None
     min_service_info_id: Id | None = None
+
+    def all_next_ids(self) -> list[int]:
+        ids = list(dict.fromkeys(self.next_node_ids))
+        if self.next_node_id is not None and self.next_node_id not in ids:
+            ids.insert(0, self.next_node_id)
+        return ids
 
     def all_source_ids(self) -> list[int]:
         ids = list(self.data_source_ids)
@@ -390,6 +413,7 @@ class NodeRelationOut(Wire):
     id: int
     node_id: int
     next_node_id: int | None
+    next_node_ids: list[int] = Field(default_factory=list)
     operator_id: int
     data_source_ids: list[int]
     model_id: int | None

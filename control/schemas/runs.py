@@ -38,6 +38,7 @@ from control.schemas._base import (
     Wire,
 )
 from control.schemas.entities import ServiceInfoFields
+from control.schemas.pipeline import FailureClass
 
 
 class TaskEvent(Wire):
@@ -120,6 +121,8 @@ class OperatorSpec(Wire):
     model_conf: dict[str, Any] = Field(default_factory=dict)
     operator_epoch: int = 1
     deploy_type: DeployType = DeployType.NOT_DEPLOY
+    search_conf: dict[str, Any] = Field(default_factory=dict)
+    """The operator's hyper-parameter search (`SearchConf` fields); {}: none."""
 
 
 class ModelSpec(Wire):
@@ -147,6 +150,11 @@ class RunSpecFields(Wire):
     service_info: ServiceInfoSpec | None = None
     envs: dict[str, str] = Field(default_factory=dict)
     run_parameter: dict[str, str] = Field(default_factory=dict)
+    exam_run_id: int | None = None
+    logical_date: str | None = None
+    """ISO 8601 (UTC) moment a scheduled or backfilled exam run stands for (ATOM_LOGICAL_DATE)."""
+    inputs: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Input name -> the upstream artifact it resolved to at dispatch (`ArtifactOut` fields)."""
 
 
 class TaskSpec(RunSpecFields):
@@ -173,6 +181,10 @@ StopBody = Annotated[dict[str, Any], AfterValidator(_stop_reason)]
 class StateReport(Wire):
     state: RunState
     reason: Reason = ""
+    failure_class: FailureClass | None = None
+    """With state failed: why (the agent's classification); control decides whether to retry."""
+    retryable: bool | None = None
+    """With state failed: the operator opted in to retries of its own errors (`retryOnUserError`)."""
 
 
 class SourceProgress(Wire):
@@ -238,6 +250,12 @@ class RunOut(Wire):
     state: RunState
     reason: str = ""
     attempt: int
+    max_attempts: int = 1
+    retry_at: datetime | None = None
+    """When the next attempt starts (a queued run backing off after a retryable failure)."""
+    failure_class: str | None = None
+    exam_run_id: int | None = None
+    cache_key: str | None = None
     progress: float | None = None
     stage: str | None = None
     rows_read: int | None = None

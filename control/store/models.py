@@ -26,13 +26,27 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from control.store.access_models import AuditEvent, Reservation, SpaceMember, Token, User
 from control.store.base import NAMING, Base, Id, Stamp, Timestamps, fk, utcnow
+from control.store.pipeline_models import (
+    ExamRun,
+    ExamSchedule,
+    NodeEdge,
+    RunArtifact,
+    RunAttempt,
+    RunTrial,
+)
 
 __all__ = [
     "NAMING",
     "AuditEvent",
     "Base",
+    "ExamRun",
+    "ExamSchedule",
     "Id",
+    "NodeEdge",
     "Reservation",
+    "RunArtifact",
+    "RunAttempt",
+    "RunTrial",
     "SpaceMember",
     "Stamp",
     "Timestamps",
@@ -155,6 +169,8 @@ class Operator(Base, Timestamps):
     operator_plan_runtimes: Mapped[str] = mapped_column(String(64), default="")
     operator_priority: Mapped[int] = mapped_column(Integer, default=0)
     deploy_type: Mapped[str] = mapped_column(String(16), default="NOT_DEPLOY")
+    search_conf: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """A hyper-parameter search (space in seed 001's JSON format, metric, mode, trials); {}: none."""
 
 
 class Model(Base, Timestamps):
@@ -232,6 +248,11 @@ class Node(Base, Timestamps):
     node_status: Mapped[str] = mapped_column(String(16), default="CREATE")
     operator_priority: Mapped[int] = mapped_column(Integer, default=0)
     max_retries: Mapped[int] = mapped_column(Integer, default=0)
+    trigger_rule: Mapped[str] = mapped_column(String(16), default="all_success")
+    """When the node runs after its upstream nodes: all_success, all_done, one_failed."""
+    cacheable: Mapped[bool] = mapped_column(Boolean, default=False)
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """Input name -> `upstreamNode.output`: resolved when the node's run is dispatched."""
 
 
 class NodeRelation(Base, Timestamps):
@@ -271,6 +292,16 @@ class Runtime(Base):
     state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     attempt: Mapped[int] = mapped_column(Integer, default=1)
+    """The current attempt, 1..max_attempts (`RunAttempt` keeps each one)."""
+    max_attempts: Mapped[int] = mapped_column(Integer, default=1)
+    """1 + the node's maxRetries when the run was created."""
+    retry_at: Mapped[datetime | None] = mapped_column(Stamp, nullable=True)
+    """When a queued run waiting for its next attempt is due (backoff); None otherwise."""
+    failure_class: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    exam_run_id: Mapped[int | None] = mapped_column(Id, nullable=True, index=True)
+    """The exam run this run belongs to (no foreign key, as `exam_id`)."""
+    cache_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    """sha256 of what a cacheable node's outputs depend on (spec, code, upstream artifacts, data)."""
     progress: Mapped[float | None] = mapped_column(Float, nullable=True)
     stage: Mapped[str | None] = mapped_column(String(64), nullable=True)
     rows_read: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

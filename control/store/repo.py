@@ -184,6 +184,8 @@ def _columns(
 ) -> dict[str, Any]:
     """Turn a validated body into ORM column values, resolving names to ids."""
     data = body.model_dump(exclude_unset=False)
+    if "search_conf" in data and data["search_conf"] is None:
+        data["search_conf"] = {}  # stored as {}: no search
     if k.path == "connections":
         password = data.pop("connect_password", None)
         if password is not None:

@@ -1,4 +1,4 @@
-"""The run state machine: only seed 002's transitions are legal."""
+"""The run state machine: seed 002's transitions, plus a retry's way back to queued and skips."""
 
 from __future__ import annotations
 
@@ -21,6 +21,12 @@ LEGAL = {
     ("running", "succeeded"),
     ("running", "failed"),
     ("running", "stopped"),
+    # a retryable failure queues the run's next attempt (backoff), from pending or running
+    ("pending", "queued"),
+    ("running", "queued"),
+    # a node whose trigger rule is not met, or whose cached outputs are reused, is skipped
+    ("queued", "skipped"),
+    ("pending", "skipped"),
 }
 
 

@@ -28,6 +28,7 @@ import pandas as pd
 from connectors._atomic import publish, temp_beside, unlink_quietly
 from connectors._formats import translate_errors
 from connectors._frame_writer import FrameWriter, Transform, align_columns, csv_columns
+from connectors._run_index import RunIndex
 from connectors.base import RUN_COLUMN, Sink, WriteOptions
 from connectors.errors import ConnectorConfigError, RequestRejected
 
@@ -95,7 +96,7 @@ class RowPlan:
 
     @property
     def filters(self) -> bool:
-        return self.options.mode == "upsert" or bool(self.options.run_key)
+        return self.options.mode == "upsert" or bool(self.options.run_key and not self.options.run_index)
 
     def remember(self, batch: pd.DataFrame) -> None:
         """Note the keys of staged rows (upsert)."""
@@ -156,7 +157,7 @@ class FileSink(Sink):
     # -- writes ----------------------------------------------------------------------------------
 
     def _prepare(self, batch: pd.DataFrame) -> pd.DataFrame:
-        if self.options.run_key:
+        if self.options.run_key and not self.options.run_index:
             batch = batch.assign(**{RUN_COLUMN: self.options.run_key})
         missing = [k for k in self.options.key if k not in batch.columns]
         if self.options.mode == "upsert" and missing:
@@ -206,6 +207,9 @@ class FileSink(Sink):
         assert staged is not None
         stage.close()
         with dir_lock(self.path.parent):
+            if self.options.run_index and self.options.run_key and self.options.mode == "append":
+                self._commit_indexed(self.options.run_key, staged, stage.columns or [])
+                return
             if self.options.mode == "replace" or not has_rows(self.path):
                 publish(staged, self.path)
                 return
@@ -218,13 +222,41 @@ class FileSink(Sink):
                 raise
             unlink_quietly(staged)
 
-    def _merge(self, out: Path, staged: Path, staged_columns: list[str]) -> None:
+    def _commit_indexed(self, run_key: str, staged: Path, staged_columns: list[str]) -> None:
+        """An append keyed by run in the file's hidden index (`connectors._run_index`): the rows
+        an earlier commit with the same run key appended are dropped, the staged rows added."""
+        index = RunIndex.load(self.path, self.fmt)
+        if not index.segments:  # no rows yet: the staged file becomes the file
+            index.save_for(staged, index.after(run_key, self.rows))
+            publish(staged, self.path)
+            return
+        out = temp_beside(self.path)
+        try:
+            drop = index.drop_filter(run_key) if index.owns(run_key) else None
+            self._merge(out, staged, staged_columns, drop=drop)
+            index.save_for(out, index.after(run_key, self.rows))
+            publish(out, self.path)
+        except BaseException:
+            unlink_quietly(out)
+            raise
+        unlink_quietly(staged)
+
+    def _merge(
+        self, out: Path, staged: Path, staged_columns: list[str], *, drop: Transform | None = None
+    ) -> None:
         old_columns = file_columns(self.path, self.fmt)
         columns = old_columns + [c for c in staged_columns if c == RUN_COLUMN and c not in old_columns]
         schema = _parquet_schema(self.path, columns) if self.fmt == "parquet" else None
         writer = FrameWriter(out, self.fmt, columns=columns, schema=schema, name=self.path)
         try:
             keep = self._plan.keep_old(columns) if self._plan.filters or columns != old_columns else None
+            if drop is not None:  # rows dropped by position: every page, in file order
+                rest = keep
+
+                def keep(page: pd.DataFrame) -> pd.DataFrame:
+                    kept = drop(page)
+                    return rest(kept) if rest is not None else kept
+
             writer.append_file(self.path, transform=keep)
             same = sorted(staged_columns) == sorted(columns)
             writer.append_file(staged, transform=None if same else self._plan.conform(columns))

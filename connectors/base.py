@@ -116,6 +116,9 @@ class WriteOptions:
     key: tuple[str, ...] = ()
     run_key: str | None = None
     data_format: str = ""
+    run_index: bool = False
+    """Keep `run_key` in a hidden index beside a single file instead of an `_atom_run` column in it
+    (`connectors._run_index`; FILE sinks), so the user's file gains no column."""
 
 
 def write_options(

@@ -203,6 +203,8 @@ def _log_files(runs_dir: Path, run_id: int, log_path: str) -> list[Path]:
     files = [base / SHIPPED, base / SHIFT, base / END]
     if log_path and Path(log_path).resolve().is_relative_to(base.resolve()):
         files.append(Path(log_path))  # only a log control keeps in the run's own directory
+    if base.is_dir():
+        files += sorted(base.rglob("*.attempt-*.log"))  # earlier attempts' logs (`control.attempts`)
     return files
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -259,8 +260,10 @@ def write_options(sink: SourceSpec, run_key: str) -> WriteOptions:
     `append` sinks are run-keyed with `run_key`, the run's identity, wherever the connector says
     that costs nothing (`Connector.run_keyed_by_default`: tables and key stores, and datasets
     whose target ends in "/"): a run that is retried, or an agent restarted for the same run,
-    replaces its own rows instead of adding them twice. A single file or object is run-keyed
-    only when asked (`"idempotent": true`), since that adds the `_atom_run` column to the file.
+    replaces its own rows instead of adding them twice. A single FILE is run-keyed in a hidden
+    index beside it (`connectors._run_index`), so the file gains no column; a single object is
+    run-keyed only when asked (`"idempotent": true`, which adds the `_atom_run` column, as it
+    does for a single file).
     `"idempotent": false` turns it off everywhere;
     `"runKey"` sets the key explicitly (for example a business date, so every re-run of that
     date replaces the date's rows). `replace` and `upsert` are idempotent by nature.
@@ -275,7 +278,13 @@ def write_options(sink: SourceSpec, run_key: str) -> WriteOptions:
     )
     explicit = str(conf.get("runKey") or "")
     run = explicit or (run_key if keyed and mode == "append" else "")
-    return base_write_options(mode, key, run or None, sink.data_format)  # type: ignore[arg-type]
+    options = base_write_options(mode, key, run or None, sink.data_format)  # type: ignore[arg-type]
+    file_type = str(sink.connection.connect_type).upper() == "FILE"
+    single_file = file_type and not sink.operate_execute.endswith("/")
+    if single_file and mode == "append" and not run and flag == "":
+        # a plain file: run-keyed in a hidden index beside it, so the file gains no column
+        options = dataclasses.replace(options, run_key=run_key, run_index=True)
+    return options
 
 
 class SinkWriter:

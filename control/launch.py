@@ -1,9 +1,9 @@
 """Launching runs in the store: freeze a task spec and create the runtimes of a node or an exam.
 
-An exam launch (startNodeTask with taskType EXAM) creates one run per node in nextNodeId order;
-runs with upstream runs wait `queued` until the reconcile loop (`control.reconcile.judge_waiting`)
-claims or stops them. Every function takes a session inside the caller's transaction; none
-dispatches. The adapter of each run is chosen by the caller's `Placer` (the planner) before
+An exam launch (startNodeTask with taskType EXAM) is an exam run (`control.pipeline.exam_runs`):
+one run per node, upstream first; runs with upstream runs wait `queued` until the exam engine
+(`exam_runs.advance`) claims or skips them. Every function takes a session inside the caller's
+transaction; none dispatches. The adapter of each run is chosen by the caller's `Placer` (the planner) before
 anything is stored, so an unconfigured runtime pattern leaves no run behind.
 """
 
@@ -153,7 +153,7 @@ def start_task(
     )
 
 
-def _refuse_busy(*, session: Session, node: m.Node) -> None:
+def refuse_busy(*, session: Session, node: m.Node) -> None:
     busy = session.scalar(
         select(m.Runtime.id).where(
             m.Runtime.node_id == node.id,
@@ -183,7 +183,7 @@ def start_node(*, session: Session, event: s.TaskEvent, adapter: str | Placer) -
             field="operatorRuntimeType",
             field_msg=f"node {node.node_name!r} is {node.operator_runtime_type}",
         )
-    _refuse_busy(session=session, node=node)
+    refuse_busy(session=session, node=node)
     spec = build_task_spec(session=session, node=node, event=event)
     return new_runtime(
         session=session,
@@ -195,85 +195,21 @@ def start_node(*, session: Session, event: s.TaskEvent, adapter: str | Placer) -
     )
 
 
-def exam_order(*, session: Session, nodes: Sequence[m.Node]) -> list[tuple[m.Node, list[m.Node]]]:
-    """`nodes` in topological order of their nextNodeId edges, each with its upstream nodes.
-
-    Only edges between `nodes` count; ties keep id order, so the order is stable.
-    """
-    by_id = {n.id: n for n in nodes}
-    upstream: dict[int, list[int]] = {n.id: [] for n in nodes}
-    for n in nodes:
-        rel = relations.relation_of(session=session, node_id=n.id)
-        if rel is not None and rel.next_node_id in by_id and rel.next_node_id != n.id:
-            upstream[rel.next_node_id].append(n.id)
-    done: list[int] = []
-    left = sorted(by_id)
-    while left:
-        ready = [i for i in left if all(u in done for u in upstream[i])]
-        if not ready:
-            names = ", ".join(by_id[i].node_name for i in left)
-            raise InvalidSpec(
-                f"the nodes {names} form a cycle", field="taskId", field_msg="the DAG has a cycle"
-            )
-        done += ready
-        left = [i for i in left if i not in ready]
-    return [(by_id[i], [by_id[u] for u in upstream[i]]) for i in done]
-
-
 def start_exam(
     *, session: Session, event: s.TaskEvent, adapter: str | Placer
 ) -> list[tuple[m.Runtime, str | None]]:
-    """Create one run per node of the exam, roots first (with tokens: dispatch them now).
+    """startNodeTask with taskType EXAM: a manual exam run (`control.pipeline.exam_runs.launch_exam`).
 
-    Every other run waits `queued` ("waiting for <upstream names>") with its upstream run ids
-    recorded, so the launch survives a control restart.
+    Returns its runs upstream first, roots with tokens (dispatch them now); the others wait
+    `queued` ("waiting for <upstream names>") with their upstream run ids recorded.
 
     Raises:
         NotFound: no such exam.
-        InvalidSpec: the exam has no nodes, or some are not EDIT_FINISH (named).
+        InvalidSpec: the exam has no nodes, some are not EDIT_FINISH (named), or a cycle.
         Conflict: one of its nodes is already running.
     """
+    from control.pipeline import exam_runs
+
     exam = repo.get_by_id(session=session, orm=m.Exam, ident=event.task_id, label="exam")
-    nodes = session.scalars(select(m.Node).where(m.Node.exam_id == exam.id).order_by(m.Node.id)).all()
-    if not nodes:
-        raise InvalidSpec(
-            f"exam {exam.exam_name!r} has no nodes: set examId {exam.id} on the nodes it runs",
-            field="taskId",
-            field_msg=f"exam {exam.exam_name!r} has no nodes",
-        )
-    unfinished = [n.node_name for n in nodes if n.node_status != s.NodeStatus.EDIT_FINISH.value]
-    if unfinished:
-        names = ", ".join(repr(n) for n in unfinished)
-        raise InvalidSpec(
-            f"exam {exam.exam_name!r} cannot start: node(s) {names} not EDIT_FINISH: finish editing them",
-            field="taskId",
-            field_msg=f"node(s) {names} not EDIT_FINISH",
-        )
-    for node in nodes:
-        _refuse_busy(session=session, node=node)
-    plan = [
-        (node, ups, build_task_spec(session=session, node=node, event=event))
-        for node, ups in exam_order(session=session, nodes=nodes)
-    ]
-    run_of: dict[int, m.Runtime] = {}
-    created: list[tuple[m.Runtime, str | None]] = []
-    for node, ups, spec in plan:
-        up_runs = [run_of[u.id] for u in ups]
-        reason = (
-            f"waiting for {', '.join(r.node_name for r in up_runs)}"
-            if up_runs
-            else f"startNodeTask (exam {exam.exam_name})"
-        )
-        run, token = new_runtime(
-            session=session,
-            spec=spec,
-            space_id=node.space_id,
-            node_id=node.id,
-            adapter=adapter,
-            reason=reason,
-            exam_id=exam.id,
-            upstream_run_ids=[r.id for r in up_runs],
-        )
-        run_of[node.id] = run
-        created.append((run, None if up_runs else token))
+    _, created = exam_runs.launch_exam(session=session, exam=exam, event=event, adapter=adapter)
     return created

@@ -1,14 +1,54 @@
-"""Exam runs: one launch of an exam's DAG, moved on as its runs end."""
+"""Exam runs: one launch of an exam's DAG, moved on as its runs end.
+
+`launch_exam` creates the exam run and one queued run per node (the roots come back with a
+token: dispatch them now). `advance` is the engine: every queued run whose upstream runs all
+ended is run (claimed: pending, a fresh token) or skipped by its node's trigger rule, and an
+exam run whose runs all ended gets its end state. It runs from the reconcile loop and right
+after any run ends (`control.pipeline.engine`). Every function takes a session inside the
+caller's transaction; none dispatches.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from control import launch, runs
 from control import schemas as s
+from control.errors import InvalidSpec
 from control.launch import Placer
+from control.pipeline import graph
+from control.schemas.pipeline import ExamRunState, TriggerRule
+from control.secrets import new_token, token_hash
 from control.store import models as m
+from control.store import relations, repo
+from control.store.models import utcnow
+
+ENDED = frozenset(
+    {s.RunState.SUCCEEDED.value, s.RunState.FAILED.value, s.RunState.STOPPED.value, s.RunState.SKIPPED.value}
+)
+
+
+def exam_nodes(*, session: Session, exam: m.Exam) -> list[m.Node]:
+    return list(session.scalars(select(m.Node).where(m.Node.exam_id == exam.id).order_by(m.Node.id)))
+
+
+def exam_edges(*, session: Session, nodes: Sequence[m.Node]) -> list[graph.Edge]:
+    """The DAG's edges between `nodes` (edges to nodes of other exams do not count)."""
+    ids = {n.id for n in nodes}
+    return [(a, b) for a, b in relations.edges_among(session=session, node_ids=ids) if b in ids and a != b]
+
+
+def check_dag(*, nodes: Sequence[m.Node], edges: Sequence[graph.Edge], field: str = "taskId") -> list[int]:
+    """The node ids upstream first; a cycle is refused with its path named."""
+    path = graph.cycle(edges)
+    if path is not None:
+        text = graph.path_text(path, {n.id: n.node_name for n in nodes})
+        raise InvalidSpec(f"the exam's DAG has a cycle: {text}", field=field, field_msg=f"cycle: {text}")
+    return graph.order([n.id for n in nodes], edges)
 
 
 def launch_exam(
@@ -23,13 +63,201 @@ def launch_exam(
 ) -> tuple[m.ExamRun, list[tuple[m.Runtime, str | None]]]:
     """Create an exam run and one queued run per node; roots come with a token (dispatch them now).
 
+    Each run's spec is a placeholder built now (it checks every node can start); the spec the
+    agent gets is rebuilt from the node's definition when the run is dispatched
+    (`control.pipeline.binding`).
+
     Raises:
         InvalidSpec: the exam has no nodes, some are not EDIT_FINISH, or its DAG has a cycle.
         Conflict: one of its nodes is already running.
     """
-    raise NotImplementedError
+    nodes = exam_nodes(session=session, exam=exam)
+    if not nodes:
+        raise InvalidSpec(
+            f"exam {exam.exam_name!r} has no nodes: set examId {exam.id} on the nodes it runs",
+            field="taskId",
+            field_msg=f"exam {exam.exam_name!r} has no nodes",
+        )
+    unfinished = [n.node_name for n in nodes if n.node_status != s.NodeStatus.EDIT_FINISH.value]
+    if unfinished:
+        names = ", ".join(repr(n) for n in unfinished)
+        raise InvalidSpec(
+            f"exam {exam.exam_name!r} cannot start: node(s) {names} not EDIT_FINISH: finish editing them",
+            field="taskId",
+            field_msg=f"node(s) {names} not EDIT_FINISH",
+        )
+    for node in nodes:
+        launch.refuse_busy(session=session, node=node)
+    edges = exam_edges(session=session, nodes=nodes)
+    by_id = {n.id: n for n in nodes}
+    ordered = check_dag(nodes=nodes, edges=edges)
+    ups = graph.upstream_of(by_id, edges)
+    plan = [(by_id[i], launch.build_task_spec(session=session, node=by_id[i], event=event)) for i in ordered]
+    exam_run = m.ExamRun(
+        space_id=exam.space_id,
+        exam_id=exam.id,
+        exam_name=exam.exam_name,
+        state=ExamRunState.RUNNING.value,
+        trigger=trigger,
+        schedule_id=schedule_id,
+        logical_date=logical_date,
+        reason=f"started ({trigger})",
+    )
+    session.add(exam_run)
+    session.flush()
+    run_of: dict[int, m.Runtime] = {}
+    created: list[tuple[m.Runtime, str | None]] = []
+    for node, spec in plan:
+        up_runs = [run_of[u] for u in ups[node.id]]
+        spec.exam_run_id = exam_run.id
+        spec.logical_date = logical_date.isoformat() if logical_date else None
+        reason = (
+            f"waiting for {', '.join(r.node_name for r in up_runs)}"
+            if up_runs
+            else f"startNodeTask (exam {exam.exam_name})"
+        )
+        run, token = launch.new_runtime(
+            session=session,
+            spec=spec,
+            space_id=node.space_id,
+            node_id=node.id,
+            adapter=adapter,
+            reason=reason,
+            exam_id=exam.id,
+            upstream_run_ids=[r.id for r in up_runs],
+        )
+        run.exam_run_id = exam_run.id
+        run_of[node.id] = run
+        created.append((run, None if up_runs else token))
+    session.flush()
+    return exam_run, created
+
+
+def claim(*, session: Session, run: m.Runtime, reason: str) -> str:
+    """Make a queued run pending with a fresh token (its dispatcher gets the token)."""
+    token = new_token()
+    run.token_hash = token_hash(token)
+    runs.transition(session=session, run=run, to=s.RunState.PENDING, reason=reason)
+    return token
+
+
+def advance(*, session: Session, now: datetime | None = None) -> list[tuple[int, str]]:
+    """Decide every queued exam run whose upstream runs all ended; settle finished exam runs.
+
+    Runs are judged in id order, which is launch order (upstream first), so a skip cascades down
+    a chain in one pass. Queued runs with `retry_at` wait for their next attempt (`retries`).
+
+    Returns:
+        `(run id, run token)` of each claimed run: dispatch them.
+    """
+    waiting = session.execute(
+        select(m.Runtime.id, m.Runtime.upstream_run_ids, m.Runtime.node_id)
+        .where(
+            m.Runtime.state == s.RunState.QUEUED.value,
+            m.Runtime.exam_id.is_not(None),
+            m.Runtime.retry_at.is_(None),
+        )
+        .order_by(m.Runtime.id)
+    ).all()
+    waiting = [w for w in waiting if w.upstream_run_ids]
+    ids = sorted({u for w in waiting for u in w.upstream_run_ids})
+    known: dict[int, graph.Upstream] = {}
+    for at in range(0, len(ids), 500):
+        for row in session.execute(
+            select(m.Runtime.id, m.Runtime.node_name, m.Runtime.state, m.Runtime.reason).where(
+                m.Runtime.id.in_(ids[at : at + 500])
+            )
+        ):
+            known[row.id] = graph.Upstream(row.node_name, row.state, row.reason or "")
+    rules = _rules(session=session, node_ids={w.node_id for w in waiting if w.node_id is not None})
+    ready: list[tuple[int, str]] = []
+    for w in waiting:
+        up_ids = list(dict.fromkeys(w.upstream_run_ids))
+        ups = [known[u] for u in up_ids if u in known]
+        decision = graph.decide(
+            rules.get(w.node_id or 0, TriggerRule.ALL_SUCCESS.value), ups, missing=len(up_ids) - len(ups)
+        )
+        if decision.action == "wait":
+            continue
+        run = runs.get_run(session=session, run_id=w.id)
+        if run.state != s.RunState.QUEUED.value:
+            continue
+        if decision.action == "skip":
+            runs.transition(session=session, run=run, to=s.RunState.SKIPPED, reason=decision.reason)
+        else:
+            ready.append((run.id, claim(session=session, run=run, reason=decision.reason)))
+        known[run.id] = graph.Upstream(run.node_name, run.state, run.reason or "")  # its downstream runs
+    settle(session=session, now=now)
+    return ready
+
+
+def _rules(*, session: Session, node_ids: set[int]) -> dict[int, str]:
+    if not node_ids:
+        return {}
+    rows = session.execute(select(m.Node.id, m.Node.trigger_rule).where(m.Node.id.in_(node_ids)))
+    return {i: rule or TriggerRule.ALL_SUCCESS.value for i, rule in rows}
+
+
+def settle(
+    *, session: Session, now: datetime | None = None, exam_run_ids: Sequence[int] | None = None
+) -> None:
+    """Give every running exam run whose runs all ended its end state: failed when a run failed,
+    else stopped when one was stopped, else succeeded (skips do not fail an exam run)."""
+    q = select(m.ExamRun).where(m.ExamRun.state == ExamRunState.RUNNING.value)
+    if exam_run_ids is not None:
+        q = q.where(m.ExamRun.id.in_(list(exam_run_ids)))
+    open_runs = {er.id: er for er in session.scalars(q)}
+    if not open_runs:
+        return
+    states: dict[int, list[tuple[str, str]]] = {i: [] for i in open_runs}
+    for er_id, state, name in session.execute(
+        select(m.Runtime.exam_run_id, m.Runtime.state, m.Runtime.node_name).where(
+            m.Runtime.exam_run_id.in_(list(open_runs))
+        )
+    ):
+        if er_id is not None:
+            states[er_id].append((state, name))
+    for er_id, er in open_runs.items():
+        got = states[er_id]
+        if not got or any(state not in ENDED for state, _ in got):
+            continue
+        failed = [name for state, name in got if state == s.RunState.FAILED.value]
+        stopped = [name for state, name in got if state == s.RunState.STOPPED.value]
+        if failed:
+            er.state, er.reason = ExamRunState.FAILED.value, f"failed: {', '.join(failed)}"
+        elif stopped:
+            er.state, er.reason = ExamRunState.STOPPED.value, f"stopped: {', '.join(stopped)}"
+        else:
+            er.state, er.reason = ExamRunState.SUCCEEDED.value, "every node succeeded or was skipped"
+        er.finished_at = now or utcnow()
+    session.flush()
+
+
+def runs_of(*, session: Session, exam_run_id: int) -> list[m.Runtime]:
+    return list(
+        session.scalars(select(m.Runtime).where(m.Runtime.exam_run_id == exam_run_id).order_by(m.Runtime.id))
+    )
+
+
+def get_exam_run(*, session: Session, exam_run_id: int) -> m.ExamRun:
+    row: m.ExamRun = repo.get_by_id(session=session, orm=m.ExamRun, ident=exam_run_id, label="exam run")
+    return row
 
 
 def stop_exam_run(*, session: Session, exam_run: m.ExamRun, reason: str) -> list[int]:
     """Stop every unfinished run of the exam run; returns the run ids whose targets must be stopped."""
-    raise NotImplementedError
+    targets: list[int] = []
+    for run in runs_of(session=session, exam_run_id=exam_run.id):
+        if run.state in ENDED:
+            continue
+        sched = runs.schedule_of(session=session, run_id=run.id)
+        run.stop_requested = True
+        runs.transition(session=session, run=run, to=s.RunState.STOPPED, reason=reason)
+        if sched is not None and sched.external_id:
+            targets.append(run.id)
+    if exam_run.state in (ExamRunState.RUNNING.value, ExamRunState.QUEUED.value):
+        exam_run.state = ExamRunState.STOPPED.value
+        exam_run.reason = reason
+        exam_run.finished_at = utcnow()
+    session.flush()
+    return targets

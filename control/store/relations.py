@@ -6,6 +6,7 @@ links the exam's DAG. Every refusal names the body field to blame (`InvalidSpec.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from control import schemas as s
 from control.errors import InvalidSpec
+from control.pipeline import graph
 from control.store import models as m
 
 
@@ -41,15 +43,62 @@ def check_node_complete(*, session: Session, node_id: int | None, name: str) -> 
         )
 
 
-def _would_cycle(*, session: Session, node_id: int, next_node_id: int | None) -> bool:
-    seen = {node_id}
-    current = next_node_id
-    while current is not None:
-        if current in seen:
-            return True
-        seen.add(current)
-        current = session.scalar(select(m.NodeRelation.next_node_id).where(m.NodeRelation.node_id == current))
-    return False
+def edges_among(*, session: Session, node_ids: Iterable[int]) -> list[tuple[int, int]]:
+    """`(from, to)` edges leaving `node_ids`: the node_edges rows, and the legacy nextNodeId of a
+    node that has no edge rows (a relation made before edges existed)."""
+    ids = list(dict.fromkeys(node_ids))
+    if not ids:
+        return []
+    edges: list[tuple[int, int]] = []
+    for chunk in range(0, len(ids), 500):
+        part = ids[chunk : chunk + 500]
+        edges += [
+            (a, b)
+            for a, b in session.execute(
+                select(m.NodeEdge.from_node_id, m.NodeEdge.to_node_id)
+                .where(m.NodeEdge.from_node_id.in_(part))
+                .order_by(m.NodeEdge.id)
+            )
+        ]
+        has_rows = {a for a, _ in edges}
+        edges += [
+            (a, b)
+            for a, b in session.execute(
+                select(m.NodeRelation.node_id, m.NodeRelation.next_node_id).where(
+                    m.NodeRelation.node_id.in_(part), m.NodeRelation.next_node_id.is_not(None)
+                )
+            )
+            if a not in has_rows and b is not None
+        ]
+    return edges
+
+
+def next_ids_of(*, session: Session, node_id: int) -> list[int]:
+    return [b for _, b in edges_among(session=session, node_ids=[node_id])]
+
+
+def _cycle_through(*, session: Session, node: m.Node, next_ids: list[int]) -> list[int] | None:
+    """The cycle `node`'s new next nodes would close, as a path starting at `node`, else None."""
+    space_nodes = list(session.scalars(select(m.Node.id).where(m.Node.space_id == node.space_id)))
+    edges = [(a, b) for a, b in edges_among(session=session, node_ids=space_nodes) if a != node.id]
+    edges += [(node.id, b) for b in next_ids]
+    path = graph.cycle(edges)
+    if path is None:
+        return None
+    ring = path[:-1]
+    if node.id in ring:
+        at = ring.index(node.id)
+        ring = ring[at:] + ring[:at]
+    return ring + [ring[0]]
+
+
+def _store_edges(*, session: Session, node_id: int, next_ids: list[int]) -> None:
+    """Replace the node's outgoing edges with `next_ids`."""
+    for old in session.scalars(select(m.NodeEdge).where(m.NodeEdge.from_node_id == node_id)):
+        session.delete(old)
+    session.flush()
+    for to in next_ids:
+        session.add(m.NodeEdge(from_node_id=node_id, to_node_id=to))
 
 
 def upsert_relation(*, session: Session, body: s.NodeRelationIn) -> m.NodeRelation:
@@ -107,20 +156,26 @@ def upsert_relation(*, session: Session, body: s.NodeRelationIn) -> m.NodeRelati
         (body.min_service_info_id, "minServiceInfoId"),
     ):
         same_space(m.ServiceInfo, si, "service info", field)
-    if body.next_node_id is not None:
-        same_space(m.Node, body.next_node_id, "next node", "nextNodeId")
-        if _would_cycle(session=session, node_id=node.id, next_node_id=body.next_node_id):
-            raise InvalidSpec(
-                f"nextNodeId {body.next_node_id} would make a cycle through node {node.node_name!r}",
-                field="nextNodeId",
-                field_msg=f"would make a cycle through node {node.node_name!r}",
-            )
+    next_ids = body.all_next_ids()
+    next_field = "nextNodeIds" if body.next_node_ids else "nextNodeId"
+    for nxt in next_ids:
+        same_space(m.Node, nxt, "next node", next_field)
+    path = _cycle_through(session=session, node=node, next_ids=next_ids) if next_ids else None
+    if path is not None:
+        rows = session.execute(select(m.Node.id, m.Node.node_name).where(m.Node.id.in_(path)))
+        names = {i: n for i, n in rows}
+        text = graph.path_text(path, names)
+        raise InvalidSpec(
+            f"{next_field} would make a cycle: {text}",
+            field=next_field,
+            field_msg=f"would make a cycle: {text}",
+        )
     rel = relation_of(session=session, node_id=node.id)
     if rel is None:
         rel = m.NodeRelation(node_id=node.id, operator_id=operator.id)
         session.add(rel)
     rel.operator_id = operator.id
-    rel.next_node_id = body.next_node_id
+    rel.next_node_id = next_ids[0] if next_ids else None
     rel.model_id = body.model_id
     rel.service_info_id = body.service_info_id
     rel.max_service_info_id = body.max_service_info_id
@@ -133,6 +188,7 @@ def upsert_relation(*, session: Session, body: s.NodeRelationIn) -> m.NodeRelati
     session.flush()
     for pos, src in enumerate(sources):
         session.add(m.NodeRelationSource(relation_id=rel.id, data_source_id=src.id, position=pos))
+    _store_edges(session=session, node_id=node.id, next_ids=next_ids)
     if node.node_status == s.NodeStatus.CREATE.value:
         node.node_status = s.NodeStatus.EDITING.value
     session.flush()
@@ -144,6 +200,7 @@ def relation_view(*, session: Session, rel: m.NodeRelation) -> dict[str, Any]:
         id=rel.id,
         node_id=rel.node_id,
         next_node_id=rel.next_node_id,
+        next_node_ids=next_ids_of(session=session, node_id=rel.node_id),
         operator_id=rel.operator_id,
         data_source_ids=relation_source_ids(session=session, relation_id=rel.id),
         model_id=rel.model_id,

@@ -1,5 +1,6 @@
 """startNodeTask with taskType EXAM: runs in nextNodeId order, downstream runs wait queued, the reconcile
-pass dispatches or stops them; against the real store (SQLite and MariaDB) with a recording adapter."""
+pass (or the end of an upstream run) dispatches or skips them; against the real store (SQLite and
+MariaDB) with a recording adapter."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import update
 
+from control import runs
 from control.api.app import create_app
 from control.dispatch.base import Adapter, Admission, Observed, RunDescription
+from control.schemas import RunState
 from control.settings import Settings
 from control.store import models as m
 from control.store.models import utcnow
@@ -129,9 +132,12 @@ async def test_exam_runs_in_dag_order(
     await agent_says(api, adapter, b, "running", "failed")
     await reconciler.reconcile_once()
     run_c = await run_of(api, c)
-    assert (run_c["state"], run_c["reason"]) == ("stopped", "upstream step-b failed")
+    assert (run_c["state"], run_c["reason"]) == (
+        "skipped",
+        "upstream step-b failed (trigger rule all_success)",
+    )
     assert c not in adapter.launches
-    assert [h["toState"] for h in run_c["history"]] == ["queued", "stopped"]
+    assert [h["toState"] for h in run_c["history"]] == ["queued", "skipped"]
 
 
 async def test_fan_in_waits_for_every_upstream(
@@ -148,28 +154,33 @@ async def test_fan_in_waits_for_every_upstream(
     await ok(await api.post(f"/api/v1/runs/{right}/stop", json={"reason": "not today"}))
     await app.state.reconciler.reconcile_once()
     run = await run_of(api, join)
-    assert (run["state"], run["reason"]) == ("stopped", "upstream right stopped")
+    assert (run["state"], run["reason"]) == ("skipped", "upstream right stopped (trigger rule all_success)")
 
 
-async def test_a_stop_cascades_down_a_chain_in_one_pass(
+async def test_a_skip_cascades_down_a_chain_in_one_pass(
     api: httpx.AsyncClient, adapter: RecordingAdapter, app: FastAPI, tmp_path
 ) -> None:
     ids = await make_exam(api, tmp_path, {"s1": "s2", "s2": "s3", "s3": None})
     s1, s2, s3 = (await ok(await api.post(START, json={"taskId": ids["exam"], "taskType": "EXAM"})))["runIds"]
     await agent_says(api, adapter, s1, "running", "failed")
     await app.state.reconciler.reconcile_once()
-    assert (await run_of(api, s2))["reason"] == "upstream s1 failed"
-    assert (await run_of(api, s3))["reason"] == "upstream s2 stopped"
+    assert (await run_of(api, s2))["reason"] == "upstream s1 failed (trigger rule all_success)"
+    assert (await run_of(api, s3))["reason"] == "upstream s2 skipped (trigger rule all_success)"
 
 
 async def test_a_launch_survives_a_control_restart(
-    api: httpx.AsyncClient, adapter: RecordingAdapter, settings: Settings, tmp_path
+    app: FastAPI, api: httpx.AsyncClient, adapter: RecordingAdapter, settings: Settings, tmp_path
 ) -> None:
     ids = await make_exam(api, tmp_path, {"first": "second", "second": None})
     first, second = (await ok(await api.post(START, json={"taskId": ids["exam"], "taskType": "EXAM"})))[
         "runIds"
     ]
-    await agent_says(api, adapter, first, "running", "succeeded")
+    await agent_says(api, adapter, first, "running")
+    with app.state.orchestrator.store.transaction() as ses:  # it ends while no control is up
+        runs.transition(
+            session=ses, run=runs.get_run(session=ses, run_id=first), to=RunState.SUCCEEDED, reason=""
+        )
+    assert adapter.launches.keys() == {first}
 
     restarted = create_app(settings, reconcile=False)  # a new control on the same store
     fresh = RecordingAdapter()

@@ -1,5 +1,6 @@
-"""`DagScreen`: one exam's nodes and nextNodeId edges drawn as boxes and arrows, each with its last
-run state (refreshed live); start a node or the whole exam, open a node's last run, edit a node."""
+"""`DagScreen`: one exam's nodes and their edges (fan-out, fan-in) drawn as boxes and arrows, each
+with its last run state (refreshed live; a skipped node says why); start a node or the whole exam,
+resume the latest exam run from its failed nodes, open a node's last run, edit a node."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from tui.actions import start_exam, start_node
+from tui.format import state_text
 from tui.screens.base import AtomScreen, loader
 from tui.widgets import tree_labels as tl
 from tui.widgets.dag import DagBox, DagView
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 
     from textual.widget import Widget
 
-    from control.schemas import RunOut
+    from control.schemas import ExamRunOut, RunOut
 
 
 class DagScreen(AtomScreen):
@@ -38,6 +40,7 @@ class DagScreen(AtomScreen):
         Binding("r", "refresh_data", "Refresh", show=False),
         Binding("s", "start", "Start"),
         Binding("S", "start_exam", "Start exam", key_display="S"),
+        Binding("R", "resume", "Resume", key_display="R"),
         Binding("enter", "open_run", "Run"),
         Binding("l", "open_log", "Log"),
         Binding("e", "edit", "Edit"),
@@ -51,6 +54,8 @@ class DagScreen(AtomScreen):
         self.exam_space = ""
         self.catalog: Catalog | None = None
         self._runs: tuple[int, list[RunOut]] | None = None
+        self.exam_run: ExamRunOut | None = None
+        """The exam's latest exam run (None: it never ran as a whole)."""
 
     def compose_body(self) -> Iterable[Widget]:
         yield Static(id="dag-title")
@@ -86,11 +91,13 @@ class DagScreen(AtomScreen):
         cat = await self.attempt(lambda c: Catalog.fetch(c, space), what=f"loading exam {self.exam_name}")
         if cat is None:
             return
+        self.exam_run = await self._latest_exam_run()
         self.catalog = cat
         exam = cat.by_id("exams", self.exam_id)
         if exam is not None:
             self.exam_name = exam["examName"]
         nodes = self.nodes()
+        latest = {r.node_id: r for r in self.exam_run.runs} if self.exam_run else {}
         boxes = [
             DagBox(
                 n["id"],
@@ -98,6 +105,9 @@ class DagScreen(AtomScreen):
                 n.get("operatorRuntimeType", ""),
                 n.get("lastRunState"),
                 ready=n.get("nodeStatus") == "EDIT_FINISH",
+                reason=latest[n["id"]].reason
+                if n["id"] in latest and latest[n["id"]].state.value == n.get("lastRunState")
+                else "",
             )
             for n in nodes
         ]
@@ -105,6 +115,16 @@ class DagScreen(AtomScreen):
         self._title(missing=exam is None)
         self._show_detail()
         await self._load_run()
+
+    async def _latest_exam_run(self) -> ExamRunOut | None:
+        page = await self.attempt(
+            lambda c: c.exam_runs(exam_id=self.exam_id, limit=1), what="loading exam runs", quiet=True
+        )
+        if page is None or not page.items:
+            return None
+        return await self.attempt(
+            lambda c: c.exam_run(page.items[0].id), what="loading the exam run", quiet=True
+        )
 
     def _title(self, *, missing: bool = False) -> None:
         title = Text.assemble(("exam ", "bright_black"), (self.exam_name, "bold"))
@@ -117,6 +137,9 @@ class DagScreen(AtomScreen):
                 n = sum(node.get("lastRunState") == state for node in nodes)
                 if n:
                     title.append(f" · {n} {state}", "bright_black")
+            if self.exam_run is not None:
+                title.append(f"  exam run #{self.exam_run.id} ", "bright_black")
+                title.append_text(state_text(self.exam_run.state.value))
         title.append(f"  space {self.exam_space or self.space}", "bright_black")
         self.query_one("#dag-title", Static).update(title)
 
@@ -176,6 +199,25 @@ class DagScreen(AtomScreen):
             await start_exam(self, ident, name)
         else:
             await start_node(self, ident, name)
+        self.refresh_data()
+
+    def action_resume(self) -> None:
+        er = self.exam_run
+        if er is None:
+            self.notify(f"exam {self.exam_name} has no exam run to resume")
+        elif er.state.value not in ("failed", "stopped"):
+            self.notify(f"exam run #{er.id} is {er.state.value}: only a failed or stopped one resumes")
+        else:
+            self._resume(er.id)
+
+    @work(group="action", exit_on_error=False)
+    async def _resume(self, exam_run_id: int) -> None:
+        er = await self.attempt(
+            lambda c: c.resume_exam_run(exam_run_id), what=f"resuming exam run {exam_run_id}"
+        )
+        if er is not None:
+            again = ", ".join(r.node_name for r in er.runs if r.state.value in ("queued", "pending"))
+            self.notify(f"exam run #{er.id}: again {again or 'nothing'}", title="resumed")
         self.refresh_data()
 
     def action_open_run(self) -> None:

@@ -34,8 +34,8 @@ LINES = {
     UP | LEFT: "╯", UP | DOWN | RIGHT: "├", UP | DOWN | LEFT: "┤", LEFT | RIGHT | DOWN: "┬",
     LEFT | RIGHT | UP: "┴", UP | DOWN | LEFT | RIGHT: "┼", LEFT: "╴", RIGHT: "╶", UP: "╵", DOWN: "╷",
 }  # fmt: skip
-LIGHT, HEAVY = tuple("┌┐└┘─│├"), tuple("┏┓┗┛━┃┣")
-EDGE_STYLE = "bright_black"
+LIGHT, HEAVY, DASHED = tuple("┌┐└┘─│├"), tuple("┏┓┗┛━┃┣"), tuple("┌┐└┘┄┆├")
+EDGE_STYLE = DIM = "bright_black"
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,8 @@ class DagBox:
     """The last run's state (None: never ran)."""
     ready: bool = True
     """False while the node is not EDIT_FINISH (marked ✎)."""
+    reason: str = ""
+    """Why its run is in its state; a skipped node shows it in place of its kind."""
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,8 @@ def _lanes(edges: list[tuple[int, int]], mid: dict[int, int]) -> dict[tuple[int,
 
 
 def _box(canvas: _Canvas, box: DagBox, x: int, y: int, w: int, selected: bool, out: bool) -> Region:
-    tl, tr, bl, br, h, v, tee = HEAVY if selected else LIGHT
+    skipped = box.state == "skipped"
+    tl, tr, bl, br, h, v, tee = HEAVY if selected else (DASHED if skipped else LIGHT)
     state_style = STATE_STYLES.get(box.state or "", "")
     border = "bold" if selected else (state_style.replace("bold ", "") or EDGE_STYLE)
     inner = w - 4
@@ -182,7 +185,7 @@ def _box(canvas: _Canvas, box: DagBox, x: int, y: int, w: int, selected: bool, o
     canvas.put(x, y, tl + h * (w - 2) + tr, border)
     lines = [
         (_fit(box.name, inner), "bold reverse" if selected else "bold"),
-        (_fit(kind, inner), "bright_black"),
+        (_fit(box.reason, inner), "italic yellow") if skipped and box.reason else (_fit(kind, inner), DIM),
         (_fit(state, inner), state_style or "bright_black"),
     ]
     for row, (text, style) in enumerate(lines, 1):

@@ -84,8 +84,17 @@ def next_id(node: dict[str, Any]) -> int | None:
     return int(value) if value is not None else None
 
 
+def next_ids(node: dict[str, Any]) -> list[int]:
+    """Every next node (fan-out): `nextNodeIds`, else the seed's single `nextNodeId`."""
+    many = (node.get("relation") or {}).get("nextNodeIds") or []
+    if many:
+        return [int(v) for v in many]
+    one = next_id(node)
+    return [one] if one is not None else []
+
+
 def dag_edges(nodes: Iterable[dict[str, Any]]) -> list[tuple[int, int]]:
-    return [(n["id"], nxt) for n in nodes if (nxt := next_id(n)) is not None]
+    return [(n["id"], nxt) for n in nodes for nxt in next_ids(n)]
 
 
 def dag_order(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:

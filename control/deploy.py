@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from control import audit
+from control import audit, runs
 from control import schemas as s
 from control.dispatch.describe import describe_service
 from control.errors import Conflict, ControlError, InvalidSpec, NotFound
+from control.pipeline import best_version
 from control.secrets import new_token, token_hash
 from control.service_keys import new_key, set_new_key
 from control.store import models as m
@@ -65,11 +66,15 @@ class Deployments:
         deploy = spec.operator.deploy_type.value
         if deploy not in DEPLOYING:
             return None
-        version = ses.scalar(select(m.ModelVersion).where(m.ModelVersion.runtime_id == run.id))
+        version = best_version.deploy_candidate(ses, run)
         if version is None:
             logger.warning(
                 "run %s finished with deployType %s but registered no model version", run.id, deploy
             )
+            return None
+        refused = best_version.gate(ses, run, version, spec.operator.model_conf)
+        if refused is not None:
+            runs.note(session=ses, run=run, reason=refused)
             return None
         serving = version.serving_object or spec.operator.model_conf.get("servingObject")
         if not serving:

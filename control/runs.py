@@ -11,9 +11,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from control import quota
+from control import attempts, quota
 from control import schemas as s
 from control.errors import InvalidSpec, NotFound
+from control.pipeline import best_version
 from control.secrets import Vault
 from control.states import check
 from control.store import models as m
@@ -47,6 +48,7 @@ def transition(*, session: Session, run: m.Runtime, to: s.RunState, reason: str)
             run.started_at = now
         quota.crash_point("quota.before_cancel")
         quota.cancel(session, run.id)  # in the same transaction as the end: never held after it
+        attempts.close(session, run, state=to.value, reason=reason)  # a failure closed it already
     session.add(
         m.RunTransition(runtime_id=run.id, from_state=current.value, to_state=to.value, reason=reason)
     )
@@ -187,6 +189,7 @@ def register_model_version(
     model.node_id = run.node_id
     model.model_status = "registered"
     session.flush()
+    best_version.refresh(session, model.id)
     return version
 
 

@@ -237,6 +237,17 @@ def _columns(
             check_node_complete(
                 session=session, node_id=existing.id if existing is not None else None, name=data["node_name"]
             )
+            if data.get("inputs") and existing is not None:
+                from control.pipeline.artifacts import check_inputs  # deferred: artifacts imports the store
+
+                check_inputs(
+                    session=session,
+                    node_id=existing.id,
+                    space_id=space_id,
+                    exam_id=data.get("exam_id"),
+                    node_name=data["node_name"],
+                    inputs=data["inputs"],
+                )
     return {key: (v.value if isinstance(v, enum.Enum) else v) for key, v in data.items()}
 
 

@@ -1,0 +1,152 @@
+"""operatorResult: the version whose score beats every earlier one is CONTAIN_OPTIMAL, the others flip to
+NOT_CONTAIN_OPTIMAL (higher is better, or lower with modelConf scoreMode min); an evaluate node's score
+re-ranks them; the score gate refuses a deploy that does not beat the served version. Real store
+(SQLite and MariaDB)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from control import runs
+from control import schemas as s
+from control.pipeline import best_version
+from control.store import models as m
+from control.store import repo
+
+
+def new_model(ses: Session, name: str = "churn") -> m.Model:
+    space = repo.ensure_space(session=ses, name="default")[0]
+    model = m.Model(space_id=space.id, model_name=name)
+    ses.add(model)
+    ses.flush()
+    return model
+
+
+def train_run(
+    ses: Session, model: m.Model, *, model_conf: dict[str, Any] | None = None, exam: bool = False
+) -> m.Runtime:
+    run = m.Runtime(
+        space_id=model.space_id,
+        node_name="train",
+        operator_runtime_type="TRAIN",
+        state="running",
+        token_hash="-",
+        exam_id=7 if exam else None,
+        spec={},
+    )
+    ses.add(run)
+    ses.flush()
+    run.spec = {
+        "runId": run.id,
+        "nodeName": "train",
+        "operator": {
+            "operatorName": "op",
+            "operatorRuntimeType": "TRAIN",
+            "moduleName": "m",
+            "executeObject": "C",
+            "modelConf": model_conf or {},
+            "deployType": "AUTO_DEPLOY",
+        },
+        "model": {"modelId": model.id, "modelName": model.model_name},
+    }
+    ses.flush()
+    return run
+
+
+def register(ses: Session, model: m.Model, score: float, **kw: Any) -> m.ModelVersion:
+    run = train_run(ses, model, **kw)
+    report = s.ModelVersionReport(model_address=f"file:///{run.id}", model_score=score)
+    return runs.register_model_version(session=ses, run=run, report=report)
+
+
+def results(ses: Session, model: m.Model) -> list[str]:
+    versions = ses.scalars(
+        select(m.ModelVersion).where(m.ModelVersion.model_id == model.id).order_by(m.ModelVersion.id)
+    )
+    return [v.operator_result for v in versions]
+
+
+OPT, NOT = "CONTAIN_OPTIMAL", "NOT_CONTAIN_OPTIMAL"
+
+
+async def test_best_so_far_flips(app: FastAPI) -> None:
+    with app.state.orchestrator.store.transaction() as ses:
+        model = new_model(ses)
+        register(ses, model, 0.5)
+        assert results(ses, model) == [OPT] and model.operator_result == OPT
+        register(ses, model, 0.7)
+        assert results(ses, model) == [NOT, OPT] and model.operator_result == OPT
+        register(ses, model, 0.6)  # worse than v2: v2 stays the best, the model's latest is not
+        assert results(ses, model) == [NOT, OPT, NOT] and model.operator_result == NOT
+        register(ses, model, 0.7)  # a tie keeps the earlier version
+        assert results(ses, model) == [NOT, OPT, NOT, NOT]
+
+
+async def test_min_mode_for_a_loss(app: FastAPI) -> None:
+    conf = {"scoreMode": "min", "scoreMetric": "loss"}
+    with app.state.orchestrator.store.transaction() as ses:
+        model = new_model(ses)
+        register(ses, model, 0.5, model_conf=conf)
+        register(ses, model, 0.3, model_conf=conf)
+        assert results(ses, model) == [NOT, OPT]
+        register(ses, model, 0.4, model_conf=conf)
+        assert results(ses, model) == [NOT, OPT, NOT]
+
+
+async def test_evaluated_score_reranks(app: FastAPI) -> None:
+    with app.state.orchestrator.store.transaction() as ses:
+        model = new_model(ses)
+        v1 = register(ses, model, 0.9)
+        v2 = register(ses, model, 0.8)
+        assert results(ses, model) == [OPT, NOT]
+        best_version.record_evaluation(ses, v2, 0.95, run_id=99)  # the test set liked v2 better
+        assert results(ses, model) == [NOT, OPT]
+        assert v2.metrics["evaluatedScore"] == 0.95 and v2.metrics["evaluatedByRun"] == 99
+        assert best_version.effective_score(v1) == 0.9
+
+
+async def test_gate_compares_with_the_served_version(app: FastAPI) -> None:
+    with app.state.orchestrator.store.transaction() as ses:
+        model = new_model(ses)
+        v1 = register(ses, model, 0.86, exam=True)
+        run1 = ses.get(m.Runtime, v1.runtime_id)
+        assert run1 is not None
+        assert best_version.gate(ses, run1, v1, {}) is None  # nothing served yet
+        assert v1.metrics["deployDecision"] == "version 1 scored 0.86: no version served, deployed"
+        ses.add(
+            m.Service(
+                space_id=model.space_id,
+                service_name="churn-1",
+                model_id=model.id,
+                model_version_id=v1.id,
+                serving_object="op:Serve",
+                state="ready",
+                token_hash="-",
+            )
+        )
+        ses.flush()
+        again = best_version.gate(
+            ses, run1, v1, {"scoreGate": False}
+        )  # evaluated again: one service is enough
+        assert again == "version 1 is already served by churn-1: not deployed again"
+        v2 = register(ses, model, 0.81, exam=True)
+        run2 = ses.get(m.Runtime, v2.runtime_id)
+        assert run2 is not None
+        why = best_version.gate(ses, run2, v2, {})
+        assert why == "version 2 scored 0.81, not above served version 1's 0.86: not deployed"
+        assert v2.metrics["deployDecision"] == why
+        assert best_version.gate(ses, run2, v2, {"scoreGate": False}) is None  # the gate turned off
+        v3 = register(ses, model, 0.9, exam=True)
+        run3 = ses.get(m.Runtime, v3.runtime_id)
+        assert run3 is not None
+        assert best_version.gate(ses, run3, v3, {}) is None
+        assert v3.metrics["deployDecision"].endswith("above served version 1's 0.86: deployed")
+        solo = register(ses, model, 0.1)  # a run outside any exam is not gated unless asked
+        solo_run = ses.get(m.Runtime, solo.runtime_id)
+        assert solo_run is not None
+        assert best_version.gate(ses, solo_run, solo, {}) is None
+        assert best_version.gate(ses, solo_run, solo, {"scoreGate": "true"}) is not None

@@ -52,6 +52,7 @@ class AtomApp(App[None]):
         "operators": _mode("tui.screens.resources", "OperatorsScreen"),
         "service-infos": _mode("tui.screens.resources", "ServiceInfosScreen"),
         "tokens": _mode("tui.screens.tokens", "TokensScreen"),
+        "schedules": _mode("tui.screens.schedules", "SchedulesScreen"),
     }
     DEFAULT_MODE = "tree"
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -24,6 +24,7 @@ SCREENS: dict[str, str] = {
     "operators": "Operators",
     "service-infos": "Service infos (resources)",
     "tokens": "Your API tokens: make, list, revoke",
+    "schedules": "Exam schedules (cron) and their next fire time",
 }
 
 NEW: dict[str, str] = {

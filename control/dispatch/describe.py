@@ -119,6 +119,8 @@ def describe_run(
     )
     if names.exam:
         env["ATOM_EXAM_NAME"] = names.exam
+    if spec.logical_date:
+        env["ATOM_LOGICAL_DATE"] = spec.logical_date  # the moment a scheduled exam run stands for
     if spec.model is not None:
         env["ATOM_MODEL_NAME"] = spec.model.model_name
         if names.model_version:

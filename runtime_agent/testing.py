@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from control.schemas import ModelVersionReport, TaskEvent
+    from control.schemas.trials import TrialReport
     from runtime_agent.api import TrainResult
     from runtime_agent.context import OperatorContext
 
@@ -68,6 +69,7 @@ class AgentResult:
         model_versions: the ModelVersionReports sent.
         finishes: the runningAutoFinish events sent.
         train: Ray Train's (or the local executor's) result, for train_loop operators.
+        trials: the hyper-parameter search's trials as last reported, by trial id.
         ctx: the operator context.
     """
 
@@ -84,6 +86,7 @@ class AgentResult:
     finishes: list[TaskEvent]
     train: TrainResult | None
     ctx: OperatorContext | None = field(repr=False, default=None)
+    trials: dict[str, TrialReport] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -123,6 +126,7 @@ class AgentRunner:
         sink_conf: the sink's `sourceConf` (writeMode, key, runKey, idempotent).
         stop_after_heartbeats: answer stop=true to this heartbeat (tests of stopping).
         heartbeat_interval: seconds between heartbeats.
+        search_conf: the operator's searchConf (a Ray Tune hyper-parameter search; {}: none).
     """
 
     def __init__(
@@ -147,6 +151,7 @@ class AgentRunner:
         train_executor: str = "local",
         stop_after_heartbeats: int | None = None,
         heartbeat_interval: float = 3600.0,
+        search_conf: Mapping[str, Any] | None = None,
     ) -> None:
         self.operator = operator
         self.sources = dict(sources or {})
@@ -167,6 +172,7 @@ class AgentRunner:
         self.train_executor = train_executor
         self.stop_after_heartbeats = stop_after_heartbeats
         self.heartbeat_interval = heartbeat_interval
+        self.search_conf = dict(search_conf or {})
 
     def _reference(self) -> tuple[str, str, Any]:
         from runtime_agent.loader import split_ref
@@ -216,6 +222,7 @@ class AgentRunner:
                 environment_conf=self.environment_conf,
                 model_conf=self.model_conf,
                 operator_epoch=self.epochs,
+                search_conf=self.search_conf,
             ),
             sources=specs,
             model=model,
@@ -286,6 +293,7 @@ class AgentRunner:
             finishes=list(callbacks.finishes),
             train=outcome.train,
             ctx=ctx,
+            trials=dict(callbacks.trials),
         )
 
     def run(self) -> AgentResult:

@@ -20,8 +20,8 @@ nodes:
                serviceInfo: small, maxServiceInfo: null, minServiceInfo: null, next: null}
 ```
 
-Every entry takes the fields of its create body (`ConnectionIn`, `DataSourceIn`,
-`OperatorIn`, `ModelIn`, `ServiceInfoIn`, `NodeIn`; camelCase or snake_case); an
+Every entry takes the fields of its create body (`ExperimentIn`, `ExamIn`, `ConnectionIn`,
+`DataSourceIn`, `OperatorIn`, `ModelIn`, `ServiceInfoIn`, `NodeIn`; camelCase or snake_case); an
 unknown field is an error naming the file, the entry and the field. A node's
 `relation` names its operator, sources, model, service infos and next node; each
 name is looked up in the spec first, then in the space on the server. A relative
@@ -31,6 +31,9 @@ An operator with `codeMode: BUNDLE` may give a local directory or `.tar.gz` / `.
 `codeAddress` (relative to the YAML file's folder): the directory is packed the same way every
 time, its digest becomes `codeAddress: atom-code://sha256:<hex>`, and apply uploads it when
 control does not have it yet.
+
+Experiments, exams (with a `schedule:`), a node's `exam:`, fan-out (`relation.next` as a list) and
+node `inputs` are described in `control.cli._spec_pipeline`.
 """
 
 from __future__ import annotations
@@ -45,11 +48,14 @@ from pydantic import BaseModel, Field, ValidationError
 
 from connectors.errors import ConfigError
 from control import safe_yaml
+from control.cli import _spec_pipeline as pipeline
+from control.cli._spec_code import CodeUpload, resolve_code
 from control.client import KINDS
-from control.code_store import archive_kind, file_digest, pack_dir
 from control.schemas import (
     ConnectionIn,
     DataSourceIn,
+    ExamIn,
+    ExperimentIn,
     ModelIn,
     NodeIn,
     NodeStatus,
@@ -59,7 +65,7 @@ from control.schemas import (
 )
 from control.settings import Settings
 
-#: YAML section -> (resource kind, create body); the order is the order of apply
+#: YAML section -> (resource kind, create body); apply's order is `apply.ORDER`
 SECTIONS: dict[str, tuple[str, type[Wire]]] = {
     "connections": ("connections", ConnectionIn),
     "sources": ("sources", DataSourceIn),
@@ -67,6 +73,8 @@ SECTIONS: dict[str, tuple[str, type[Wire]]] = {
     "models": ("models", ModelIn),
     "serviceInfos": ("service-infos", ServiceInfoIn),
     "nodes": ("nodes", NodeIn),
+    "experiments": ("experiments", ExperimentIn),
+    "exams": ("exams", ExamIn),
 }
 SECTION_ALIASES = {
     "dataSources": "sources",
@@ -95,7 +103,13 @@ class RelationSpec(Wire):
     service_info: str | None = None
     max_service_info: str | None = None
     min_service_info: str | None = None
-    next: str | None = None
+    next: str | list[str] | None = None
+    """The node(s) that wait for this one: a name, or a list of names (fan-out)."""
+
+    def next_names(self) -> list[str]:
+        if self.next is None:
+            return []
+        return [self.next] if isinstance(self.next, str) else list(dict.fromkeys(self.next))
 
     def references(self) -> list[tuple[str, str]]:
         """(kind, name) of everything the relation names."""
@@ -103,18 +117,8 @@ class RelationSpec(Wire):
         refs += [("models", self.model)] if self.model else []
         for si in (self.service_info, self.max_service_info, self.min_service_info):
             refs += [("service-infos", si)] if si else []
-        refs += [("nodes", self.next)] if self.next else []
+        refs += [("nodes", n) for n in self.next_names()]
         return refs
-
-
-@dataclass(frozen=True)
-class CodeUpload:
-    """Local operator code for a BUNDLE operator: a directory (packed at upload) or an archive."""
-
-    path: Path
-    digest: str
-    """`sha256:<hex>` of the tar.gz (directory) or of the file."""
-    size: int
 
 
 @dataclass
@@ -134,9 +138,15 @@ class Entity:
     node_status: NodeStatus | None = None
     code: CodeUpload | None = None
     """A BUNDLE operator's local code, uploaded by apply."""
+    links: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Body field -> (kind, name) whose id apply puts in (an exam's experiment, a node's exam)."""
+    schedule: dict[str, Any] | None = None
+    """An exam's schedule (the wire body), set after the nodes."""
+    members: list[str] = field(default_factory=list)
+    """The nodes an exam's `nodes:` list puts in it."""
 
     def references(self) -> list[tuple[str, str]]:
-        refs: list[tuple[str, str]] = []
+        refs: list[tuple[str, str]] = list(self.links.values())
         if self.kind in ("sources", "models") and self.body.get("connectionName"):
             refs.append(("connections", self.body["connectionName"]))
         if self.relation is not None:
@@ -147,6 +157,8 @@ class Entity:
 @dataclass
 class Spec:
     entities: list[Entity] = field(default_factory=list)
+    invalid: set[tuple[str, str, str]] = field(default_factory=set)
+    """(space, kind, name) of entries refused (their problems are already listed)."""
 
     def of(self, kind: str) -> list[Entity]:
         return [e for e in self.entities if e.kind == kind]
@@ -174,7 +186,32 @@ def load_spec(paths: list[Path], default_space: str) -> Spec:
         for doc_no, doc in enumerate(_read_docs(path, problems)):
             label = path.name if doc_no == 0 else f"{path.name} (document {doc_no + 1})"
             _load_doc(doc, label, path.parent, default_space, spec, problems)
+    return _finish(spec, problems)
+
+
+def load_documents(
+    docs: list[Any], default_space: str, *, label: str = "spec", base: Path | None = None
+) -> Spec:
+    """Validate spec documents already parsed (mappings of sections), as `load_spec` does files.
+
+    Relative paths (a FILE connection's `connectAddr`, a bundle's `codeAddress`) are taken
+    relative to `base` (default: the current directory).
+
+    Raises:
+        SpecError: an entry is invalid.
+    """
+    spec = Spec()
+    problems: list[str] = []
+    base = base or Path.cwd()
+    for doc_no, doc in enumerate(docs):
+        name = label if len(docs) == 1 else f"{label} (document {doc_no + 1})"
+        _load_doc(doc, name, base, default_space, spec, problems)
+    return _finish(spec, problems)
+
+
+def _finish(spec: Spec, problems: list[str]) -> Spec:
     _check_duplicates(spec, problems)
+    pipeline.check_members(spec, problems)
     if problems:
         raise SpecError(problems)
     return spec
@@ -242,6 +279,11 @@ def _load_doc(doc: Any, label: str, base: Path, default_space: str, spec: Spec, 
             entity = _load_entry(raw, section, index, label, base, space, problems)
             if entity is not None:
                 spec.entities.append(entity)
+            elif isinstance(raw, dict):
+                name_field = KINDS[SECTIONS[section][0]]
+                spec.invalid.add(
+                    (space, SECTIONS[section][0], str(raw.get(name_field, raw.get(_snake(name_field)))))
+                )
 
 
 def _load_entry(
@@ -262,9 +304,13 @@ def _load_entry(
             return None
     if kind == "connections":
         _resolve_file_addr(raw, base)
-    code = _resolve_code(raw, base, where, problems) if kind == "operators" else None
+    code = resolve_code(raw, base, where, problems) if kind == "operators" else None
+    links = pipeline.pop_links(kind, raw, where, problems)
+    extras = pipeline.pop_exam_extras(raw, where, problems) if kind == "exams" else (None, [])
+    if kind == "operators" and not pipeline.check_search_conf(raw, where, problems):
+        return None
     obj = _validate(model, raw, where, problems)
-    if obj is None:
+    if obj is None or extras is None:
         return None
     name = getattr(obj, _snake(name_field))
     if kind == "models":
@@ -277,7 +323,8 @@ def _load_entry(
     if kind == "nodes":
         status = NodeStatus(body["nodeStatus"])
         compare.pop("nodeStatus", None)
-    return Entity(kind, name, space, where, body, compare, relation, status, code)
+    schedule, members = extras
+    return Entity(kind, name, space, where, body, compare, relation, status, code, links, schedule, members)
 
 
 def _validate(
@@ -316,53 +363,6 @@ def _resolve_file_addr(raw: dict[str, Any], base: Path) -> None:
     if not path.is_absolute():
         path = (base / path).resolve()
     raw[key] = str(path)
-
-
-def _resolve_code(raw: dict[str, Any], base: Path, where: str, problems: list[str]) -> CodeUpload | None:
-    """For `codeMode: BUNDLE` with a local `codeAddress`: digest it and write `atom-code://<digest>`."""
-    mode = str(raw.get("codeMode", raw.get("code_mode")) or "").strip().upper()
-    key = "codeAddress" if "codeAddress" in raw else "code_address"
-    addr = raw.get(key)
-    if mode != "BUNDLE" or not isinstance(addr, str) or not addr.strip() or addr.startswith("atom-code://"):
-        return None
-    path = Path(addr).expanduser()
-    path = path if path.is_absolute() else (base / path).resolve()
-    raw[key] = "atom-code://sha256:" + "0" * 64  # stands in until the digest is known
-    try:
-        if path.is_dir():
-            module = str(raw.get("moduleName", raw.get("module_name")) or "").strip()
-            missing = _missing_module(path, module.split(".")[0]) if module else None
-            if missing:
-                problems.append(f"{where}: codeAddress {addr!r}: {missing}")
-                return None
-            digest, size = pack_dir(path)
-        elif path.is_file():
-            with open(path, "rb") as f:
-                kind = archive_kind(f.read(8))
-            if kind is None:
-                problems.append(
-                    f"{where}: codeAddress {addr!r}: {path} is neither a directory, a .tar.gz nor a .zip"
-                )
-                return None
-            digest, size = file_digest(path)
-        else:
-            problems.append(f"{where}: codeAddress {addr!r}: no such file or directory ({path})")
-            return None
-    except OSError as exc:
-        problems.append(f"{where}: codeAddress {addr!r}: cannot read {path}: {exc.strerror or exc}")
-        return None
-    raw[key] = f"atom-code://{digest}"
-    return CodeUpload(path, digest, size)
-
-
-def _missing_module(path: Path, top: str) -> str | None:
-    """Why `top` would not import from the directory `path` (None when it would)."""
-    for where in (path, path / "src"):
-        if (where / top).is_dir() or (where / f"{top}.py").is_file():
-            return None
-    entries = sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
-    shown = ", ".join(entries[:15]) + (", ..." if len(entries) > 15 else "")
-    return f"no module {top!r} in {path} (top-level entries: {shown or 'none'})"
 
 
 def _check_duplicates(spec: Spec, problems: list[str]) -> None:

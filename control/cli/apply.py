@@ -1,6 +1,7 @@
 """`atom apply -f spec.yaml`: declarative, idempotent create-or-replace of a spec's entities.
 
-Order: connections, sources, operators, models, service infos, then nodes. A node
+Order: experiments, exams, connections, sources, operators, models, service infos, nodes,
+then exam schedules. A node
 with a relation is written as EDITING, its relation is created (names resolved to
 ids), and only then is its status set to the spec's (usually EDIT_FINISH), so
 control validates the finished definition. Every name a spec refers to is checked
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from control.cli import _apply_pipeline as pipeline
 from control.cli import render
 from control.cli._spec import CodeUpload, Entity, Spec, SpecError
 from control.code_store import human, pack_dir
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
     from control.cli._context import Context
     from control.client import AsyncControlClient
 
-ORDER = ("connections", "sources", "operators", "models", "service-infos", "nodes")
+ORDER = ("experiments", "exams", "connections", "sources", "operators", "models", "service-infos", "nodes")
 
 
 @dataclass
@@ -101,6 +103,7 @@ async def apply_spec(client: AsyncControlClient, spec: Spec, *, dry_run: bool = 
     refs = [(e.space, kind, name) for e in spec.entities for kind, name in e.references()]
     await known.fetch(client, keys + [r for r in refs if spec.find(*r) is None])
     _check_references(spec, known)
+    await pipeline.check_graph(client, spec)
 
     outcomes: list[Outcome] = []
     for kind in ORDER[:-1]:
@@ -109,6 +112,7 @@ async def apply_spec(client: AsyncControlClient, spec: Spec, *, dry_run: bool = 
         for entity in spec.of(kind):
             outcomes.append(await _put(client, entity, known, dry_run))
     outcomes += await _apply_nodes(client, spec.of("nodes"), known, dry_run)
+    outcomes += await pipeline.apply_schedules(client, spec.of("exams"), known.items, dry_run)
     return outcomes
 
 
@@ -168,8 +172,11 @@ def _check_references(spec: Spec, known: _Known) -> None:
         raise SpecError(problems)
 
 
-def _diff(entity: Entity, existing: dict[str, Any]) -> list[str]:
-    return [k for k, v in entity.compare.items() if existing.get(k) != v]
+def _diff(entity: Entity, existing: dict[str, Any], known: _Known) -> list[str]:
+    """The fields `existing` does not hold as the spec says; first the names the entity links to
+    become ids (a link to an entity not created yet, in a dry run, counts as changed)."""
+    unknown = pipeline.resolve_links(entity, known.items)
+    return [k for k, v in entity.compare.items() if not pipeline.same_value(existing.get(k), v)] + unknown
 
 
 async def _put(
@@ -180,7 +187,9 @@ async def _put(
 ) -> Outcome:
     key = (entity.space, entity.kind, entity.name)
     existing = known.items.get(key)
-    changed = _diff(entity, existing) if existing is not None else []
+    changed = _diff(entity, existing, known) if existing is not None else []
+    if existing is None:
+        pipeline.resolve_links(entity, known.items)
     secret = "connectPassword" in entity.body
     if existing is None:
         action, detail = "created", ""
@@ -207,7 +216,9 @@ async def _apply_nodes(
         existing = known.items.get(key)
         status = node.node_status.value if node.node_status else None
         had = existing.get("nodeStatus") if existing else None
-        changed = _diff(node, existing) if existing is not None else []
+        changed = _diff(node, existing, known) if existing is not None else []
+        if existing is None:
+            pipeline.resolve_links(node, known.items)
         if node.relation is not None and (existing is None or not _same_relation(existing, node, known)):
             rewire.append(node)
             changed += ["relation"] if existing is not None else []
@@ -222,7 +233,15 @@ async def _apply_nodes(
         outcomes.append(Outcome("nodes", node.name, node.space, _tense(action, dry_run), ", ".join(changed)))
     if dry_run:
         return outcomes
-    # 2. relations, now that every id is known (createNodeRelation replaces a node's relation)
+    # 2. relations, now that every id is known (createNodeRelation replaces a node's relation);
+    #    edges a node loses go first, so that no write sees old and new edges make a cycle
+    for node in rewire:
+        wanted = _relation_body(node, known)
+        kept = pipeline.kept_next_ids(known.items.get((node.space, "nodes", node.name)), wanted)
+        if kept is not None:
+            await client.create_node_relation(
+                wanted.model_copy(update={"next_node_id": None, "next_node_ids": kept})
+            )
     for node in rewire:
         await client.create_node_relation(_relation_body(node, known))
     # 3. the spec's status, last, so control checks the finished definition
@@ -244,9 +263,11 @@ def _relation_body(node: Entity, known: _Known) -> NodeRelationIn:
     def ref(kind: str, name: str | None) -> int | None:
         return known.id_of(space, kind, name) if name else None
 
+    next_ids = [known.id_of(space, "nodes", n) for n in rel.next_names()]
     return NodeRelationIn(
         node_id=known.id_of(space, "nodes", node.name),
-        next_node_id=ref("nodes", rel.next),
+        next_node_id=next_ids[0] if next_ids else None,
+        next_node_ids=next_ids,
         operator_id=known.id_of(space, "operators", rel.operator),
         data_source_ids=[known.id_of(space, "sources", s) for s in rel.sources],
         model_id=ref("models", rel.model),
@@ -269,8 +290,10 @@ def _same_relation(existing: dict[str, Any], node: Entity, known: _Known) -> boo
         wanted = _relation_body(node, known)
     except SpecError:  # names something not created yet
         return False
-    body = wanted.model_dump(mode="json", by_alias=True, exclude={"data_source_id"})
-    return all(current.get(k) == v for k, v in body.items())
+    body = wanted.model_dump(
+        mode="json", by_alias=True, exclude={"data_source_id", "next_node_id", "next_node_ids"}
+    )
+    return all(current.get(k) == v for k, v in body.items()) and pipeline.same_next(current, wanted)
 
 
 def _tense(action: str, dry_run: bool) -> str:

@@ -16,14 +16,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from control import audit, launch, quota, runs
+from control import attempts, audit, launch, quota, retries, runs
 from control import schemas as s
 from control.access import Principal
 from control.deploy import Deployments
 from control.dispatch import Adapter, planner
 from control.dispatch.describe import RunNames, describe_run, needs_ray
 from control.dispatch.ray import RayAdapter
-from control.errors import Conflict, ControlError
+from control.errors import Conflict, ControlError, InvalidSpec
+from control.pipeline import artifacts, binding, cache
+from control.pipeline.engine import ExamEngine
+from control.schemas.pipeline import FailureClass
 from control.secrets import Vault
 from control.settings import Settings
 from control.store import models as m
@@ -43,6 +46,7 @@ class Orchestrator(Deployments):
         self._background: set[asyncio.Task[Any]] = set()
         self.dispatching: set[int] = set()
         """Runs whose dispatch is under way in this process (a Ray head may be starting for them)."""
+        self.exams = ExamEngine(self)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -175,7 +179,16 @@ class Orchestrator(Deployments):
             self.dispatching.discard(run_id)
 
     async def _dispatch(self, run_id: int, token: str) -> None:
-        run, spec, names = await self.db(lambda ses: _dispatch_inputs(ses, run_id))
+        try:
+            run, spec, names = await self.db(lambda ses: _dispatch_inputs(ses, run_id))
+        except InvalidSpec as exc:  # the node can no longer be built: the run never starts
+            why = str(exc)
+            await self.db(lambda ses: binding.refuse(ses, run_id, why))
+            self.exams.kick()
+            raise
+        if await cache.serve_from_cache(self, run_id):
+            self.exams.kick()
+            return
         adapter = self.adapter(run.adapter)
         over_quota = await self.db(
             lambda ses: quota.try_reserve(ses, runs.get_run(session=ses, run_id=run_id))
@@ -205,13 +218,18 @@ class Orchestrator(Deployments):
             quota.crash_point("quota.after_start")
         except ControlError as exc:
             reason = str(exc)
+            failure = FailureClass.SPEC if isinstance(exc, InvalidSpec) else FailureClass.INFRA
 
-            def fail(ses: Session) -> None:
+            def fail(ses: Session) -> bool:
                 r = runs.get_run(session=ses, run_id=run_id)
-                runs.transition(session=ses, run=r, to=s.RunState.PENDING, reason="dispatching")
-                runs.transition(session=ses, run=r, to=s.RunState.FAILED, reason=reason)
+                return retries.fail_run(
+                    session=ses, run=r, reason=reason, failure=failure, settings=self.settings
+                )
 
-            await self.db(fail)
+            if await self.db(fail):
+                logger.warning("run %s could not be started, retrying later: %s", run_id, reason)
+                return
+            self.exams.kick()  # its downstream runs are decided now
             raise
         info = {
             "command": desc.command,
@@ -230,6 +248,7 @@ class Orchestrator(Deployments):
                 runs.transition(session=ses, run=r, to=s.RunState.PENDING, reason=why)
             elif r.state == s.RunState.PENDING.value and waited.get("waiting"):
                 runs.note(session=ses, run=r, reason=why)
+            attempts.open_attempt(ses, r, adapter=adapter.name, external_id=external_id)
 
         await self.db(dispatched)
 
@@ -250,6 +269,7 @@ class Orchestrator(Deployments):
             )
 
         out, external_id, adapter = await self.db(stop)
+        self.exams.kick()
         if external_id:
             self.spawn(self.adapter(adapter).stop(external_id))
         return out
@@ -263,6 +283,7 @@ class Orchestrator(Deployments):
             if state.is_terminal() and state != s.RunState.SUCCEEDED:
                 raise Conflict(f"run {run.id} already ended as {run.state}: it cannot be finished")
             runs.transition(session=ses, run=run, to=s.RunState.SUCCEEDED, reason="runningAutoFinish")
+            artifacts.record_outputs(session=ses, run=run)
             existing = ses.scalar(select(m.Service).where(m.Service.runtime_id == run.id))
             if existing is not None:
                 return s.FinishResult(
@@ -271,9 +292,11 @@ class Orchestrator(Deployments):
                     service_id=existing.id,
                     msg=f"already finished; service {existing.service_name} exists",
                 ), None
+            before = run.reason
             service = self._plan_service(ses, run)
             if service is None:
-                return s.FinishResult(run_id=run.id, state=s.RunState.SUCCEEDED, msg="finished"), None
+                msg = f"finished; {run.reason}" if run.reason != before else "finished"
+                return s.FinishResult(run_id=run.id, state=s.RunState.SUCCEEDED, msg=msg), None
             start = service.id if service.state == s.ServiceState.STARTING.value else None
             return s.FinishResult(
                 run_id=run.id,
@@ -286,6 +309,7 @@ class Orchestrator(Deployments):
             result, to_start = await self.db(finish)
         except IntegrityError:  # a concurrent finish created the service first
             result, to_start = await self.db(finish)
+        self.exams.kick()
         if to_start is not None:
             await self.start_service(to_start)
         return result
@@ -298,7 +322,7 @@ def _set_log_path(ses: Session, run_id: int, path: str) -> None:
 def _dispatch_inputs(ses: Session, run_id: int) -> tuple[m.Runtime, s.TaskSpec, RunNames]:
     """The run, its spec, and the names its environment carries (space, exam, model version)."""
     run = runs.get_run(session=ses, run_id=run_id)
-    spec = s.TaskSpec.model_validate(run.spec)
+    spec = binding.bind(session=ses, run=run)  # the node as it is now, inputs resolved
     space = ses.get(m.Space, run.space_id) if run.space_id is not None else None
     exam = ses.get(m.Exam, run.exam_id) if run.exam_id is not None else None
     node = ses.get(m.Node, run.node_id) if run.node_id is not None else None

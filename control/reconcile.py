@@ -13,8 +13,9 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,12 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from control import quota, runs
+from control import quota, retries, runs
 from control import schemas as s
 from control.errors import ControlError
 from control.orchestrator import Orchestrator
+from control.pipeline import exam_runs
+from control.pipeline.scheduler import Scheduler
 from control.reconcile_services import ServiceWatch, log_tail
 from control.run_logs import Retention
 from control.secrets import new_token, token_hash
@@ -53,39 +56,12 @@ class Watched:
 
 
 def judge_waiting(*, session: Session) -> list[tuple[int, str]]:
-    """Decide every queued exam run that waits for upstream runs (one reconcile pass).
-
-    A run with a failed or stopped upstream run is stopped ("upstream <name> failed"); one whose
-    upstream runs all succeeded is claimed (pending, a fresh run token). Runs are judged in id
-    order, which is launch order, so a stop cascades down a chain in one pass.
+    """Decide every queued exam run that waits for upstream runs (`control.pipeline.exam_runs.advance`).
 
     Returns:
         `(run id, run token)` of each claimed run: dispatch them.
     """
-    waiting = session.scalars(
-        select(m.Runtime)
-        .where(m.Runtime.state == s.RunState.QUEUED.value, m.Runtime.exam_id.is_not(None))
-        .order_by(m.Runtime.id)
-    ).all()
-    ready: list[tuple[int, str]] = []
-    for run in waiting:
-        wanted = list(run.upstream_run_ids or [])
-        if not wanted:
-            continue  # a root: startNodeTask dispatches it
-        ups = session.scalars(select(m.Runtime).where(m.Runtime.id.in_(wanted)).order_by(m.Runtime.id)).all()
-        ended = [u for u in ups if u.state in (s.RunState.FAILED.value, s.RunState.STOPPED.value)]
-        if ended or len(ups) < len(set(wanted)):
-            why = f"upstream {ended[0].node_name} {ended[0].state}" if ended else "an upstream run is gone"
-            runs.transition(session=session, run=run, to=s.RunState.STOPPED, reason=why)
-        elif all(u.state == s.RunState.SUCCEEDED.value for u in ups):
-            token = new_token()
-            run.token_hash = token_hash(token)
-            names = ", ".join(u.node_name for u in ups)
-            runs.transition(
-                session=session, run=run, to=s.RunState.PENDING, reason=f"upstream {names} succeeded"
-            )
-            ready.append((run.id, token))
-    return ready
+    return exam_runs.advance(session=session)
 
 
 def claim_resource_waiters(*, session: Session) -> list[tuple[int, str]]:
@@ -113,6 +89,10 @@ class Reconciler(ServiceWatch):
         self._http = httpx.AsyncClient(timeout=2.0)
         self._adopted = False
         self.retention = Retention(runs_dir=orch.settings.runs_dir, days=orch.settings.log_retention_days)
+        self.clock: Callable[[], datetime] = utcnow
+        """The time retries are due by (`control.retries.claim_due`); tests set their own."""
+        self.schedules = Scheduler(orch, clock=lambda: self.clock())
+        """Fires due cron schedules and starts queued exam runs (`control.pipeline.scheduler`)."""
 
     async def run_forever(self) -> None:
         while True:
@@ -130,12 +110,19 @@ class Reconciler(ServiceWatch):
     async def reconcile_once(self) -> None:
         if not self._adopted:
             await self._adopt()
+        await self._schedules()
         await self._waiting()
         await self._runs()
         await self._quotas()  # a run it releases is dispatched again on the next pass
         await self._final_logs()
         await self._services()
         await self.retention.tick(self.orch.db)
+
+    async def _schedules(self) -> None:
+        try:
+            await self.schedules.tick()
+        except ControlError as exc:  # a schedule's trouble must not stop the pass for runs
+            logger.warning("schedules: %s", exc)
 
     async def _adopt(self) -> None:
         """After a (re)start: hold again what live agents of an earlier control hold (GPUs, cores)."""
@@ -210,7 +197,11 @@ class Reconciler(ServiceWatch):
     # -- exam launches ----------------------------------------------------------------------
 
     async def _waiting(self) -> None:
-        ready = await self.orch.db(lambda ses: judge_waiting(session=ses))
+        await self.orch.exams.advance()  # claims, skips and dispatches waiting exam runs
+        ready: list[tuple[int, str]] = []
+        now, runs_dir = self.clock(), self.orch.settings.runs_dir
+        due = await self.orch.db(lambda ses: retries.claim_due(session=ses, now=now, runs_dir=runs_dir))
+        ready += [(c.run_id, c.token) for c in due]
         ready += await self.orch.db(lambda ses: claim_resource_waiters(session=ses))
         for run_id, token in ready:
             logger.info("run %s: dispatching", run_id)
@@ -228,6 +219,8 @@ class Reconciler(ServiceWatch):
             for run in ses.scalars(select(m.Runtime).where(m.Runtime.state.in_(ACTIVE))):
                 if run.state == s.RunState.QUEUED.value and run.upstream_run_ids:
                     continue  # waits for its upstream runs (`judge_waiting`)
+                if run.state == s.RunState.QUEUED.value and run.retry_at is not None:
+                    continue  # backs off before its next attempt (`retries.claim_due`)
                 sched = runs.schedule_of(session=ses, run_id=run.id)
                 if sched is not None and sched.external_id is None and (sched.info or {}).get("waiting"):
                     continue  # waits for resources (`claim_resource_waiters`)
@@ -321,13 +314,19 @@ class Reconciler(ServiceWatch):
     async def _fail_run(self, w: Watched, reason: str) -> None:
         def fail(ses: Session) -> None:
             run = runs.get_run(session=ses, run_id=w.run_id)
-            if run.state in ACTIVE:  # the agent may have finished while we looked
+            if run.state not in ACTIVE:  # the agent may have finished while we looked
+                return
+            if run.state == s.RunState.QUEUED.value:
                 # a queued run never started, so it cannot fail (seed 002): it is stopped instead
-                to = s.RunState.STOPPED if run.state == s.RunState.QUEUED.value else s.RunState.FAILED
-                runs.transition(session=ses, run=run, to=to, reason=reason)
+                runs.transition(session=ses, run=run, to=s.RunState.STOPPED, reason=reason)
+                return
+            failure = retries.observed_class(reason)
+            settings = self.orch.settings
+            retries.fail_run(session=ses, run=run, reason=reason, failure=failure, settings=settings)
 
         logger.warning("run %s failed: %s", w.run_id, reason)
         await self.orch.db(fail)
+        self.orch.exams.kick()
 
 
 def _set_reason(ses: Session, run_id: int, reason: str) -> None:

@@ -28,6 +28,9 @@ from control.schemas import (
     TaskEvent,
     TaskSpec,
 )
+from control.schemas.artifacts import ArtifactReport
+from control.schemas.pipeline import FailureClass
+from control.schemas.trials import TrialReport
 from runtime_agent._retry import ControlLink, RetryPolicy, is_transient
 
 if TYPE_CHECKING:
@@ -46,9 +49,19 @@ class Callbacks:
         """Fetch the run's task spec."""
         raise NotImplementedError("this run has no control to fetch its spec from")
 
-    async def report_state(self, state: RunState, reason: str = "") -> None:
-        """Propose a state change (running, succeeded, failed, stopped)."""
-        logger.info("state -> %s%s", state, f" ({reason})" if reason else "")
+    async def report_state(
+        self,
+        state: RunState,
+        reason: str = "",
+        *,
+        failure_class: FailureClass | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        """Propose a state change (running, succeeded, failed, stopped); a failure carries its class
+        (`runtime_agent.failures`) and whether the operator opted in to retries of its own errors."""
+        why = f" ({reason})" if reason else ""
+        kind = f" [{failure_class.value}{', retryable' if retryable else ''}]" if failure_class else ""
+        logger.info("state -> %s%s%s", state, why, kind)
 
     async def heartbeat(self, beat: Heartbeat) -> bool:
         """Send a heartbeat; True when the run was asked to stop."""
@@ -60,10 +73,21 @@ class Callbacks:
         shown = ", ".join(f"{k}={v:.6g}" for k, v in report.values.items())
         logger.info("metrics step %d: %s", report.step, shown)
 
+    async def report_trials(self, trials: list[TrialReport]) -> None:
+        """Send the hyper-parameter search's trials (each replaces its earlier report)."""
+        for trial in trials:
+            best = " (best)" if trial.best else ""
+            logger.info("trial %s %s score=%s%s", trial.trial_id, trial.state, trial.score, best)
+
     async def register_model_version(self, report: ModelVersionReport) -> ModelVersionAssigned | None:
         """Record a new model version; returns what control assigned (None without control)."""
         logger.info("model version: %s (score %.6g)", report.model_address, report.model_score)
         return None
+
+    async def report_artifacts(self, reports: list[ArtifactReport]) -> None:
+        """Report the outputs the run left (sink datasets, declared files)."""
+        for item in reports:
+            logger.info("output %s (%s): %s", item.name, item.kind.value, item.uri)
 
     async def running_auto_finish(self, event: TaskEvent) -> None:
         """Tell control the task finished (it then starts the inference service by deployType)."""
@@ -86,15 +110,27 @@ class RecordingCallbacks(Callbacks):
     """
 
     states: list[tuple[RunState, str]] = field(default_factory=list)
+    failures: list[tuple[FailureClass | None, bool | None]] = field(default_factory=list)
     heartbeats: list[Heartbeat] = field(default_factory=list)
     metrics: list[MetricReport] = field(default_factory=list)
     model_versions: list[ModelVersionReport] = field(default_factory=list)
     finishes: list[TaskEvent] = field(default_factory=list)
+    artifacts: list[ArtifactReport] = field(default_factory=list)
+    trials: dict[str, TrialReport] = field(default_factory=dict)
     stop_after_heartbeats: int | None = None
 
-    async def report_state(self, state: RunState, reason: str = "") -> None:
+    async def report_state(
+        self,
+        state: RunState,
+        reason: str = "",
+        *,
+        failure_class: FailureClass | None = None,
+        retryable: bool | None = None,
+    ) -> None:
         self.states.append((state, reason))
-        await super().report_state(state, reason)
+        if state == RunState.FAILED:
+            self.failures.append((failure_class, retryable))
+        await super().report_state(state, reason, failure_class=failure_class, retryable=retryable)
 
     async def heartbeat(self, beat: Heartbeat) -> bool:
         self.heartbeats.append(beat)
@@ -104,10 +140,18 @@ class RecordingCallbacks(Callbacks):
         self.metrics.append(report)
         await super().report_metrics(report)
 
+    async def report_trials(self, trials: list[TrialReport]) -> None:
+        self.trials.update({trial.trial_id: trial for trial in trials})
+        await super().report_trials(trials)
+
     async def register_model_version(self, report: ModelVersionReport) -> ModelVersionAssigned | None:
         self.model_versions.append(report)
         await super().register_model_version(report)
         return ModelVersionAssigned(model_version=f"v{len(self.model_versions)}", model_version_id=0)
+
+    async def report_artifacts(self, reports: list[ArtifactReport]) -> None:
+        self.artifacts.extend(reports)
+        await super().report_artifacts(reports)
 
     async def running_auto_finish(self, event: TaskEvent) -> None:
         self.finishes.append(event)
@@ -151,9 +195,19 @@ class ControlCallbacks(Callbacks):
     async def task_spec(self) -> TaskSpec:
         return await self.link.call("the task spec request", lambda: self.client.task_spec(self.run_id))
 
-    async def report_state(self, state: RunState, reason: str = "") -> None:
-        await super().report_state(state, reason)
-        report = StateReport(state=state, reason=reason[:2000])
+    async def report_state(
+        self,
+        state: RunState,
+        reason: str = "",
+        *,
+        failure_class: FailureClass | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        await super().report_state(state, reason, failure_class=failure_class, retryable=retryable)
+        body: dict[str, Any] = {"state": state, "reason": reason[:2000]}
+        failure = {"failure_class": failure_class, "retryable": retryable}
+        body.update({k: v for k, v in failure.items() if v is not None})
+        report = StateReport.model_validate(body)  # fields not given stay off the wire
         await self.link.call(f"state {state.value}", lambda: self.client.report_state(self.run_id, report))
 
     async def heartbeat(self, beat: Heartbeat) -> bool:
@@ -215,6 +269,10 @@ class ControlCallbacks(Callbacks):
                     logger.warning("%s refused: %s", what, exc)
                 self.pending.popleft()
 
+    async def report_trials(self, trials: list[TrialReport]) -> None:
+        await super().report_trials(trials)
+        await self.link.call("the search's trials", lambda: self.client.report_trials(self.run_id, trials))
+
     async def register_model_version(self, report: ModelVersionReport) -> ModelVersionAssigned | None:
         await super().register_model_version(report)
         await self.flush_metrics()
@@ -223,6 +281,10 @@ class ControlCallbacks(Callbacks):
         )
         logger.info("control registered model version %s", assigned.model_version)
         return assigned
+
+    async def report_artifacts(self, reports: list[ArtifactReport]) -> None:
+        await super().report_artifacts(reports)
+        await self.link.call("the run's outputs", lambda: self.client.report_artifacts(self.run_id, reports))
 
     async def running_auto_finish(self, event: TaskEvent) -> None:
         await super().running_auto_finish(event)

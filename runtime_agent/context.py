@@ -6,6 +6,7 @@ import logging
 import math
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,14 @@ if TYPE_CHECKING:
 MetricsSink = Callable[[int, dict[str, float]], None]
 SourceOpener = Callable[[str], AsyncIterator["pd.DataFrame"]]
 FileOpener = Callable[[str], Awaitable[list[Path]]]
+
+
+def logical_date_of(text: str | None) -> datetime | None:
+    """A task spec's logicalDate (ISO 8601, UTC when it names no offset) as an aware datetime."""
+    if not text:
+        return None
+    at = datetime.fromisoformat(text)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def clean_metrics(
@@ -52,6 +61,8 @@ class OperatorContext:
         data_dir: the run's working directory.
         summary_dir: where metric summaries go (`metrics.jsonl`).
         share_dir: a directory shared between the runs of one exam.
+        logical_date: the moment a scheduled or backfilled exam run stands for (UTC), else None;
+            also in runParameter `logicalDate` and env ATOM_LOGICAL_DATE.
         logger: a logger for the operator's own lines (they land in the run's log).
         current_source: the data source whose batches are being processed (None outside them).
     """
@@ -75,8 +86,10 @@ class OperatorContext:
         open_source: SourceOpener | None = None,
         open_files: FileOpener | None = None,
         keep_emitted: bool = False,
+        logical_date: datetime | None = None,
     ) -> None:
         self.run_id = run_id
+        self.logical_date = logical_date
         self.operator_conf: dict[str, Any] = dict(operator_conf or {})
         self.environment_conf: dict[str, Any] = dict(environment_conf or {})
         self.model_conf: dict[str, Any] = dict(model_conf or {})
@@ -103,6 +116,10 @@ class OperatorContext:
         self._keep_emitted = keep_emitted
         self._emitted_history: list[pd.DataFrame] = []
         self._collected: dict[str, list[pd.DataFrame]] = {}
+        self.inputs: dict[str, dict[str, Any]] = {}
+        """Input name -> the upstream artifact it resolved to (`name`, `kind`, `uri`, `value`, `runId`)."""
+        self.declared_outputs: dict[str, Path] = {}
+        self._load_input: Callable[[str], Awaitable[Path]] | None = None
 
     # -- metrics ------------------------------------------------------------------------------
 
@@ -175,6 +192,31 @@ class OperatorContext:
         """Every frame emitted (only kept when the context was built with keep_emitted=True)."""
         with self._lock:
             return list(self._emitted_history)
+
+    # -- artifacts between nodes ----------------------------------------------------------------
+
+    def declare_output(self, name: str, path: str | Path) -> None:
+        """Declare a file (or a directory, stored packed) as an output of this run.
+
+        After the sinks commit the agent stores it beside the run's model and reports it; a
+        downstream node names it `thisNode.<name>` in its inputs.
+
+        Args:
+            name: the output's name (letters, digits, `_ . - :`; not `model` or `metrics`).
+            path: the local file or directory.
+        """
+        import re
+
+        if not re.fullmatch(r"[A-Za-z0-9_.:/-]{1,128}", name) or name in ("model", "metrics"):
+            raise ValueError(f"output name {name!r}: use letters, digits and _ . - : (not model or metrics)")
+        with self._lock:
+            self.declared_outputs[name] = Path(path)
+
+    async def input_model(self, name: str = "model") -> Path:
+        """The files of the model version input `name` resolved to, fetched into a local directory."""
+        if self._load_input is None:
+            raise RuntimeError("this context has no inputs attached")
+        return await self._load_input(name)
 
     # -- input data ---------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from control.schemas import (
     TaskEvent,
     TaskSpec,
 )
-from runtime_agent import models
+from runtime_agent import models, outputs
 from runtime_agent._aio import in_daemon_thread
 from runtime_agent.api import ReasoningOperator, TrainOperator, TrainResult
 from runtime_agent.code import fetch_code
@@ -212,7 +212,12 @@ async def execute_hooks(run: Run) -> None:
 
 
 async def train(run: Run) -> TrainResult | None:
-    """Run the operator's `train_loop` with the run's executor (direct or Ray Train), if it has one."""
+    """Run the operator's `train_loop` with the run's executor (direct or Ray Train), if it has one;
+    an operator with a `searchConf` runs a Ray Tune search instead (`runtime_agent.tune`)."""
+    if run.spec.operator.search_conf and is_training(run):
+        from runtime_agent.tune import search_and_train  # Ray: lazily
+
+        return await search_and_train(run)
     if not isinstance(run.op, TrainOperator) or not callable(type(run.op).train_loop):
         return None
     from runtime_agent.train import TrainSetup, plan_for, resolve_executor, run_training  # Ray: lazily
@@ -333,6 +338,7 @@ async def finish(run: Run) -> None:
 async def execute(run: Run, operator: Any = None) -> None:
     """Every step after `running`, in order."""
     run.ctx.stage = "load"
+    outputs.attach(run)
     if run.reader is not None:
         await run.reader.prefetch()  # large files download while the operator loads
     with run.timings.stage("code_fetch"):
@@ -347,6 +353,7 @@ async def execute(run: Run, operator: Any = None) -> None:
     await train(run)
     with run.timings.stage("sink_write"):
         await write_sinks(run)
+        await outputs.report_outputs(run)
     with run.timings.stage("model_upload"):
         await save_model(run)
     with run.timings.stage("callbacks"):

@@ -21,8 +21,9 @@ from control.schemas import (
     RunState,
     TaskSpec,
 )
-from runtime_agent.context import OperatorContext
+from runtime_agent.context import OperatorContext, logical_date_of
 from runtime_agent.errors import RunStopped, describe_exception
+from runtime_agent.failures import classify
 from runtime_agent.logs import add_secret, redact
 from runtime_agent.sources import Connections, ConnectorOpener, SinkWriter, SourceReader
 
@@ -137,8 +138,11 @@ async def run_task(
     except Exception as exc:
         reason = failure_reason(exc)
         logger.error("cannot get the task spec: %s", reason, exc_info=not isinstance(exc, AtomError))
+        failure = classify(exc)
         with contextlib.suppress(Exception):
-            await callbacks.report_state(RunState.FAILED, reason)
+            await callbacks.report_state(
+                RunState.FAILED, reason, failure_class=failure.failure_class, retryable=failure.retryable
+            )
         return RunOutcome(RunState.FAILED, reason, EXIT_FAILED)
     for source in spec.sources:
         add_secret(source.connection.connect_password)
@@ -178,6 +182,7 @@ async def run_task(
         open_source=reader.read_role,
         open_files=reader.files,
         keep_emitted=keep_emitted,
+        logical_date=logical_date_of(spec.logical_date),
     )
     run = Run(
         settings,
@@ -261,8 +266,13 @@ async def run_task(
         outcome = RunOutcome(RunState.FAILED, stage_reason(ctx, failure_reason(exc)), EXIT_FAILED)
         logger.error("run %s failed: %s", spec.run_id, outcome.reason, exc_info=exc)
         await report_last_progress(run)
+        failure = classify(exc, operator_conf=spec.operator.operator_conf, op=run.op)
+        kind, retryable = failure.failure_class, failure.retryable
+        logger.info("failure class: %s%s", kind.value, " (retries of user errors opted in)" * bool(retryable))
         try:
-            await callbacks.report_state(RunState.FAILED, outcome.reason)
+            await callbacks.report_state(
+                RunState.FAILED, outcome.reason, failure_class=kind, retryable=retryable
+            )
         except Exception as report_exc:
             logger.error("could not report the failure: %s", describe_exception(report_exc))
     finally:

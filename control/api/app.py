@@ -13,8 +13,13 @@ from fastapi import FastAPI
 from control.api import errors, openapi
 from control.api.limits import BodyLimit
 from control.api.routes import adapters, agent, code, lamp, render, resources, runs, service_keys, services
+from control.api.routes import artifacts as artifact_routes
+from control.api.routes import attempts as attempt_routes
 from control.api.routes import audit as audit_routes
+from control.api.routes import exam_runs as exam_run_routes
 from control.api.routes import quotas as quota_routes
+from control.api.routes import schedules as schedule_routes
+from control.api.routes import trials as trials_routes
 from control.api.routes import users as user_routes
 from control.dispatch.registry import build_adapters
 from control.orchestrator import Orchestrator
@@ -86,4 +91,9 @@ def create_app(settings: Settings | None = None, *, reconcile: bool = True) -> F
     app.include_router(user_routes.router)
     app.include_router(audit_routes.router)
     app.include_router(quota_routes.router)
+    app.include_router(exam_run_routes.router)
+    app.include_router(schedule_routes.router)
+    app.include_router(attempt_routes.router)
+    app.include_router(trials_routes.router)
+    app.include_router(artifact_routes.router)
     return app

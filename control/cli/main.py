@@ -81,7 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     from control.cli import apply, audit, auth, manifests, quickstart, runs, services
+    from control.cli import artifacts as artifacts_cli
     from control.cli import quota as quota_cli
+    from control.cli import schedules as schedules_cli
+    from control.cli import trials as trials_cli
 
     p = command("server", "run control in the foreground", None)
     p.add_argument("--host", help="address to listen on (env ATOM_HOST; default 127.0.0.1)")
@@ -135,6 +138,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", metavar="RUN_ID")
     p.add_argument("--reason", default="stopped by user")
 
+    from control.cli import attempts as attempts_cli
+
+    p = command("rerun", "run an ended run again as its next attempt (same run id)", attempts_cli.cmd_rerun)
+    p.add_argument("run", metavar="RUN_ID")
+    p.add_argument("--reason", default="re-run by user")
+
+    from control.cli import exam_runs as exam_runs_cli
+
+    listing = command("exam-runs", "list exam runs, or show one with its runs", exam_runs_cli.cmd_exam_runs)
+    again = command("resume", "run a failed exam run again from its failed nodes", exam_runs_cli.cmd_resume)
+    exam_runs_cli.register(listing, again)
+
     p = command("services", "list services; `key NAME`: new key; `public NAME on|off`", services.cmd_services)
     services.register(p)
 
@@ -171,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     auth.register(command)
     audit.register(command)
     quota_cli.register(command)
+    trials_cli.register(command)
+    schedules_cli.register(command)
+    artifacts_cli.register(command)
     _plugin_commands(command)
     return parser
 

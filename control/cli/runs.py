@@ -75,6 +75,8 @@ async def cmd_get(ctx: Context, args: argparse.Namespace) -> int:
 
 
 async def cmd_describe(ctx: Context, args: argparse.Namespace) -> int:
+    from control.cli.attempts import attempts_of, attempts_table
+
     if args.kind not in ("run", "runs"):
         kind = normalize_kind(args.kind)
         async with ctx.client() as client:
@@ -84,7 +86,11 @@ async def cmd_describe(ctx: Context, args: argparse.Namespace) -> int:
     async with ctx.client() as client:
         run = await client.get_run(run_id)
         metrics = await client.run_metrics(run_id)
+        tries = await attempts_of(client, run_id)
     ctx.out.print(render.run_summary(run))
+    if tries:
+        ctx.out.print()
+        ctx.out.print(attempts_table(tries))
     if run.history:
         ctx.out.print()
         ctx.out.print(render.history_table(run))

@@ -15,7 +15,12 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
+from control.client._artifacts import ArtifactsCalls
+from control.client._attempts import AttemptsCalls
+from control.client._exam_runs import ExamRunsCalls
 from control.client._governance import GovernanceCalls
+from control.client._schedules import ScheduleCalls
+from control.client._trials import TrialsCalls
 from control.client._users import UsersCalls
 from control.errors import ControlAPIError, ControlUnreachable
 from control.schemas import (
@@ -58,7 +63,9 @@ KINDS: dict[str, str] = {
 }
 
 
-class AsyncControlClient(UsersCalls, GovernanceCalls):
+class AsyncControlClient(
+    UsersCalls, GovernanceCalls, TrialsCalls, ArtifactsCalls, ExamRunsCalls, ScheduleCalls, AttemptsCalls
+):
     """Talks to one control server.
 
     Args:

@@ -46,6 +46,7 @@ from control.schemas.entities import (
     SpaceOut,
     check_dns1123,
 )
+from control.schemas.exam_runs import ExamRunOut, ExamRunPage, ExamRunStart
 from control.schemas.runs import (
     AdapterOut,
     ConnectionSpec,
@@ -96,6 +97,9 @@ __all__ = [
     "DeployType",
     "ExamIn",
     "ExamOut",
+    "ExamRunOut",
+    "ExamRunPage",
+    "ExamRunStart",
     "ExperimentIn",
     "ExperimentOut",
     "FinishResult",

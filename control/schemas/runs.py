@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from control.schemas._base import (
     INT64_MAX,
@@ -123,6 +123,13 @@ class OperatorSpec(Wire):
     deploy_type: DeployType = DeployType.NOT_DEPLOY
     search_conf: dict[str, Any] = Field(default_factory=dict)
     """The operator's hyper-parameter search (`SearchConf` fields); {}: none."""
+
+    @field_validator("search_conf", mode="before")
+    @classmethod
+    def _search_conf(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        return value.model_dump() if isinstance(value, BaseModel) else value
 
 
 class ModelSpec(Wire):

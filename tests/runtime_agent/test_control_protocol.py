@@ -159,7 +159,7 @@ async def test_failure_is_reported_with_one_line(tmp_path: Path) -> None:
     outcome = await _run(tmp_path, fake)
     assert outcome.exit_code == 1
     assert fake.calls[-1][1].endswith("/state")
-    assert fake.calls[-1][2] == {"state": "failed", "reason": outcome.reason}
+    assert fake.calls[-1][2] == {"state": "failed", "reason": outcome.reason, "failureClass": "user"}
     assert "ValueError: column 'x' has negative values" in outcome.reason
 
 

@@ -80,8 +80,11 @@ def test_sink_write_options_defaults() -> None:
 
     assert write_options(sink("MYSQL", "scores"), "n#1").run_key == "n#1"  # tables: keyed by default
     assert write_options(sink("S3", "out/"), "n#1").run_key == "n#1"  # datasets too
-    assert write_options(sink("FILE", "out.csv"), "n#1").run_key is None  # single files on request
-    assert write_options(sink("FILE", "out.csv", idempotent=True), "n#1").run_key == "n#1"
+    plain = write_options(sink("FILE", "out.csv"), "n#1")  # a single file: keyed in a hidden index
+    assert (plain.run_key, plain.run_index) == ("n#1", True)
+    assert write_options(sink("S3", "out.csv"), "n#1").run_key is None  # a single object on request
+    keyed = write_options(sink("FILE", "out.csv", idempotent=True), "n#1")  # the `_atom_run` column
+    assert (keyed.run_key, keyed.run_index) == ("n#1", False)
     assert write_options(sink("MYSQL", "scores", idempotent=False), "n#1").run_key is None
     assert write_options(sink("MYSQL", "scores", runKey="2026-11-22"), "n#1").run_key == "2026-11-22"
     upsert = write_options(sink("MYSQL", "scores", writeMode="upsert", key=["id"]), "n#1")

@@ -25,10 +25,13 @@ from tui import actions
 from tui.errors import Unavailable
 from tui.format import clock_time, count, progress_bar, run_duration, state_text
 from tui.screens.base import AtomScreen, loader
+from tui.widgets.artifacts import ArtifactsTable
+from tui.widgets.attempts import AttemptsTable
 from tui.widgets.logview import LogView, RunLog
 from tui.widgets.plot import MetricsGrid
+from tui.widgets.trials import TrialsTable
 
-TABS = ("summary", "history", "log", "metrics")
+TABS = ("summary", "history", "log", "metrics", "artifacts", "trials")
 
 
 def head_text(run: RunOut, now: datetime) -> Text:
@@ -129,6 +132,8 @@ class RunDetailScreen(AtomScreen):
         Binding("h", "tab('history')", "History", show=False),
         Binding("l", "tab('log')", "Log"),
         Binding("m", "tab('metrics')", "Metrics"),
+        Binding("a", "tab('artifacts')", "Artifacts", show=False),
+        Binding("t", "tab('trials')", "Trials", show=False),
         Binding("x", "stop", "Stop"),
         Binding("s", "start", "Start node", show=False),
         Binding("escape", "back", "Back"),
@@ -142,6 +147,8 @@ class RunDetailScreen(AtomScreen):
         self.spec: RunSpecView | None = None
         self._metrics_done = False
         self._spec_done = False
+        self._artifacts_done = False
+        self._trials_done = False
         self._log_started = False
         self._loading = False
 
@@ -151,11 +158,16 @@ class RunDetailScreen(AtomScreen):
             with TabPane("Summary", id="summary"), VerticalScroll(id="spec-scroll"):
                 yield Static("loading…", id="spec")
             with TabPane("History", id="history"):
+                yield AttemptsTable(id="attempts-table")
                 yield DataTable(id="history-table", cursor_type="row", zebra_stripes=True)
             with TabPane("Log", id="log"):
                 yield RunLog(self._fetch_log, page=self.config.log_page)
             with TabPane("Metrics", id="metrics"):
                 yield MetricsGrid(id="metrics-grid")
+            with TabPane("Artifacts", id="artifacts"):
+                yield ArtifactsTable(id="artifacts-table")
+            with TabPane("Trials", id="trials"):
+                yield TrialsTable(id="trials-table")
 
     def on_mount(self) -> None:
         self.query_one("#history-table", DataTable).add_columns("at", "from", "to", "reason")
@@ -202,8 +214,28 @@ class RunDetailScreen(AtomScreen):
                 if points is not None:
                     self.query_one(MetricsGrid).update(points)
                     self._metrics_done = True
+            if self.tab == "artifacts" and not self._artifacts_done:
+                await self._load_artifacts(over=run.state.is_terminal())
+            if self.tab == "history" and run.attempt > 1:  # each attempt, its class and reason
+                tries = await self.attempt(lambda c: c.run_attempts(self.run_id), what="loading attempts")
+                if tries is not None:
+                    self.query_one(AttemptsTable).update_items(tries, self.config.clock())
+            if self.tab == "trials" and not self._trials_done:
+                await self._load_trials(over=run.state.is_terminal())
         finally:
             self._loading = False
+
+    async def _load_artifacts(self, *, over: bool) -> None:
+        items = await self.attempt(lambda c: c.run_artifacts(self.run_id), what="loading artifacts")
+        if items is not None:
+            self.query_one(ArtifactsTable).update_items(items)
+            self._artifacts_done = over  # a finished run's artifacts no longer change
+
+    async def _load_trials(self, *, over: bool) -> None:
+        page = await self.attempt(lambda c: c.run_trials(self.run_id), what="loading trials")
+        if page is not None:
+            self.query_one(TrialsTable).update_trials(page)
+            self._trials_done = over  # a finished run's trials no longer change
 
     async def _load_spec(self) -> None:
         spec_widget = self.query_one("#spec", Static)
@@ -254,9 +286,18 @@ class RunDetailScreen(AtomScreen):
             self.query_one("#history-table", DataTable).focus()
         elif tab == "metrics":
             self.query_one(MetricsGrid).focus()
+        elif tab == "artifacts":
+            self.query_one(ArtifactsTable).focus()
+        elif tab == "trials":
+            self.query_one(TrialsTable).focus()
         elif tab == "summary":
             self.query_one("#spec-scroll").focus()
-        if tab in ("metrics", "summary") and self.run is not None and not self.over and not self._loading:
+        stale = (
+            (tab in ("metrics", "summary") and not self.over)
+            or (tab == "artifacts" and not self._artifacts_done)
+            or (tab == "trials" and not self._trials_done)
+        )
+        if stale and self.run is not None and not self._loading:
             self._load()  # what this tab shows, fresh
 
     def action_stop(self) -> None:

@@ -10,12 +10,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.orm import Session
 
-from control import launch, run_logs, runs
+from control import launch, retries, run_logs, runs
 from control import schemas as s
 from control.api.deps import Orch, require_run_token, require_service_token
 from control.api.params import RunId, ServiceId
 from control.errors import NotFound
+from control.pipeline import artifacts
 from control.schemas.logs import LogBatch, LogReceived
+from control.schemas.pipeline import FailureClass
 from control.store import models as m
 from control.store import run_views
 
@@ -40,10 +42,25 @@ def task_spec(run_id: RunId, orch: Orch) -> s.TaskSpec:
 def report_state(run_id: RunId, report: s.StateReport, orch: Orch) -> s.RunOut:
     with orch.store.transaction() as ses:
         run = runs.get_run(session=ses, run_id=run_id)
-        runs.transition(
-            session=ses, run=run, to=report.state, reason=report.reason or f"agent: {report.state.value}"
-        )
-        return run_views.view(session=ses, run=run)
+        reason = report.reason or f"agent: {report.state.value}"
+        if report.state == s.RunState.FAILED and run.state in runs.ACTIVE_STATES:
+            retries.fail_run(
+                session=ses,
+                run=run,
+                reason=reason,
+                failure=report.failure_class or FailureClass.USER,
+                retryable=report.retryable,
+                settings=orch.settings,
+            )
+        else:
+            was = run.state
+            runs.transition(session=ses, run=run, to=report.state, reason=reason)
+            if report.state == s.RunState.SUCCEEDED and was != run.state:
+                artifacts.record_outputs(session=ses, run=run)
+        out = run_views.view(session=ses, run=run)
+    if report.state.is_terminal():
+        orch.exams.kick()  # downstream runs of its exam run start now
+    return out
 
 
 @router.post("/runs/{run_id}/heartbeat", dependencies=[Depends(run_auth)])

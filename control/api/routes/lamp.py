@@ -48,8 +48,8 @@ async def start_node_task(event: s.TaskEvent, orch: Orch, who: Caller) -> s.Star
     """Start a node (taskType NODE) or an exam (taskType EXAM, taskId = exam id).
 
     A node must be EDIT_FINISH and complete; its run is created and dispatched. An exam starts
-    every node in nextNodeId order: roots at once, each other node queued until its upstream
-    runs succeed (stopped if one fails). `runIds` lists every run, roots first.
+    an exam run of every node in DAG order: roots at once, each other node queued until its
+    upstream runs end, then run or skipped by its trigger rule. `runIds` lists every run, roots first.
     """
     await orch.db(lambda ses: _may_start(ses, who, event))
     run_ids = await orch.start_node(event, who=who)

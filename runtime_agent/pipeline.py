@@ -353,12 +353,12 @@ async def execute(run: Run, operator: Any = None) -> None:
     await train(run)
     with run.timings.stage("sink_write"):
         await write_sinks(run)
-        await outputs.report_outputs(run)
     with run.timings.stage("model_upload"):
         await save_model(run)
     with run.timings.stage("callbacks"):
         await run.metric_queue.join()  # live metrics reach control before the version and the finish
         await register_model(run)
+        await outputs.report_outputs(run)  # sink datasets and declared files, before the finish records them
     run.ctx.stage = "finish"
     with contextlib.suppress(Exception):  # the last counts (rows read, stage) before the run ends
         await run.callbacks.heartbeat(

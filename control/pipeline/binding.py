@@ -30,6 +30,10 @@ def bind(*, session: Session, run: m.Runtime) -> s.TaskSpec:
     node = session.get(m.Node, run.node_id) if run.node_id is not None else None
     if node is None:
         return old
+    sched = runs.schedule_of(session=session, run_id=run.id)
+    if sched is not None and (sched.info or {}).get("waiting"):
+        return old  # bound when this attempt was first dispatched; it waits for resources as it asked
+
     event = s.TaskEvent(task_id=node.id, envs=dict(old.envs), run_parameter=dict(old.run_parameter))
     spec = launch.build_task_spec(session=session, node=node, event=event)
     spec.run_id = run.id

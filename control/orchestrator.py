@@ -282,8 +282,9 @@ class Orchestrator(Deployments):
             state = s.RunState(run.state)
             if state.is_terminal() and state != s.RunState.SUCCEEDED:
                 raise Conflict(f"run {run.id} already ended as {run.state}: it cannot be finished")
-            runs.transition(session=ses, run=run, to=s.RunState.SUCCEEDED, reason="runningAutoFinish")
-            artifacts.record_outputs(session=ses, run=run)
+            if state != s.RunState.SUCCEEDED:  # a repeated finish records its outputs once
+                runs.transition(session=ses, run=run, to=s.RunState.SUCCEEDED, reason="runningAutoFinish")
+                artifacts.record_outputs(session=ses, run=run)
             existing = ses.scalar(select(m.Service).where(m.Service.runtime_id == run.id))
             if existing is not None:
                 return s.FinishResult(

@@ -203,12 +203,7 @@ class Reconciler(ServiceWatch):
         due = await self.orch.db(lambda ses: retries.claim_due(session=ses, now=now, runs_dir=runs_dir))
         ready += [(c.run_id, c.token) for c in due]
         ready += await self.orch.db(lambda ses: claim_resource_waiters(session=ses))
-        for run_id, token in ready:
-            logger.info("run %s: dispatching", run_id)
-            try:
-                await self.orch.dispatch(run_id, token)
-            except ControlError as exc:  # dispatch already failed the run with the reason
-                logger.warning("run %s could not be dispatched: %s", run_id, exc)
+        await self.orch.exams.dispatch(ready)
 
     # -- runs -------------------------------------------------------------------------------
 

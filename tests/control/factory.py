@@ -6,6 +6,8 @@ from typing import Any
 
 import httpx
 
+from control.dispatch.base import Adapter, Admission, Observed, RunDescription
+
 SP = "/api/v1/spaces/default"
 LAMP = "/lamp/atom/service/operator"
 
@@ -81,3 +83,27 @@ async def define_node(
     if finish:
         n = await ok(await api.patch(f"{SP}/nodes/{node}", json={"nodeStatus": "EDIT_FINISH"}))
     return {"node": n, "operator": op, "model": model, "sources": ids}
+
+
+class RecordingAdapter(Adapter):
+    """Starts nothing: records each launch (its env holds the run token) and says the agent is alive."""
+
+    name = "local"
+
+    def __init__(self) -> None:
+        self.launches: dict[int, RunDescription] = {}
+        self.stopped: list[str] = []
+
+    async def _start(self, launch: RunDescription, admission: Admission) -> str:
+        assert launch.ident not in self.launches, f"run {launch.ident} dispatched twice"
+        self.launches[launch.ident] = launch
+        return f"fake:{launch.ident}"
+
+    async def _stop(self, external_id: str, *, grace: float) -> None:
+        self.stopped.append(external_id)
+
+    async def _describe(self, external_id: str) -> Observed:
+        return Observed(alive=True)
+
+    def auth(self, run_id: int) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.launches[run_id].env['ATOM_RUN_TOKEN']}"}

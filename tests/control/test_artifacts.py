@@ -12,8 +12,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.control.factory import LAMP, SP, ok
-from tests.control.test_exams import RecordingAdapter, make_exam, run_of
+from tests.control.factory import LAMP, SP, RecordingAdapter, ok
+from tests.control.test_exams import make_exam, run_of
 from tests.control.test_tenancy import add_tenant, add_users, auth
 
 AG = "/api/v1/agent/runs"

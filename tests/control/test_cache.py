@@ -17,9 +17,9 @@ from control import schemas as s
 from control.pipeline import cache, watermarks
 from tests.conftest import MYSQL_HOST, MYSQL_PASSWORD, MYSQL_PORT, MYSQL_USER, mysql_connect
 from tests.connectors.object_fixtures import BUCKET, S3_KEY_ID, S3_SECRET, moto_server, s3_client  # noqa: F401
-from tests.control.factory import LAMP, SP, define_node, ok
+from tests.control.factory import LAMP, SP, RecordingAdapter, define_node, ok
 from tests.control.test_artifacts import bind_model, train_leaves
-from tests.control.test_exams import RecordingAdapter, make_exam, run_of
+from tests.control.test_exams import make_exam, run_of
 
 START = f"{LAMP}/taskEvent/startNodeTask"
 

@@ -14,39 +14,14 @@ from sqlalchemy import update
 
 from control import runs
 from control.api.app import create_app
-from control.dispatch.base import Adapter, Admission, Observed, RunDescription
 from control.schemas import RunState
 from control.settings import Settings
 from control.store import models as m
 from control.store.models import utcnow
-from tests.control.factory import LAMP, SP, define_node, ok
+from tests.control.factory import LAMP, SP, RecordingAdapter, define_node, ok
 
 AG = "/api/v1/agent/runs"
 START = f"{LAMP}/taskEvent/startNodeTask"
-
-
-class RecordingAdapter(Adapter):
-    """Starts nothing: records each launch (its env holds the run token) and says the agent is alive."""
-
-    name = "local"
-
-    def __init__(self) -> None:
-        self.launches: dict[int, RunDescription] = {}
-        self.stopped: list[str] = []
-
-    async def _start(self, launch: RunDescription, admission: Admission) -> str:
-        assert launch.ident not in self.launches, f"run {launch.ident} dispatched twice"
-        self.launches[launch.ident] = launch
-        return f"fake:{launch.ident}"
-
-    async def _stop(self, external_id: str, *, grace: float) -> None:
-        self.stopped.append(external_id)
-
-    async def _describe(self, external_id: str) -> Observed:
-        return Observed(alive=True)
-
-    def auth(self, run_id: int) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.launches[run_id].env['ATOM_RUN_TOKEN']}"}
 
 
 @pytest.fixture

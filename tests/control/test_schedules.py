@@ -17,34 +17,12 @@ from sqlalchemy import select
 from control import users
 from control.access import Role, Scope
 from control.api.app import create_app
-from control.dispatch.base import Adapter, Admission, Observed, RunDescription
 from control.settings import Settings
 from control.store import models as m
-from tests.control.factory import SP, define_node, ok
+from tests.control.factory import SP, RecordingAdapter, define_node, ok
 
 AG = "/api/v1/agent/runs"
 V1 = "/api/v1"
-
-
-class RecordingAdapter(Adapter):
-    """Starts nothing: records each launch and says the agent is alive."""
-
-    name = "local"
-
-    def __init__(self) -> None:
-        self.launches: dict[int, RunDescription] = {}
-        self.stopped: list[str] = []
-
-    async def _start(self, launch: RunDescription, admission: Admission) -> str:
-        assert launch.ident not in self.launches, f"run {launch.ident} dispatched twice"
-        self.launches[launch.ident] = launch
-        return f"fake:{launch.ident}"
-
-    async def _stop(self, external_id: str, *, grace: float) -> None:
-        self.stopped.append(external_id)
-
-    async def _describe(self, external_id: str) -> Observed:
-        return Observed(alive=True)
 
 
 class Clock:

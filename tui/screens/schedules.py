@@ -12,6 +12,7 @@ from rich.text import Text
 from textual import work
 from textual.binding import Binding, BindingType
 
+from control.cli.schedules import relative
 from control.errors import ControlAPIError
 from tui.screens.table import Column, TableScreen, dash
 
@@ -34,22 +35,12 @@ def local_time(value: str | None) -> str:
 
 
 def how_soon(value: str | None, now: datetime) -> str:
-    """`in 3 h`, `in 12 min`, `2 d ago` from `now` (aware)."""
+    """`in 3 h`, `in 12 min`, `2 d ago` from `now` (aware), as `atom schedules` writes it."""
     if not value:
         return ""
     at = datetime.fromisoformat(value)
-    at = at if at.tzinfo else at.replace(tzinfo=UTC)
-    seconds = (at - now).total_seconds()
-    size = abs(seconds)
-    if size < 60:
-        text = f"{int(size)} s"
-    elif size < 3600:
-        text = f"{int(size // 60)} min"
-    elif size < 2 * 86400:
-        text = f"{size / 3600:.0f} h"
-    else:
-        text = f"{size / 86400:.0f} d"
-    return f"in {text}" if seconds >= 0 else f"{text} ago"
+    at = at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo else at
+    return relative(at, now.astimezone(UTC).replace(tzinfo=None))
 
 
 def next_fire(row: dict[str, Any], now: datetime) -> Text | str:

@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session
 
 from control import audit, runs
 from control import schemas as s
-from control.access import Need, Principal, allow, space_for
+from control.access import Need, space_for
 from control.api.deps import Caller, Orch, require_user
 from control.api.params import MAX_ID, ObjectRef, SpaceName, SpaceQuery
-from control.errors import NotFound
+from control.api.tenancy import exam_run_of
 from control.pipeline import exam_runs, resume
 from control.schemas.pipeline import ExamRunState
 from control.schemas.runs import StopBody
@@ -26,16 +26,6 @@ from control.store import repo, run_views
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_user)], tags=["exam runs"])
 ExamRunId = Annotated[int, Path(ge=1, le=MAX_ID, description="an exam run id")]
-
-
-def exam_run_of(session: Session, who: Principal, exam_run_id: int, need: Need = Need.READ) -> m.ExamRun:
-    """Exam run `exam_run_id`, if `who` meets `need` in its space; another space's is missing."""
-    missing = f"exam run {exam_run_id} does not exist"
-    row = session.get(m.ExamRun, exam_run_id)
-    if row is None:
-        raise NotFound(missing)
-    allow(session, who, row.space_id, need, missing)
-    return row
 
 
 def view(session: Session, er: m.ExamRun, *, with_runs: bool = True) -> s.ExamRunOut:

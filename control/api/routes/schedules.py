@@ -14,10 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from control import audit
-from control.access import Need, Principal, allow, space_for
+from control.access import Need, space_for
 from control.api.deps import Caller, Orch, require_user
 from control.api.params import MAX_ID, SpaceQuery
-from control.errors import NotFound
+from control.api.tenancy import exam_of
 from control.pipeline import schedule_store
 from control.pipeline.scheduler import Scheduler
 from control.schemas.schedules import BackfillIn, BackfillOut, ExamRunBrief, ScheduleIn, ScheduleOut
@@ -27,16 +27,6 @@ from control.store.models import utcnow
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_user)], tags=["schedules"])
 
 ExamId = Annotated[int, Path(ge=1, le=MAX_ID, description="an exam id")]
-
-
-def exam_for(ses: Session, who: Principal, exam_id: int, need: Need = Need.READ) -> m.Exam:
-    """The exam, if `who` meets `need` in its space (one they cannot read answers 404)."""
-    missing = f"exam {exam_id} does not exist"
-    exam = ses.get(m.Exam, exam_id)
-    if exam is None:
-        raise NotFound(missing)
-    allow(ses, who, exam.space_id, need, missing)
-    return exam
 
 
 def scheduler_of(request: Request) -> Scheduler | None:
@@ -56,7 +46,7 @@ def list_schedules(orch: Orch, who: Caller, space: SpaceQuery = None) -> list[di
 @router.get("/exams/{exam_id}/schedule", response_model=ScheduleOut)
 def get_schedule(exam_id: ExamId, orch: Orch, who: Caller) -> dict[str, Any]:
     with orch.store.transaction() as ses:
-        exam = exam_for(ses, who, exam_id)
+        exam = exam_of(ses, who, exam_id)
         return schedule_store.view(ses, schedule_store.schedule_of(ses, exam), exam=exam).wire()
 
 
@@ -68,7 +58,7 @@ def put_schedule(
     sched = scheduler_of(request)
     now = sched.clock() if sched is not None else utcnow()
     with orch.store.transaction() as ses:
-        exam = exam_for(ses, who, exam_id, Need.WRITE)
+        exam = exam_of(ses, who, exam_id, Need.WRITE)
         row, created = schedule_store.put_schedule(ses, exam, body, now=now)
         audit.record(
             ses,
@@ -90,7 +80,7 @@ def put_schedule(
 def delete_schedule(exam_id: ExamId, orch: Orch, who: Caller) -> Response:
     """Delete the schedule; its queued exam runs are stopped, running ones go on."""
     with orch.store.transaction() as ses:
-        exam = exam_for(ses, who, exam_id, Need.WRITE)
+        exam = exam_of(ses, who, exam_id, Need.WRITE)
         schedule_store.delete_schedule(ses, exam)
         audit.record(ses, who, "delete", "schedule", exam.exam_name, space_id=exam.space_id)
     return Response(status_code=204)
@@ -104,7 +94,7 @@ async def backfill(
     another (oldest first); running it again creates nothing more."""
 
     def create(ses: Session) -> BackfillOut:
-        exam = exam_for(ses, who, exam_id, Need.WRITE)
+        exam = exam_of(ses, who, exam_id, Need.WRITE)
         out = schedule_store.backfill(ses, exam, body)
         first = out.created[0].logical_date if out.created else None
         audit.record(

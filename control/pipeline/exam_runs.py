@@ -60,8 +60,12 @@ def launch_exam(
     trigger: str = "manual",
     schedule_id: int | None = None,
     logical_date: datetime | None = None,
+    queued: m.ExamRun | None = None,
 ) -> tuple[m.ExamRun, list[tuple[m.Runtime, str | None]]]:
     """Create an exam run and one queued run per node; roots come with a token (dispatch them now).
+
+    `queued`: an exam run a schedule fired earlier and left waiting (policy queue); it is started
+    as it is, keeping its id, instead of a new one being made.
 
     Each run's spec is a placeholder built now (it checks every node can start); the spec the
     agent gets is rebuilt from the node's definition when the run is dispatched
@@ -93,17 +97,14 @@ def launch_exam(
     ordered = check_dag(nodes=nodes, edges=edges)
     ups = graph.upstream_of(by_id, edges)
     plan = [(by_id[i], launch.build_task_spec(session=session, node=by_id[i], event=event)) for i in ordered]
-    exam_run = m.ExamRun(
-        space_id=exam.space_id,
-        exam_id=exam.id,
-        exam_name=exam.exam_name,
-        state=ExamRunState.RUNNING.value,
-        trigger=trigger,
-        schedule_id=schedule_id,
-        logical_date=logical_date,
-        reason=f"started ({trigger})",
-    )
-    session.add(exam_run)
+    if queued is None:
+        exam_run = m.ExamRun(space_id=exam.space_id, exam_id=exam.id, exam_name=exam.exam_name)
+        session.add(exam_run)
+    else:
+        exam_run = queued
+    exam_run.state = ExamRunState.RUNNING.value
+    exam_run.trigger, exam_run.schedule_id, exam_run.logical_date = trigger, schedule_id, logical_date
+    exam_run.reason = f"started ({trigger})"
     session.flush()
     run_of: dict[int, m.Runtime] = {}
     created: list[tuple[m.Runtime, str | None]] = []

@@ -134,9 +134,10 @@ def launch(
     logical_date: datetime,
     trigger: str,
     placer: str | Placer,
+    queued: m.ExamRun | None = None,
 ) -> Outcome:
     """Start an exam run for `logical_date` (its runs get `logicalDate` in runParameter and
-    ATOM_LOGICAL_DATE); raises LaunchRefused when launch_exam refuses."""
+    ATOM_LOGICAL_DATE), or start the `queued` one; raises LaunchRefused when launch_exam refuses."""
     event = s.TaskEvent(task_id=exam.id, task_type="EXAM", run_parameter={"logicalDate": iso(logical_date)})
     try:
         exam_run, made = exam_runs.launch_exam(
@@ -147,6 +148,7 @@ def launch(
             trigger=trigger,
             schedule_id=row.id,
             logical_date=logical_date,
+            queued=queued,
         )
     except ControlError as exc:
         raise LaunchRefused(logical_date, exc) from exc
@@ -252,8 +254,7 @@ def start_queued(
 ) -> Outcome:
     """Start the oldest queued exam run of each exam that has none running.
 
-    A queued run is started by replacing its row with the exam run launch_exam makes (same schedule,
-    logical date and trigger; a new id).
+    A queued run starts as it is (launch_exam fills it in; its id stays).
 
     Args:
         skip: exams whose queued run launch_exam refused in an earlier try of this pass.
@@ -284,11 +285,17 @@ def start_queued(
             continue
         logical_date, trigger = er.logical_date, er.trigger
         assert logical_date is not None
-        session.delete(er)
-        session.flush()
         try:
             out.add(
-                launch(session, exam=exam, row=row, logical_date=logical_date, trigger=trigger, placer=placer)
+                launch(
+                    session,
+                    exam=exam,
+                    row=row,
+                    logical_date=logical_date,
+                    trigger=trigger,
+                    placer=placer,
+                    queued=er,
+                )
             )
         except LaunchRefused as exc:
             exc.exam_run_id, exc.exam_id = er.id, exam.id

@@ -139,11 +139,15 @@ class Claimed:
     attempt: int
 
 
-def _start_attempt(session: Session, run: m.Runtime, runs_dir: Path | None) -> str:
-    """Make `run` (queued) its next attempt: keep the last attempt's log, a new token, spec.attempt."""
+def next_attempt(session: Session, run: m.Runtime, runs_dir: Path | None) -> None:
+    """Count `run`'s next attempt: keep the last attempt's log, clear what belonged to it, spec.attempt.
+
+    Shared by a due retry, a user's re-run and a resume of the run's exam run.
+    """
     if runs_dir is not None:
         attempts.keep_log(session, run, runs_dir)
     run.attempt += 1
+    run.max_attempts = max(run.max_attempts, run.attempt)
     run.retry_at = None
     run.failure_class = None  # the earlier attempts keep theirs (`RunAttempt`)
     run.heartbeat_at = None  # silence counts from this attempt's dispatch
@@ -151,6 +155,11 @@ def _start_attempt(session: Session, run: m.Runtime, runs_dir: Path | None) -> s
     run.progress = None
     run.stage = None
     run.spec = {**run.spec, "attempt": run.attempt}
+
+
+def _start_attempt(session: Session, run: m.Runtime, runs_dir: Path | None) -> str:
+    """Make `run` (queued) its next attempt, pending with a new token."""
+    next_attempt(session, run, runs_dir)
     token = new_token()
     run.token_hash = token_hash(token)
     runs.transition(

@@ -8,8 +8,11 @@ all store state plus dispatch, so it works whatever adapter the runs use.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy.orm import Session
 
+from control import retries
 from control import schemas as s
 from control.errors import Conflict
 from control.pipeline import exam_runs, graph
@@ -24,7 +27,7 @@ def resumable(run: m.Runtime) -> bool:
     return not (run.state == s.RunState.SKIPPED.value and (run.reason or "").startswith(graph.CACHED_PREFIX))
 
 
-def resume(*, session: Session, exam_run: m.ExamRun) -> list[tuple[int, str]]:
+def resume(*, session: Session, exam_run: m.ExamRun, runs_dir: Path | None = None) -> list[tuple[int, str]]:
     """Requeue the exam run's unsucceeded runs; returns `(run id, token)` of those to dispatch now.
 
     Raises:
@@ -39,7 +42,7 @@ def resume(*, session: Session, exam_run: m.ExamRun) -> list[tuple[int, str]]:
     by_id = {r.id: r for r in all_runs}
     again = [r for r in all_runs if resumable(r)]
     for run in again:
-        _requeue(session=session, run=run, reason=why)
+        _requeue(session=session, run=run, reason=why, runs_dir=runs_dir)
     ready: list[tuple[int, str]] = []
     for run in again:
         ups = [by_id.get(u) for u in run.upstream_run_ids or []]
@@ -56,21 +59,14 @@ def resume(*, session: Session, exam_run: m.ExamRun) -> list[tuple[int, str]]:
     return ready
 
 
-def _requeue(*, session: Session, run: m.Runtime, reason: str) -> None:
+def _requeue(*, session: Session, run: m.Runtime, reason: str, runs_dir: Path | None) -> None:
     """Queue an ended run again as its next attempt, with a fresh dispatch record."""
     before = run.state
-    run.attempt += 1
-    run.max_attempts = max(run.max_attempts, run.attempt)
-    run.retry_at = None
-    run.failure_class = None
-    run.stop_requested = False
+    retries.next_attempt(session, run, runs_dir)
     run.state = s.RunState.QUEUED.value
     run.reason = reason
     run.finished_at = None
     run.started_at = None
-    run.heartbeat_at = None
-    run.progress = None
-    run.stage = None
     session.add(m.RunTransition(runtime_id=run.id, from_state=before, to_state=run.state, reason=reason))
     session.add(m.Schedule(runtime_id=run.id, adapter=run.adapter))
     session.flush()

@@ -124,7 +124,7 @@ async def resume_exam_run(exam_run_id: ExamRunId, orch: Orch, who: Caller) -> s.
 
     def requeue(ses: Session) -> list[tuple[int, str]]:
         er = exam_run_of(ses, who, exam_run_id, Need.WRITE)
-        ready = resume.resume(session=ses, exam_run=er)
+        ready = resume.resume(session=ses, exam_run=er, runs_dir=orch.settings.runs_dir)
         audit.record(ses, who, "resume", "exam-run", er.id, space_id=er.space_id)
         return ready
 

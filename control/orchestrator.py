@@ -21,6 +21,7 @@ from control import schemas as s
 from control.access import Principal
 from control.deploy import Deployments
 from control.dispatch import Adapter, planner
+from control.dispatch.base import Admission
 from control.dispatch.describe import RunNames, describe_run, needs_ray
 from control.dispatch.ray import RayAdapter
 from control.errors import Conflict, ControlError, InvalidSpec
@@ -87,6 +88,11 @@ class Orchestrator(Deployments):
         return planner.place(
             self.settings, space=space.space_name if space else "default", spec=spec, available=self.adapters
         ).adapter
+
+    def ray_wait(self) -> str | None:
+        """What a run that trains on the shared Ray cluster waits for (its local head to start)."""
+        ray = self.adapters.get("ray")
+        return ray.head_wait() if isinstance(ray, RayAdapter) else None
 
     async def ray_address(self) -> str | None:
         """The shared Ray cluster's address (control's local head is started on the first call)."""
@@ -201,7 +207,11 @@ class Orchestrator(Deployments):
         try:
             desc = describe_run(self.settings, spec, token=token, names=names)
             await self.db(lambda ses: _set_log_path(ses, run_id, str(desc.log_path)))
-            admission = await adapter.admit(desc)
+            admission = await adapter.admit(desc)  # refuses what this target can never hold
+            ray_wait = self.ray_wait() if run.adapter != "ray" and needs_ray(spec) else None
+            if ray_wait and not admission.wait:  # its workers need the shared head, not up yet
+                await adapter.cancel(desc)
+                admission = Admission(wait=ray_wait)
             if admission.wait:
                 await self.db(lambda ses: _wait(ses, run_id, adapter.name, admission.wait))
                 logger.info("run %s waits: %s", run_id, admission.wait)

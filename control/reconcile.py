@@ -282,9 +282,15 @@ class Reconciler(ServiceWatch):
         return silence
 
     def _silence(self, w: Watched) -> str | None:
+        """Why a live agent counts as lost: silent past `heartbeat_timeout` once it has called,
+        past `agent_start_timeout` (when longer) before its first call."""
         silent = min(w.silent_for, time.monotonic() - self.started)
-        if silent > self.heartbeat_timeout:
-            return f"no heartbeat from the agent for {int(silent)} s (limit {int(self.heartbeat_timeout)} s)"
+        limit = self.heartbeat_timeout
+        if not w.contacted:
+            limit = max(limit, self.orch.settings.agent_start_timeout)
+        if silent > limit:
+            what = "no heartbeat from the agent" if w.contacted else "no call from the agent since its start"
+            return f"{what} for {int(silent)} s (limit {int(limit)} s)"
         return None
 
     async def _sync_log(self, w: Watched) -> None:

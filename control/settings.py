@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     heartbeat_timeout: float = 60.0
     """A running run whose agent has not sent a heartbeat for this long is failed."""
 
+    agent_start_timeout: float = Field(default=120.0, gt=0)
+    """Seconds a started agent may take to make its first call (imports, a cold disk) before its
+    silence fails the run; once it has called, `heartbeat_timeout` applies."""
+
     reconcile_interval: float = 2.0
     """Seconds between reconcile passes."""
 

@@ -114,6 +114,8 @@ def describe_run(
             "ATOM_RESOURCE_MEMORY": str(request.memory_mib),
             "ATOM_RESOURCE_NODES": str(request.nodes),
             "ATOM_TRAIN_WORKERS": str(plan.workers),
+            # a third of control's timeout: two heartbeats may be lost before the run is failed
+            "ATOM_HEARTBEAT_INTERVAL": f"{min(5.0, settings.heartbeat_timeout / 3):g}",
             **host_identity(),
         }
     )

@@ -12,6 +12,7 @@ working_dir upload. Stop, describe and logs go through the same API.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shlex
@@ -76,6 +77,28 @@ class RayAdapter(Adapter):
         self._lock = asyncio.Lock()
         self._requests: dict[str, dict[str, float]] = {}
         self._running: set[str] = set()
+        self._head_start: asyncio.Task[tuple[str, str]] | None = None
+
+    def head_wait(self) -> str | None:
+        """None when the cluster can take a job now; else starts control's local head in the
+        background and says what a run waits for meanwhile (a dispatch does not hold a request
+        for the seconds a head takes to come up; the reconcile loop dispatches it again).
+
+        Raises:
+            DispatchFailed: the last background start failed (the next call tries again).
+        """
+        if self.head is None or self.head.running:
+            return None
+        task = self._head_start
+        if task is not None and task.done():
+            self._head_start = None
+            exc = task.exception()
+            if exc is not None:
+                raise DispatchFailed(f"control's local Ray head did not start: {_gist(exc)}") from exc
+            return None
+        if task is None:
+            self._head_start = asyncio.get_running_loop().create_task(self.ensure())
+        return "waiting for control's local Ray head to start"
 
     @property
     def external(self) -> bool:
@@ -135,6 +158,9 @@ class RayAdapter(Adapter):
         return {"total": total, "used": used, "largest": largest, "nodes": len(alive)}
 
     async def _admit(self, desc: RunDescription) -> Admission:
+        wait = self.head_wait()
+        if wait:
+            return Admission(wait=wait)
         info = await self.cluster()
         where = f"the Ray cluster at {await self._where()}"
         need = entrypoint_resources(desc)
@@ -293,6 +319,9 @@ class RayAdapter(Adapter):
         }
 
     async def aclose(self) -> None:
+        if self._head_start is not None:  # a head coming up is stopped too, once it is up
+            with contextlib.suppress(Exception):
+                await self._head_start
         if self.head is not None and self.head.running:
             await asyncio.to_thread(self.head.stop)
 

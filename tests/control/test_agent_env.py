@@ -116,6 +116,7 @@ def test_a_run_description_carries_identity_resources_and_declared_variables(tmp
     )
     assert env["ATOM_RESOURCE_NODES"] == "2" and env["ATOM_TRAIN_WORKERS"] == "2"
     assert env["ATOM_ENV"] == "test" and env["ATOM_AREA"] == "shanghai"
+    assert env["ATOM_HEARTBEAT_INTERVAL"] == "5"  # default 60 s timeout: the agent's own default
     assert env["RAY_ADDRESS"] == "127.0.0.1:9999" and env["ATOM_TRAIN_EXECUTOR"] == "ray"
     assert env["BATCH"] == "64" and env["FROM_START"] == "1"
     assert "ATOM_HOST_NAME" in env and "ATOM_HOST_IP" in env
@@ -123,6 +124,9 @@ def test_a_run_description_carries_identity_resources_and_declared_variables(tmp
     assert desc.resources.total_gpu == 2 and desc.plan is not None and desc.plan.workers == 2
     assert desc.command[-3:] == ["run", "--run-id", "7"]
     assert desc.log_path == tmp_path / "runs" / "7" / "logs" / "agent.log"
+    quick = Settings(home=tmp_path, heartbeat_timeout=4)
+    env = describe_run(quick, spec, token="tok", names=RunNames(space="research"), environ=CONTROL_ENV).env
+    assert abs(float(env["ATOM_HEARTBEAT_INTERVAL"]) - 4 / 3) < 1e-3  # three beats within the timeout
 
 
 def test_ray_is_needed_only_for_several_workers_or_when_asked(tmp_path: Path) -> None:

@@ -54,3 +54,28 @@ async def test_a_long_image_pull_does_not_count_as_silence(
     await reconciler.reconcile_once()
     run = await ok(await api.get(f"/api/v1/runs/{run_id}"))
     assert run["state"] == "pending", run["reason"]
+
+
+async def test_an_agent_that_has_not_called_yet_gets_the_start_timeout_not_the_heartbeat_one(
+    app: FastAPI, api: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    adapter = PullingAdapter()
+    adapter.pulled = True  # alive at once, but slow to make its first call (imports on a busy host)
+    orch = app.state.orchestrator
+    orch.adapters["local"] = adapter
+    reconciler = app.state.reconciler
+    reconciler.heartbeat_timeout = 0.2
+    reconciler.started -= 60  # no grace after a restart: only the start timeout counts
+    orch.settings.agent_start_timeout = 0.8
+    d = await define_node(api, data_dir=str(tmp_path))
+    started = await ok(await api.post(f"{LAMP}/taskEvent/startNodeTask", json={"taskId": d["node"]["id"]}))
+    (run_id,) = started["runIds"]
+    await asyncio.sleep(0.3)  # past the heartbeat timeout, within the start timeout
+    await reconciler.reconcile_once()
+    run = await ok(await api.get(f"/api/v1/runs/{run_id}"))
+    assert run["state"] == "pending", run["reason"]
+    await asyncio.sleep(0.6)  # past the start timeout too
+    await reconciler.reconcile_once()
+    run = await ok(await api.get(f"/api/v1/runs/{run_id}"))
+    assert run["state"] in ("failed", "queued"), run  # queued: retried later as a lost agent
+    assert "no call from the agent since its start" in run["reason"], run["reason"]

@@ -123,7 +123,7 @@ async def _ready_services(client: AsyncControlClient) -> list[s.ServiceOut] | No
 
 async def test_repeated_agent_calls_record_once(live_control: LiveControl, tmp_path: Path) -> None:
     """What a retry sends again (its answer lost) changes nothing the second time."""
-    async with httpx.AsyncClient(base_url=live_control.url) as api:
+    async with httpx.AsyncClient(base_url=live_control.url, timeout=60) as api:
         d = await define_node(api, data_dir=str(tmp_path), deploy="AUTO_DEPLOY")
     orch = live_control.app.state.orchestrator
     event = s.TaskEvent(task_id=d["node"]["id"])

@@ -172,7 +172,7 @@ async def test_a_run_and_its_service_in_containers_then_a_stopped_run(
             )
             assert run.state.value == "succeeded", run.reason
             assert run.adapter == "docker" and run.external_id == f"{prefix}-run-{run_id}-1", run.external_id
-            async with httpx.AsyncClient(base_url=live.url) as api:
+            async with httpx.AsyncClient(base_url=live.url, timeout=60) as api:
                 described = (await api.get(f"/api/v1/runs/{run_id}")).json()
             assert described["dispatch"]["resources"]["cpu"] == 1
             assert described["dispatch"]["resources"]["memoryMib"] == 2048
@@ -262,7 +262,10 @@ async def test_a_run_that_cannot_start_on_docker_fails_with_one_line_and_leaves_
         docker_settings.docker_host = f"unix://{home}/no-docker.sock"
         expected = f"Docker engine at unix://{home}/no-docker.sock is not answering: "
     with LiveControl(docker_settings) as live:
-        async with AsyncControlClient(live.url) as client, httpx.AsyncClient(base_url=live.url) as api:
+        async with (
+            AsyncControlClient(live.url) as client,
+            httpx.AsyncClient(base_url=live.url, timeout=60) as api,
+        ):
             assert (
                 await asyncio.to_thread(main, ["--url", live.url, "apply", "-f", str(project / "spec.yaml")])
                 == 0
@@ -284,7 +287,10 @@ async def test_a_run_whose_container_runs_out_of_memory_fails_saying_so(
     home = docker_settings.home
     project, _ = _project(home)
     with LiveControl(docker_settings) as live:
-        async with AsyncControlClient(live.url) as client, httpx.AsyncClient(base_url=live.url) as api:
+        async with (
+            AsyncControlClient(live.url) as client,
+            httpx.AsyncClient(base_url=live.url, timeout=60) as api,
+        ):
             assert (
                 await asyncio.to_thread(main, ["--url", live.url, "apply", "-f", str(project / "spec.yaml")])
                 == 0

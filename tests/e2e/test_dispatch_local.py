@@ -42,7 +42,10 @@ async def test_a_local_agent_gets_a_built_environment_and_its_limits(
     release = tmp_path / "release"
     with LiveControl(live_settings) as live:
         try:
-            async with httpx.AsyncClient(base_url=live.url) as api, AsyncControlClient(live.url) as client:
+            async with (
+                httpx.AsyncClient(base_url=live.url, timeout=60) as api,
+                AsyncControlClient(live.url) as client,
+            ):
                 d = await define_node(
                     api,
                     data_dir=str(tmp_path / "data"),
@@ -96,7 +99,10 @@ async def test_gpus_go_to_one_run_each_and_a_run_waits_for_a_free_one(
     make_tabular(tmp_path / "data", rows=50)
     with LiveControl(live_settings) as live:
         try:
-            async with httpx.AsyncClient(base_url=live.url) as api, AsyncControlClient(live.url) as client:
+            async with (
+                httpx.AsyncClient(base_url=live.url, timeout=60) as api,
+                AsyncControlClient(live.url) as client,
+            ):
                 await ok(await api.put(SP, json={"spaceName": "default"}))
                 ids = {}
                 for name in ("first", "second", "greedy"):

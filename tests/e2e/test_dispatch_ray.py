@@ -51,7 +51,10 @@ async def test_a_run_through_the_ray_adapter(tmp_path: Path, ray_settings: Any) 
     make_tabular(tmp_path / "data", rows=300)
     with LiveControl(ray_settings) as live:
         try:
-            async with httpx.AsyncClient(base_url=live.url) as api, AsyncControlClient(live.url) as client:
+            async with (
+                httpx.AsyncClient(base_url=live.url, timeout=60) as api,
+                AsyncControlClient(live.url) as client,
+            ):
                 d = await define_node(
                     api,
                     data_dir=str(tmp_path / "data"),
@@ -118,7 +121,7 @@ async def _service_ready(api: httpx.AsyncClient, service_id: int) -> Any:
 
 
 async def _read(_: Any, live: LiveControl, run_id: int) -> str | None:
-    async with httpx.AsyncClient(base_url=live.url) as api:
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as api:
         chunk = await ok(await api.get(f"/api/v1/runs/{run_id}/logs", params={"offset": 0, "limit": 1 << 20}))
     text = str(chunk.get("text", ""))
     return text if "ENVNAMES" in text and "succeeded" in text else None
@@ -137,7 +140,10 @@ async def test_control_starts_its_own_ray_head_on_first_need_and_stops_it(
             ray = live.app.state.orchestrator.adapters["ray"]
             assert isinstance(ray, RayAdapter) and ray.head is not None
             assert not ray.head.running  # nothing started before a run needs Ray
-            async with httpx.AsyncClient(base_url=live.url) as api, AsyncControlClient(live.url) as client:
+            async with (
+                httpx.AsyncClient(base_url=live.url, timeout=60) as api,
+                AsyncControlClient(live.url) as client,
+            ):
                 d = await define_node(
                     api,
                     data_dir=str(tmp_path / "data"),

@@ -53,7 +53,7 @@ async def test_resume_runs_the_fixed_operator_and_keeps_the_rest(
     data = tmp_path / "data"
     data.mkdir()
     pd.DataFrame({"f0": [float(i) for i in range(ROWS)]}).to_parquet(data / "in.parquet")
-    async with httpx.AsyncClient(base_url=live_control.url) as api:
+    async with httpx.AsyncClient(base_url=live_control.url, timeout=60) as api:
         await ok(await api.put(SP, json={"spaceName": "default"}))
         await ok(
             await api.put(

@@ -47,7 +47,7 @@ async def test_exam_passes_data_downstream(
     data = tmp_path / "data"
     data.mkdir()
     pd.DataFrame({"f0": [float(i) for i in range(ROWS)]}).to_parquet(data / "in.parquet", row_group_size=500)
-    async with httpx.AsyncClient(base_url=live_control.url) as api:
+    async with httpx.AsyncClient(base_url=live_control.url, timeout=60) as api:
         await ok(await api.put(SP, json={"spaceName": "default"}))
         await ok(
             await api.put(

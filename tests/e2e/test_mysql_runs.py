@@ -64,7 +64,7 @@ async def _run_copy(
     }
     if MYSQL_SOCKET:
         conn["sourceConf"] = {"unix_socket": MYSQL_SOCKET}
-    async with httpx.AsyncClient(base_url=live.url) as api:
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as api:
         await ok(await api.put(SP, json={"spaceName": "default"}))
         await ok(await api.put(f"{SP}/connections/dw", json=conn))
         src = await ok(

@@ -40,7 +40,10 @@ async def test_a_killed_agent_is_retried_and_its_sink_holds_each_row_once(
     live_settings.retry_jitter = 0
     live_settings.heartbeat_timeout = 10
     with LiveControl(live_settings) as live:
-        async with httpx.AsyncClient(base_url=live.url) as api, AsyncControlClient(live.url) as client:
+        async with (
+            httpx.AsyncClient(base_url=live.url, timeout=60) as api,
+            AsyncControlClient(live.url) as client,
+        ):
             d = await define_node(
                 api,
                 data_dir=str(data),

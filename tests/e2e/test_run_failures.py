@@ -29,7 +29,7 @@ async def _start(
     conf: dict | None = None,
 ) -> int:
     make_tabular(tmp_path / "data", rows=100)
-    async with httpx.AsyncClient(base_url=live.url) as api:
+    async with httpx.AsyncClient(base_url=live.url, timeout=60) as api:
         d = await define_node(
             api, data_dir=str(tmp_path / "data"), module=module, cls=cls, deploy="NOT_DEPLOY"
         )
@@ -136,7 +136,7 @@ async def test_a_service_whose_model_cannot_load_fails_with_the_reason(
     live_control: LiveControl, client: AsyncControlClient, tmp_path
 ) -> None:
     make_tabular(tmp_path / "data", rows=100)
-    async with httpx.AsyncClient(base_url=live_control.url) as api:
+    async with httpx.AsyncClient(base_url=live_control.url, timeout=60) as api:
         d = await define_node(api, data_dir=str(tmp_path / "data"), deploy="AUTO_DEPLOY")
         conf = {"servingObject": "tests.e2e.operators:NoSuchServing"}
         await ok(await api.patch(f"{SP}/operators/tabular", json={"modelConf": conf}))

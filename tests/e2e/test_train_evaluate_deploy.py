@@ -98,7 +98,7 @@ async def test_evaluated_version_deploys_only_when_it_beats_the_served_one(
     make_tabular(data, rows=800)
     holdout = pd.read_csv(data / "test.csv")
     holdout.to_csv(data / "holdout.csv", index=False)
-    async with httpx.AsyncClient(base_url=live_control.url) as api:
+    async with httpx.AsyncClient(base_url=live_control.url, timeout=60) as api:
         exam_id = await define_chain(api, data)
 
         train1, eval1 = await exam_run(client, exam_id)

@@ -187,7 +187,7 @@ async def test_a_new_user_trains_and_serves_from_the_dashboard(
         await settle(pilot)
         await walk_to(pilot, tree, nav._by_key[node_line])  # type: ignore[attr-defined]
         await pilot.press("s")
-        async with httpx.AsyncClient(base_url=live.url) as http:
+        async with httpx.AsyncClient(base_url=live.url, timeout=60) as http:
             runs = await until(
                 pilot,
                 lambda: _runs(http),

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from tests import schema_templates
+
 #: the Kubernetes API stand-in (kube_api, kubeconfig, kube_client)
 pytest_plugins = ["tests.k8s_sim.fixtures"]
 
@@ -17,6 +19,8 @@ MYSQL_PORT = int(os.environ.get("ATOM_TEST_MYSQL_PORT", "3306"))
 MYSQL_USER = os.environ.get("ATOM_TEST_MYSQL_USER", "root")
 MYSQL_PASSWORD = os.environ.get("ATOM_TEST_MYSQL_PASSWORD", "")
 MYSQL_SOCKET = os.environ.get("ATOM_TEST_MYSQL_SOCKET")
+
+schema_templates.install()  # an empty store starts from a schema migrated once per test process
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

@@ -111,7 +111,7 @@ def write_schema(write_app: FastAPI) -> schemathesis.BaseSchema:
     config = SchemathesisConfig.from_dict(
         {
             "phases": {"examples": {"enabled": False}, "coverage": {"enabled": False}},
-            "generation": {"max-examples": 15},
+            "generation": {"max-examples": 10},
             "seed": 7,
         }
     )

@@ -6,28 +6,38 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
 from control.store.engine import MIGRATIONS, Store
 from control.store.models import Base
 
 
-def _alembic(store: Store, target: str, *, down: bool = False) -> None:
+def _config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def _alembic(store: Store, target: str, *, down: bool = False) -> None:
+    cfg = _config()
     with store.engine.begin() as conn:
         cfg.attributes["connection"] = conn
         (command.downgrade if down else command.upgrade)(cfg, target)
 
 
+def _diff(store: Store) -> list[object]:
+    with store.engine.connect() as conn:
+        return list(
+            compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        )
+
+
 def test_migrations_match_the_models(db_url: str) -> None:
-    store = Store(db_url)
+    store = Store(db_url, migrate=False)
     try:
-        with store.engine.connect() as conn:
-            diff = compare_metadata(
-                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
-            )
-        assert diff == []
+        _alembic(store, "head")  # every migration, for real (not the tests' schema template)
+        assert _diff(store) == []
         columns = {c["name"] for c in inspect(store.engine).get_columns("runtimes")}
         assert {"source_progress", "exam_id", "upstream_run_ids"} <= columns
         _alembic(store, "0001", down=True)  # through 0003 and 0002
@@ -36,5 +46,18 @@ def test_migrations_match_the_models(db_url: str) -> None:
         _alembic(store, "head")
         indexes = {i["name"] for i in inspect(store.engine).get_indexes("runtimes")}
         assert {"ix_runtimes_node_name", "ix_runtimes_exam_id"} <= indexes
+    finally:
+        store.dispose()
+
+
+def test_a_store_started_from_the_tests_schema_template_is_the_migrated_one(db_url: str) -> None:
+    store = Store(db_url)  # empty: `tests.schema_templates` gives it the template's schema
+    try:
+        assert _diff(store) == []
+        with store.engine.connect() as conn:
+            assert (
+                MigrationContext.configure(conn).get_current_revision()
+                == ScriptDirectory.from_config(_config()).get_current_head()
+            )
     finally:
         store.dispose()

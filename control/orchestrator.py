@@ -22,7 +22,7 @@ from control.access import Principal
 from control.deploy import Deployments
 from control.dispatch import Adapter, planner
 from control.dispatch.base import Admission
-from control.dispatch.describe import RunNames, describe_run, needs_ray
+from control.dispatch.describe import RunNames, describe_run, needs_ray, run_dirs
 from control.dispatch.ray import RayAdapter
 from control.errors import Conflict, ControlError, InvalidSpec
 from control.pipeline import artifacts, binding, cache
@@ -173,6 +173,15 @@ class Orchestrator(Deployments):
         await self.dispatch(run.id, token)
         return [run.id]
 
+    async def _prepare(self, run_id: int, *, check_cache: bool) -> _Prepared:
+        try:
+            return await self.db(lambda ses: _prepare(ses, run_id, self.settings, check_cache=check_cache))
+        except InvalidSpec as exc:  # the node can no longer be built: the run never starts
+            why = str(exc)
+            await self.db(lambda ses: binding.refuse(ses, run_id, why))
+            self.exams.kick()
+            raise
+
     async def dispatch(self, run_id: int, token: str) -> None:
         """Describe the run, let its adapter admit it, then start it (or leave it waiting for resources).
 
@@ -185,35 +194,27 @@ class Orchestrator(Deployments):
             self.dispatching.discard(run_id)
 
     async def _dispatch(self, run_id: int, token: str) -> None:
-        try:
-            run, spec, names = await self.db(lambda ses: _dispatch_inputs(ses, run_id))
-        except InvalidSpec as exc:  # the node can no longer be built: the run never starts
-            why = str(exc)
-            await self.db(lambda ses: binding.refuse(ses, run_id, why))
-            self.exams.kick()
-            raise
-        if await cache.serve_from_cache(self, run_id):
-            self.exams.kick()
-            return
+        prep = await self._prepare(run_id, check_cache=True)
+        if prep.cacheable:  # the cache decides before any quota is taken
+            if await cache.serve_from_cache(self, run_id):
+                self.exams.kick()
+                return
+            prep = await self._prepare(run_id, check_cache=False)
+        run, spec, names = prep.run, prep.spec, prep.names
         adapter = self.adapter(run.adapter)
-        over_quota = await self.db(
-            lambda ses: quota.try_reserve(ses, runs.get_run(session=ses, run_id=run_id))
-        )
-        if over_quota:  # waits, holding nothing; the reconcile loop tries again
-            await self.db(lambda ses: _wait(ses, run_id, adapter.name, over_quota))
-            logger.info("run %s waits: %s", run_id, over_quota)
+        if prep.over_quota:  # waits, holding nothing; the reconcile loop tries again
+            logger.info("run %s waits: %s", run_id, prep.over_quota)
             return
         quota.crash_point("quota.after_try")
         try:
             desc = describe_run(self.settings, spec, token=token, names=names)
-            await self.db(lambda ses: _set_log_path(ses, run_id, str(desc.log_path)))
             admission = await adapter.admit(desc)  # refuses what this target can never hold
             ray_wait = self.ray_wait() if run.adapter != "ray" and needs_ray(spec) else None
             if ray_wait and not admission.wait:  # its workers need the shared head, not up yet
                 await adapter.cancel(desc)
                 admission = Admission(wait=ray_wait)
             if admission.wait:
-                await self.db(lambda ses: _wait(ses, run_id, adapter.name, admission.wait))
+                await self.db(lambda ses: _wait(ses, run_id, admission.wait))
                 logger.info("run %s waits: %s", run_id, admission.wait)
                 return
             try:
@@ -326,30 +327,47 @@ class Orchestrator(Deployments):
         return result
 
 
-def _set_log_path(ses: Session, run_id: int, path: str) -> None:
-    runs.get_run(session=ses, run_id=run_id).log_path = path
+@dataclasses.dataclass(frozen=True)
+class _Prepared:
+    """A run ready for its adapter, as one transaction left it.
+
+    Attributes:
+        over_quota: why it waits for its space's quota (recorded; nothing is held).
+        cacheable: its node is cacheable: nothing was reserved, the cache decides first.
+    """
+
+    run: m.Runtime
+    spec: s.TaskSpec
+    names: RunNames
+    over_quota: str = ""
+    cacheable: bool = False
 
 
-def _dispatch_inputs(ses: Session, run_id: int) -> tuple[m.Runtime, s.TaskSpec, RunNames]:
-    """The run, its spec, and the names its environment carries (space, exam, model version)."""
+def _prepare(ses: Session, run_id: int, settings: Settings, *, check_cache: bool) -> _Prepared:
+    """One transaction: bind the run's spec (the node as it is now, inputs resolved), then take
+    its quota (TRYING) and record its log file, or record why it waits."""
     run = runs.get_run(session=ses, run_id=run_id)
-    spec = binding.bind(session=ses, run=run)  # the node as it is now, inputs resolved
+    spec = binding.bind(session=ses, run=run)
     space = ses.get(m.Space, run.space_id) if run.space_id is not None else None
     exam = ses.get(m.Exam, run.exam_id) if run.exam_id is not None else None
     node = ses.get(m.Node, run.node_id) if run.node_id is not None else None
-    return (
-        run,
-        spec,
-        RunNames(
-            space=space.space_name if space else "default",
-            exam=exam.exam_name if exam else "",
-            model_version=runs.next_model_version(session=ses, spec=spec),
-            retries=node.max_retries if node else 0,
-        ),
+    names = RunNames(
+        space=space.space_name if space else "default",
+        exam=exam.exam_name if exam else "",
+        model_version=runs.next_model_version(session=ses, spec=spec),
+        retries=node.max_retries if node else 0,
     )
+    if check_cache and node is not None and node.cacheable:
+        return _Prepared(run, spec, names, cacheable=True)
+    over_quota = quota.try_reserve(ses, run)
+    if over_quota:
+        _wait(ses, run_id, over_quota)
+    else:
+        run.log_path = str(run_dirs(settings, run_id, create=False)["ATOM_LOG_DIR"] / "agent.log")
+    return _Prepared(run, spec, names, over_quota=over_quota)
 
 
-def _wait(ses: Session, run_id: int, adapter: str, reason: str) -> None:
+def _wait(ses: Session, run_id: int, reason: str) -> None:
     """Leave a run pending (not dispatched) until its adapter has the resources; reconcile retries."""
     run = runs.get_run(session=ses, run_id=run_id)
     sched = runs.schedule_of(session=ses, run_id=run_id)

@@ -251,8 +251,9 @@ class Orchestrator(Deployments):
 
         def dispatched(ses: Session) -> None:
             r = runs.get_run(session=ses, run_id=run_id)
-            waited = (runs.schedule_of(session=ses, run_id=run_id) or m.Schedule()).info or {}
-            runs.record_schedule(session=ses, run_id=run_id, external_id=external_id, info=info)
+            sched = runs.schedule_of(session=ses, run_id=run_id)
+            waited = (sched.info or {}) if sched is not None else {}
+            runs.record_schedule(session=ses, run_id=run_id, external_id=external_id, info=info, sched=sched)
             quota.confirm(ses, run_id)
             why = f"started by {adapter.name} adapter as {external_id}"
             if r.state == s.RunState.QUEUED.value:

@@ -160,7 +160,8 @@ def try_reserve(session: Session, run: m.Runtime) -> str:
     if held is not None and held.state in HELD:
         return ""
     want = amount_of(run)
-    why = blocked_by(space, usage(session, space.id, exclude=run.id), want)
+    limited = (space.quota_cpu, space.quota_gpu, space.quota_memory) != (None, None, None)
+    why = blocked_by(space, usage(session, space.id, exclude=run.id), want) if limited else ""
     if why:
         return why
     if held is None:

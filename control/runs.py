@@ -55,10 +55,11 @@ def transition(*, session: Session, run: m.Runtime, to: s.RunState, reason: str)
     session.flush()
 
 
-def record_schedule(*, session: Session, run_id: int, external_id: str, info: dict[str, Any]) -> None:
-    sched = session.scalar(
-        select(m.Schedule).where(m.Schedule.runtime_id == run_id).order_by(m.Schedule.id.desc())
-    )
+def record_schedule(
+    *, session: Session, run_id: int, external_id: str, info: dict[str, Any], sched: m.Schedule | None = None
+) -> None:
+    """Record where the run was started; `sched`: its schedule row, when the caller has it."""
+    sched = sched or schedule_of(session=session, run_id=run_id)
     if sched is not None:
         sched.external_id = external_id
         sched.info = info

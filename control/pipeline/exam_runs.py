@@ -208,6 +208,14 @@ def settle(
     if exam_run_ids is not None:
         q = q.where(m.ExamRun.id.in_(list(exam_run_ids)))
     open_runs = {er.id: er for er in session.scalars(q)}
+    if open_runs:  # those with a run still under way stay open: one small query rules them out
+        busy = session.scalars(
+            select(m.Runtime.exam_run_id)
+            .where(m.Runtime.exam_run_id.in_(list(open_runs)), m.Runtime.state.not_in(list(ENDED)))
+            .distinct()
+        )
+        for er_id in busy:
+            open_runs.pop(er_id or 0, None)
     if not open_runs:
         return
     states: dict[int, list[tuple[str, str]]] = {i: [] for i in open_runs}

@@ -57,7 +57,7 @@ def report_state(run_id: RunId, report: s.StateReport, orch: Orch) -> s.RunOut:
             runs.transition(session=ses, run=run, to=report.state, reason=reason)
             if report.state == s.RunState.SUCCEEDED and was != run.state:
                 artifacts.record_outputs(session=ses, run=run)
-        out = run_views.view(session=ses, run=run)
+        (out,) = run_views.views(session=ses, runs=[run])  # the agent needs no dispatch details
     if report.state.is_terminal():
         orch.exams.kick()  # downstream runs of its exam run start now
     return out

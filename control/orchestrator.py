@@ -80,7 +80,11 @@ class Orchestrator(Deployments):
         try:
             return self.adapters[name]
         except KeyError:
-            raise ControlError(f"dispatch adapter {name!r} is not configured") from None
+            have = ", ".join(sorted(self.adapters)) or "none"
+            raise ControlError(
+                f"dispatch adapter {name!r} is not configured in this control (configured: {have}): "
+                "configure it (ATOM_DISPATCH_ADAPTERS and its ATOM_* settings) and re-run"
+            ) from None
 
     def place_run(self, session: Session, spec: s.TaskSpec) -> str:
         """The adapter for a run of `spec` (the planner; refuses an unconfigured pattern)."""
@@ -201,12 +205,12 @@ class Orchestrator(Deployments):
                 return
             prep = await self._prepare(run_id, check_cache=False)
         run, spec, names = prep.run, prep.spec, prep.names
-        adapter = self.adapter(run.adapter)
         if prep.over_quota:  # waits, holding nothing; the reconcile loop tries again
             logger.info("run %s waits: %s", run_id, prep.over_quota)
             return
         quota.crash_point("quota.after_try")
         try:
+            adapter = self.adapter(run.adapter)  # one dropped from the settings since: the run fails
             desc = describe_run(self.settings, spec, token=token, names=names)
             admission = await adapter.admit(desc)  # refuses what this target can never hold
             ray_wait = self.ray_wait() if run.adapter != "ray" and needs_ray(spec) else None

@@ -51,3 +51,24 @@ async def test_a_request_the_local_host_can_never_hold_is_refused(
     assert msg.startswith("needs 4 GPU; this host (local adapter) has 0")
     (run,) = (await ok(await api.get("/api/v1/runs")))["items"]
     assert run["state"] == "failed" and run["reason"] == msg
+
+
+async def test_a_run_whose_adapter_is_gone_by_its_dispatch_fails_and_holds_no_quota(
+    app: FastAPI, api: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    d = await define_node(api, data_dir=str(tmp_path))
+    await ok(await api.put(f"{SP}/quota", json={"cpu": 0.01}))  # the run waits for its space's quota
+    started = await ok(await api.post(f"{LAMP}/taskEvent/startNodeTask", json={"taskId": d["node"]["id"]}))
+    (run_id,) = started["runIds"]
+    run = await ok(await api.get(f"/api/v1/runs/{run_id}"))
+    assert run["state"] == "pending" and run["reason"].startswith("quota:"), run["reason"]
+    orch = app.state.orchestrator
+    del orch.adapters["local"]  # e.g. a control restarted with other ATOM_DISPATCH_ADAPTERS
+    await ok(await api.put(f"{SP}/quota", json={"cpu": 100}))
+    await app.state.reconciler.reconcile_once()  # dispatches the waiting run again
+    run = await ok(await api.get(f"/api/v1/runs/{run_id}"))
+    assert run["state"] == "failed", run
+    assert run["reason"].startswith("dispatch adapter 'local' is not configured in this control"), run
+    assert "\n" not in run["reason"]
+    quota = await ok(await api.get(f"{SP}/quota"))
+    assert quota["reservations"] == [] and quota["used"]["cpu"] == 0

@@ -121,7 +121,7 @@ def agent_image(docker_engine: Any) -> str:
 
 #: how heavy a test file is, by its marks: heavy files start first, so that the two xdist workers
 #: (`--dist loadfile`) do not end with one of them running a long file while the other idles
-FILE_WEIGHT = {"ray": 4, "docker": 4, "k8s": 3, "slow": 3, "e2e": 2, "tui": 1}
+FILE_WEIGHT = {"slow": 5, "ray": 4, "docker": 4, "k8s": 3, "e2e": 2, "tui": 1}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -24,6 +24,8 @@ from control.api.app import create_app
 from control.settings import Settings
 from control.store import models as m
 
+pytestmark = pytest.mark.slow  # minutes of generated calls: started first (tests/conftest.py)
+
 SP = "/api/v1/spaces/default"
 #: existing names a generated path is pointed at, so writes reach real records
 NAMES = {

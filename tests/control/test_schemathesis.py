@@ -21,6 +21,8 @@ from schemathesis.specs.openapi.checks import status_code_conformance
 from control.api.app import create_app
 from control.settings import Settings
 
+pytestmark = pytest.mark.slow  # minutes of generated calls: started first (tests/conftest.py)
+
 ADMIN_TOKEN = "atom_schemathesis_admin_token"
 CHECKS = [not_a_server_error, status_code_conformance]
 #: examples per operation in the fuzzing phase, by way in (the token run repeats the routes behind

@@ -92,9 +92,16 @@ async def cmd_resume(ctx: Context, args: argparse.Namespace) -> int:
     ident = _ident(args.exam_run)
     async with ctx.client() as client:
         er = await client.resume_exam_run(ident)
-        again = [r for r in er.runs if r.attempt > 1 and r.state.value in ("queued", "pending", "running")]
+        again = [r for r in er.runs if r.attempt > 1 and r.state.value != "succeeded"]
         names = ", ".join(r.node_name for r in again) or "none"
         ctx.out.print(f"resumed exam run [bold]{er.id}[/] ({escape(er.exam_name)}): again {escape(names)}")
+        for r in again:
+            if r.state.value == "failed":  # its dispatch failed at once (e.g. its adapter is gone)
+                ctx.err.print(
+                    f"{escape(r.node_name)} could not start: {escape(r.reason or '')}",
+                    style="red",
+                    soft_wrap=True,
+                )
         if not args.wait:
             return 0
         er = await client.wait_exam_run(ident, args.timeout)

@@ -85,7 +85,7 @@ def _exam_run(live: LiveControl, demo: Demo, state: str) -> int:
                     node_id=node.id,
                     node_name=name,
                     operator_runtime_type=node.operator_runtime_type,
-                    adapter="unconfigured",  # a resumed run is not started anywhere in this test
+                    adapter="local",  # a resumed run waits for the space's quota (set below)
                     state=run_state,
                     reason=reason,
                     token_hash="x" * 64,
@@ -120,6 +120,8 @@ async def test_the_screen_marks_skips_and_resumes(
                 )
             )
     er_id = _exam_run(live, demo, "failed")
+    async with AsyncControlClient(live.url) as client:  # resumed runs wait for it: none starts here
+        await client.request("PUT", "/api/v1/spaces/default/quota", json={"cpu": 0.01})
     app = make_tui()
     async with app.run_test(size=SMALL) as pilot:
         screen = await open_dag(pilot, demo)

@@ -16,7 +16,7 @@ SKIP = "upstream train failed (trigger rule all_success)"
 
 def failed_exam_run(settings: Settings) -> int:
     """Exam run `nightly`: prep succeeded, train failed, evaluate skipped (their adapter is not
-    configured, so a resumed run is not started anywhere)."""
+    configured in this control, so a resumed run's dispatch fails at once with that reason)."""
     store = Store(settings.database_url)
     try:
         with store.transaction() as ses:
@@ -65,6 +65,17 @@ def failed_exam_run(settings: Settings) -> int:
         store.dispose()
 
 
+def mark_running(settings: Settings, exam_run_id: int) -> None:
+    store = Store(settings.database_url)
+    try:
+        with store.transaction() as ses:
+            er = ses.get(m.ExamRun, exam_run_id)
+            assert er is not None
+            er.state, er.finished_at = "running", None
+    finally:
+        store.dispose()
+
+
 def test_list_show_and_resume(atom: Atom, control_settings: Settings) -> None:
     er = failed_exam_run(control_settings)
     code, out, _ = atom("exam-runs")
@@ -76,11 +87,13 @@ def test_list_show_and_resume(atom: Atom, control_settings: Settings) -> None:
     evaluate = next(line for line in out.splitlines() if "evaluate" in line)
     assert "train" in evaluate and "skipped" in evaluate  # after train, and why it was skipped
 
-    code, out, _ = atom("resume", str(er))
+    code, out, err = atom("resume", str(er))
     assert code == 0 and f"resumed exam run {er}" in out and "train, evaluate" in out
+    assert "train could not start: attempt 2/2: dispatch adapter 'unconfigured' is not configured" in err
     code, out, _ = atom("exam-runs", str(er))
     assert "2/2" in out and "1/1" in out  # train and evaluate on their 2nd attempt, prep kept
 
+    mark_running(control_settings, er)  # e.g. resumed by someone else a moment ago
     code, _, err = atom("resume", str(er))
     assert code == 1
     assert f"exam run {er} is running: only a failed or stopped exam run can be resumed" in err

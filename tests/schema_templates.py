@@ -17,6 +17,7 @@ migrates for real, and compares a migrated store with a cloned one.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -49,7 +50,9 @@ def sqlite_template() -> Path:
     global _sqlite_template
     with _lock:
         if _sqlite_template is None:
-            path = Path(tempfile.mkdtemp(prefix="atom-schema-")) / "template.db"
+            folder = tempfile.mkdtemp(prefix="atom-schema-")
+            atexit.register(shutil.rmtree, folder, True)  # gone with the test process
+            path = Path(folder) / "template.db"
             engine = store_engine.make_engine(f"sqlite:///{path}")
             _real_upgrade(engine)
             engine.dispose()  # the last connection folds the WAL into the file

@@ -44,16 +44,7 @@ def connection_config(spec: ConnectionSpec, *, default_addr: str | Path | None =
     addr = spec.connect_addr
     if not addr and default_addr is not None and str(spec.connect_type) == "FILE":
         addr = str(default_addr)
-    return ConnectionConfig(
-        connect_type=str(spec.connect_type),
-        addr=addr,
-        port=spec.connect_port,
-        account=spec.connect_account,
-        password=spec.connect_password,
-        space=spec.connect_space,
-        colony_type=str(spec.colony_type),
-        source_conf=dict(spec.source_conf),
-    )
+    return spec.connector_config(addr=addr)
 
 
 def read_options(source: SourceSpec) -> ReadOptions:

@@ -38,6 +38,14 @@ class UsageError(ConfigError):
     """A command line Atom cannot act on (exit code 2)."""
 
 
+def id_arg(text: str, what: str = "run") -> int:
+    """A numeric id typed on the command line (`what`: the thing it names, for the error)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"{what} id must be a number, got {text!r}") from None
+
+
 def normalize_kind(kind: str) -> str:
     """Map a kind as typed (`node`, `serviceInfos`, `si` ...) to its `KINDS` key.
 

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from control.cli import render
-from control.cli._context import Context, UsageError
+from control.cli._context import Context, id_arg
 from control.errors import ControlAPIError
 
 if TYPE_CHECKING:
@@ -57,10 +57,7 @@ async def attempts_of(client: AsyncControlClient, run_id: int) -> list[dict[str,
 
 async def cmd_rerun(ctx: Context, args: argparse.Namespace) -> int:
     """`atom rerun RUN_ID`: the ended run again, as its next attempt (same id, same sink rows)."""
-    try:
-        run_id = int(args.run)
-    except ValueError:
-        raise UsageError(f"run id must be a number, got {args.run!r}") from None
+    run_id = id_arg(args.run)
     async with ctx.client() as client:
         run = await client.rerun(run_id, args.reason)
     line = Text(f"run {run['id']}: attempt {run['attempt']}/{run['maxAttempts']} ")

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from control.cli import render
-from control.cli._context import UsageError
+from control.cli._context import id_arg
 from control.schemas.exam_runs import ExamRunOut
 from control.schemas.pipeline import ExamRunState
 
@@ -27,13 +27,6 @@ def register(sub: argparse.ArgumentParser, resume: argparse.ArgumentParser) -> N
     resume.add_argument("exam_run", metavar="EXAM_RUN_ID")
     resume.add_argument("--wait", action="store_true", help="wait until the exam run ends")
     resume.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait with --wait")
-
-
-def _ident(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise UsageError(f"exam run id must be a number, got {text!r}") from None
 
 
 def exam_runs_table(items: list[ExamRunOut], *, total: int) -> Table:
@@ -78,7 +71,7 @@ def exam_run_table(er: ExamRunOut) -> Table:
 async def cmd_exam_runs(ctx: Context, args: argparse.Namespace) -> int:
     async with ctx.client() as client:
         if args.exam_run:
-            ctx.out.print(exam_run_table(await client.exam_run(_ident(args.exam_run))))
+            ctx.out.print(exam_run_table(await client.exam_run(id_arg(args.exam_run, "exam run"))))
             return 0
         page = await client.exam_runs(space=ctx.space, exam_id=args.exam, state=args.state, limit=args.limit)
     if not page.items:
@@ -89,7 +82,7 @@ async def cmd_exam_runs(ctx: Context, args: argparse.Namespace) -> int:
 
 
 async def cmd_resume(ctx: Context, args: argparse.Namespace) -> int:
-    ident = _ident(args.exam_run)
+    ident = id_arg(args.exam_run, "exam run")
     async with ctx.client() as client:
         er = await client.resume_exam_run(ident)
         again = [r for r in er.runs if r.attempt > 1 and r.state.value != "succeeded"]

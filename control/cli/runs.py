@@ -27,7 +27,7 @@ from rich.progress import (
 from rich.text import Text
 
 from control.cli import render
-from control.cli._context import UsageError, missing_space, no_space_note, normalize_kind, parse_pairs
+from control.cli._context import id_arg, missing_space, no_space_note, normalize_kind, parse_pairs
 from control.errors import ControlAPIError
 from control.schemas import RunOut, RunState, TaskEvent
 
@@ -82,7 +82,7 @@ async def cmd_describe(ctx: Context, args: argparse.Namespace) -> int:
         async with ctx.client() as client:
             _dump(ctx, await _get_named(client, ctx.space, kind, args.name), "yaml")
         return 0
-    run_id = _run_id(args.name)
+    run_id = id_arg(args.name)
     async with ctx.client() as client:
         run = await client.get_run(run_id)
         metrics = await client.run_metrics(run_id)
@@ -115,13 +115,6 @@ def _dump(ctx: Context, data: Any, fmt: str) -> None:
         ctx.out.file.write(json.dumps(data, indent=2, default=str) + "\n")
     else:
         ctx.out.file.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
-
-
-def _run_id(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise UsageError(f"run id must be a number, got {text!r}") from None
 
 
 # -- start / stop -----------------------------------------------------------------------------
@@ -158,7 +151,7 @@ async def cmd_start(ctx: Context, args: argparse.Namespace) -> int:
 
 
 async def cmd_stop(ctx: Context, args: argparse.Namespace) -> int:
-    run_id = _run_id(args.run)
+    run_id = id_arg(args.run)
     async with ctx.client() as client:
         run = await client.stop_run(run_id, args.reason)
     line = Text(f"run {run.id}: ").append_text(render.state_text(run.state))
@@ -226,7 +219,7 @@ async def log_page(client: AsyncControlClient, run_id: int, offset: int) -> LogP
 
 
 async def cmd_logs(ctx: Context, args: argparse.Namespace) -> int:
-    run_id = _run_id(args.run)
+    run_id = id_arg(args.run)
     async with ctx.client() as client:
         offset = 0
         while True:

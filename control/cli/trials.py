@@ -10,7 +10,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from control.cli._context import Context, UsageError
+from control.cli._context import Context, id_arg
 from control.schemas.trials import TrialList
 
 STATE_STYLES = {"succeeded": "green", "failed": "red", "stopped": "yellow", "running": "cyan"}
@@ -64,10 +64,7 @@ def trials_table(page: TrialList) -> Table:
 
 
 async def cmd_trials(ctx: Context, args: argparse.Namespace) -> int:
-    try:
-        run_id = int(args.run)
-    except ValueError:
-        raise UsageError(f"run id must be a number, got {args.run!r}") from None
+    run_id = id_arg(args.run)
     async with ctx.client() as client:
         page = await client.run_trials(run_id)
     if args.json:

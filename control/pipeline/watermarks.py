@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from connectors.base import ConnectionConfig, Connector
+from connectors.base import Connector
 from connectors.errors import AtomError
 from control import schemas as s
 
@@ -33,20 +33,6 @@ GLOB_CHARS = "*?["
 
 class NoWatermark(Exception):
     """The source's watermark cannot be read; the message says why (one line)."""
-
-
-def connection_config(conn: s.ConnectionSpec) -> ConnectionConfig:
-    """The connector config of a wire connection (its password already decrypted)."""
-    return ConnectionConfig(
-        connect_type=str(conn.connect_type),
-        addr=conn.connect_addr,
-        port=conn.connect_port,
-        account=conn.connect_account,
-        password=conn.connect_password,
-        space=conn.connect_space,
-        colony_type=str(conn.colony_type),
-        source_conf=dict(conn.source_conf),
-    )
 
 
 def digest(items: Any) -> str:
@@ -88,7 +74,7 @@ async def watermark(source: s.SourceSpec) -> dict[str, Any]:
         raise NoWatermark(
             "a FILE connection without connectAddr is read from each run's own folder: give it an address"
         )
-    async with open_connector(connection_config(source.connection)) as conn:
+    async with open_connector(source.connection.connector_config()) as conn:
         if kind == "FILE":
             return await file_watermark(conn, target)
         if kind == "MYSQL":

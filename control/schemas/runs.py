@@ -9,7 +9,7 @@ which never carries a password.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
@@ -39,6 +39,9 @@ from control.schemas._base import (
 )
 from control.schemas.entities import ServiceInfoFields
 from control.schemas.pipeline import FailureClass
+
+if TYPE_CHECKING:
+    from connectors.base import ConnectionConfig
 
 
 class TaskEvent(Wire):
@@ -83,6 +86,22 @@ class ConnectionSpecFields(Wire):
 
 class ConnectionSpec(ConnectionSpecFields):
     connect_password: str = Field(default="", repr=False)
+
+    def connector_config(self, *, addr: str | None = None) -> ConnectionConfig:
+        """The connector library's config of this connection (its password as it is here);
+        `addr` replaces `connectAddr`."""
+        from connectors.base import ConnectionConfig  # deferred: wire models load without connectors
+
+        return ConnectionConfig(
+            connect_type=str(self.connect_type),
+            addr=self.connect_addr if addr is None else addr,
+            port=self.connect_port,
+            account=self.connect_account,
+            password=self.connect_password,
+            space=self.connect_space,
+            colony_type=str(self.colony_type),
+            source_conf=dict(self.source_conf),
+        )
 
 
 class SourceSpecFields(Wire):

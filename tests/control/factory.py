@@ -107,3 +107,42 @@ class RecordingAdapter(Adapter):
 
     def auth(self, run_id: int) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.launches[run_id].env['ATOM_RUN_TOKEN']}"}
+
+
+async def exam_data_node(
+    api: httpx.AsyncClient,
+    name: str,
+    *,
+    operator: str,
+    source: str,
+    sink: str,
+    exam_id: int,
+    page_rows: int | None = None,
+) -> int:
+    """Node `name` of exam `exam_id`: operator `operator` reads `source` and writes `sink` through
+    the FILE connection `files` (sources `<name>-in` / `<name>-out`); its id."""
+    ids = []
+    for src, role, target in ((f"{name}-in", "source", source), (f"{name}-out", "sink", sink)):
+        body: dict[str, Any] = {
+            "sourceName": src,
+            "connectionName": "files",
+            "sourceType": role,
+            "operateExecute": target,
+        }
+        if role == "source" and page_rows is not None:
+            body["paginateReadNum"] = page_rows
+        ids.append((await ok(await api.put(f"{SP}/sources/{src}", json=body)))["id"])
+    node = await ok(
+        await api.put(
+            f"{SP}/nodes/{name}",
+            json={"nodeName": name, "operatorRuntimeType": "PYTHON_DATA", "examId": exam_id},
+        )
+    )
+    op = await ok(await api.get(f"{SP}/operators/{operator}"))
+    await ok(
+        await api.post(
+            f"{LAMP}/node/createNodeRelation",
+            json={"nodeId": node["id"], "operatorId": op["id"], "dataSourceIds": ids},
+        )
+    )
+    return int(node["id"])

@@ -10,32 +10,11 @@ import pandas as pd
 import pytest
 
 from control.client import AsyncControlClient
-from tests.control.factory import LAMP, SP, ok
+from tests.control.factory import LAMP, SP, exam_data_node, ok
 from tests.e2e.conftest import LiveControl
 
 pytestmark = pytest.mark.e2e
 ROWS = 300
-
-
-async def _node(api: httpx.AsyncClient, name: str, op: str, source: str, sink: str, exam_id: int) -> int:
-    ids = []
-    for src, role, target in ((f"{name}-in", "source", source), (f"{name}-out", "sink", sink)):
-        body = {"sourceName": src, "connectionName": "files", "sourceType": role, "operateExecute": target}
-        ids.append((await ok(await api.put(f"{SP}/sources/{src}", json=body)))["id"])
-    node = await ok(
-        await api.put(
-            f"{SP}/nodes/{name}",
-            json={"nodeName": name, "operatorRuntimeType": "PYTHON_DATA", "examId": exam_id},
-        )
-    )
-    operator = await ok(await api.get(f"{SP}/operators/{op}"))
-    await ok(
-        await api.post(
-            f"{LAMP}/node/createNodeRelation",
-            json={"nodeId": node["id"], "operatorId": operator["id"], "dataSourceIds": ids},
-        )
-    )
-    return int(node["id"])
 
 
 def _operator(name: str, cls: str) -> dict[str, str]:
@@ -67,8 +46,12 @@ async def test_resume_runs_the_fixed_operator_and_keeps_the_rest(
         exam = await ok(
             await api.put(f"{SP}/exams/daily", json={"examName": "daily", "experimentId": experiment["id"]})
         )
-        load = await _node(api, "load", "loader", "mid.parquet", "out.csv", exam["id"])
-        extract = await _node(api, "extract", "copy", "in.parquet", "mid.parquet", exam["id"])
+        load = await exam_data_node(
+            api, "load", operator="loader", source="mid.parquet", sink="out.csv", exam_id=exam["id"]
+        )
+        extract = await exam_data_node(
+            api, "extract", operator="copy", source="in.parquet", sink="mid.parquet", exam_id=exam["id"]
+        )
         rel = (await ok(await api.get(f"{SP}/nodes/extract")))["relation"]
         body = {k: rel[k] for k in ("nodeId", "operatorId", "dataSourceIds")}
         await ok(await api.post(f"{LAMP}/node/createNodeRelation", json={**body, "nextNodeIds": [load]}))

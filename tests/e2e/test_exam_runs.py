@@ -10,35 +10,13 @@ import pytest
 
 from control.client import AsyncControlClient
 from control.schemas import TaskEvent
-from tests.control.factory import LAMP, SP, ok
+from tests.control.factory import LAMP, SP, exam_data_node, ok
 from tests.e2e.conftest import LiveControl, run_state, wait_for
 
 pytestmark = pytest.mark.e2e
 ENDED = ("succeeded", "failed", "stopped")
 ROWS = 1500
-
-
-async def _node(api: httpx.AsyncClient, name: str, source: str, sink: str, exam_id: int) -> int:
-    ids = []
-    for src, role, target in ((f"{name}-in", "source", source), (f"{name}-out", "sink", sink)):
-        body = {"sourceName": src, "connectionName": "files", "sourceType": role, "operateExecute": target}
-        if role == "source":
-            body["paginateReadNum"] = 500
-        ids.append((await ok(await api.put(f"{SP}/sources/{src}", json=body)))["id"])
-    node = await ok(
-        await api.put(
-            f"{SP}/nodes/{name}",
-            json={"nodeName": name, "operatorRuntimeType": "PYTHON_DATA", "examId": exam_id},
-        )
-    )
-    op = await ok(await api.get(f"{SP}/operators/copy"))
-    await ok(
-        await api.post(
-            f"{LAMP}/node/createNodeRelation",
-            json={"nodeId": node["id"], "operatorId": op["id"], "dataSourceIds": ids},
-        )
-    )
-    return int(node["id"])
+PAGE = 500
 
 
 async def test_exam_passes_data_downstream(
@@ -70,8 +48,24 @@ async def test_exam_passes_data_downstream(
         exam = await ok(
             await api.put(f"{SP}/exams/daily", json={"examName": "daily", "experimentId": experiment["id"]})
         )
-        load = await _node(api, "load", "mid.parquet", "out.csv", exam["id"])
-        extract = await _node(api, "extract", "in.parquet", "mid.parquet", exam["id"])
+        load = await exam_data_node(
+            api,
+            "load",
+            operator="copy",
+            source="mid.parquet",
+            sink="out.csv",
+            exam_id=exam["id"],
+            page_rows=500,
+        )
+        extract = await exam_data_node(
+            api,
+            "extract",
+            operator="copy",
+            source="in.parquet",
+            sink="mid.parquet",
+            exam_id=exam["id"],
+            page_rows=500,
+        )
         rel = await ok(await api.get(f"{SP}/nodes/extract"))
         await ok(
             await api.post(

@@ -36,14 +36,22 @@ def connection_spec(conn: m.Connection) -> s.ConnectionSpec:
     )
 
 
-def build_task_spec(*, session: Session, node: m.Node, event: s.TaskEvent) -> s.TaskSpec:
-    rel = relations.relation_of(session=session, node_id=node.id)
+def build_task_spec(
+    *, session: Session, node: m.Node, event: s.TaskEvent, wiring: relations.Wiring | None = None
+) -> s.TaskSpec:
+    """The node's spec as its definition is now. `wiring`: its relation and data source ids when
+    the caller loaded them for many nodes at once (`relations.wiring_of`)."""
+    if wiring is None:
+        rel = relations.relation_of(session=session, node_id=node.id)
+        source_ids = relations.relation_source_ids(session=session, relation_id=rel.id) if rel else []
+    else:
+        rel, source_ids = wiring.relation, wiring.source_ids
     if rel is None:
         raise InvalidSpec(f"node {node.node_name!r} has no relation: create it with createNodeRelation")
     op = session.get(m.Operator, rel.operator_id)
     assert op is not None
     sources = []
-    for sid in relations.relation_source_ids(session=session, relation_id=rel.id):
+    for sid in source_ids:
         src = session.get(m.DataSource, sid)
         conn = session.get(m.Connection, src.connection_id) if src else None
         if src is None or conn is None:
@@ -99,10 +107,30 @@ def new_runtime(
         exam_id: the exam launch the run belongs to.
         upstream_run_ids: runs that must succeed first (the run waits queued until then).
     """
+    run, token = queue_runtime(
+        session=session, spec=spec, space_id=space_id, node_id=node_id, adapter=adapter, reason=reason
+    )
+    run.exam_id = exam_id
+    session.flush()
+    finish_runtime(session=session, run=run, spec=spec, upstream_run_ids=upstream_run_ids)
+    session.flush()
+    return run, token
+
+
+def queue_runtime(
+    *,
+    session: Session,
+    spec: s.TaskSpec,
+    space_id: int | None,
+    node_id: int | None,
+    adapter: str | Placer,
+    reason: str,
+) -> tuple[m.Runtime, str]:
+    """The first half of `new_runtime`: the queued runtime, added but not flushed, and its token.
+    Many runs created together are flushed at once, then each gets `finish_runtime`."""
     if not isinstance(adapter, str):
         adapter = adapter(session, spec)  # refuses an unconfigured pattern before anything is stored
     token = new_token()
-    attempt = 1  # attempts count within the run (`control.retries`), not across a node's runs
     node = session.get(m.Node, node_id) if node_id is not None else None
     run = m.Runtime(
         space_id=space_id,
@@ -112,24 +140,31 @@ def new_runtime(
         adapter=adapter,
         state=s.RunState.QUEUED.value,
         reason=reason,
-        attempt=attempt,
+        attempt=1,  # attempts count within the run (`control.retries`), not across a node's runs
         max_attempts=1 + (node.max_retries if node is not None else 0),
         token_hash=token_hash(token),
         spec={},
         envs=spec.envs,
         run_parameter=spec.run_parameter,
-        exam_id=exam_id,
-        upstream_run_ids=list(upstream_run_ids) if exam_id is not None else None,
     )
     session.add(run)
-    session.flush()
-    spec.run_id = run.id
-    spec.attempt = attempt
-    run.spec = spec.wire()
-    session.add(m.RunTransition(runtime_id=run.id, from_state=None, to_state=run.state, reason=reason))
-    session.add(m.Schedule(runtime_id=run.id, adapter=adapter))
-    session.flush()
     return run, token
+
+
+def finish_runtime(
+    *, session: Session, run: m.Runtime, spec: s.TaskSpec, upstream_run_ids: Sequence[int] = ()
+) -> None:
+    """The second half of `new_runtime`, once `run` has its id: its spec, first transition and
+    schedule record, and (a run of an exam) the runs it waits for."""
+    spec.run_id = run.id
+    spec.attempt = run.attempt
+    run.spec = spec.wire()
+    session.add(m.RunTransition(runtime_id=run.id, from_state=None, to_state=run.state, reason=run.reason))
+    session.add(m.Schedule(runtime_id=run.id, adapter=run.adapter))
+    if run.exam_id is not None:
+        ups = list(dict.fromkeys(upstream_run_ids))
+        run.upstream_run_ids = ups
+        session.add_all(m.RunUpstream(runtime_id=run.id, upstream_id=u) for u in ups)
 
 
 def start_task(
@@ -153,17 +188,25 @@ def start_task(
     )
 
 
-def refuse_busy(*, session: Session, node: m.Node) -> None:
-    busy = session.scalar(
-        select(m.Runtime.id).where(
-            m.Runtime.node_id == node.id,
-            m.Runtime.state.in_(
-                [s.RunState.QUEUED.value, s.RunState.PENDING.value, s.RunState.RUNNING.value]
-            ),
-        )
-    )
-    if busy is not None:
-        raise Conflict(f"node {node.node_name!r} is already running as run {busy}: stop it first")
+def refuse_busy(*, session: Session, nodes: Sequence[m.Node]) -> None:
+    """Refuse (409) when one of `nodes` has a run that has not ended yet."""
+    by_id = {n.id: n for n in nodes}
+    ids = list(by_id)
+    for at in range(0, len(ids), 500):
+        busy = session.execute(
+            select(m.Runtime.node_id, m.Runtime.id)
+            .where(
+                m.Runtime.node_id.in_(ids[at : at + 500]),
+                m.Runtime.state.in_(
+                    [s.RunState.QUEUED.value, s.RunState.PENDING.value, s.RunState.RUNNING.value]
+                ),
+            )
+            .order_by(m.Runtime.id)
+            .limit(1)
+        ).first()
+        if busy is not None:
+            name = by_id[busy.node_id].node_name
+            raise Conflict(f"node {name!r} is already running as run {busy.id}: stop it first")
 
 
 def start_node(*, session: Session, event: s.TaskEvent, adapter: str | Placer) -> tuple[m.Runtime, str]:
@@ -183,7 +226,7 @@ def start_node(*, session: Session, event: s.TaskEvent, adapter: str | Placer) -
             field="operatorRuntimeType",
             field_msg=f"node {node.node_name!r} is {node.operator_runtime_type}",
         )
-    refuse_busy(session=session, node=node)
+    refuse_busy(session=session, nodes=[node])
     spec = build_task_spec(session=session, node=node, event=event)
     return new_runtime(
         session=session,

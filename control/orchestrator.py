@@ -186,19 +186,33 @@ class Orchestrator(Deployments):
             self.exams.kick()
             raise
 
-    async def dispatch(self, run_id: int, token: str) -> None:
+    def prepare_claimed(self, ses: Session, claimed: list[tuple[int, str]]) -> list[Claimed]:
+        """`_prepare` each run just claimed, in the claiming transaction; a run whose spec can no
+        longer be built is failed here (`prepared` None: nothing to dispatch)."""
+        out: list[Claimed] = []
+        for run_id, token in claimed:
+            try:
+                prep: _Prepared | None = _prepare(ses, run_id, self.settings, check_cache=True)
+            except InvalidSpec as exc:
+                binding.refuse(ses, run_id, str(exc))
+                prep = None
+            out.append(Claimed(run_id, token, prep))
+        return out
+
+    async def dispatch(self, run_id: int, token: str, prepared: _Prepared | None = None) -> None:
         """Describe the run, let its adapter admit it, then start it (or leave it waiting for resources).
 
         A run the adapter can never place, or that fails to start, is failed with the reason.
+        `prepared`: the run as `prepare_claimed` left it (else it is prepared here).
         """
         self.dispatching.add(run_id)
         try:
-            await self._dispatch(run_id, token)
+            await self._dispatch(run_id, token, prepared)
         finally:
             self.dispatching.discard(run_id)
 
-    async def _dispatch(self, run_id: int, token: str) -> None:
-        prep = await self._prepare(run_id, check_cache=True)
+    async def _dispatch(self, run_id: int, token: str, prepared: _Prepared | None) -> None:
+        prep = prepared or await self._prepare(run_id, check_cache=True)
         if prep.cacheable:  # the cache decides before any quota is taken
             if await cache.serve_from_cache(self, run_id):
                 self.exams.kick()
@@ -346,6 +360,15 @@ class _Prepared:
     names: RunNames
     over_quota: str = ""
     cacheable: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Claimed:
+    """A run the exam engine claimed: its token, and `prepared` unless its spec was refused."""
+
+    run_id: int
+    token: str
+    prepared: _Prepared | None
 
 
 def _prepare(ses: Session, run_id: int, settings: Settings, *, check_cache: bool) -> _Prepared:

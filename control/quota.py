@@ -94,7 +94,17 @@ def usage(session: Session, space_id: int, *, exclude: int | None = None) -> Amo
 
 def lock_space(session: Session, space_id: int) -> m.Space | None:
     """The space row, held until the transaction ends (SELECT ... FOR UPDATE; on SQLite a no-op
-    write takes the database's single write lock, and reads after it see every committed row)."""
+    write takes the database's single write lock, and reads after it see every committed row).
+    A space this transaction already holds is not locked and read again."""
+    txn = session.get_transaction()
+    held: tuple[object, set[int]] | None = session.info.get("locked_spaces")
+    if txn is not None and held is not None and held[0] is txn and space_id in held[1]:
+        return session.get(m.Space, space_id)
+    if txn is not None and (held is None or held[0] is not txn):
+        held = (txn, set())
+        session.info["locked_spaces"] = held
+    if held is not None:
+        held[1].add(space_id)
     if session.get_bind().dialect.name == "sqlite":
         session.execute(
             update(m.Space)

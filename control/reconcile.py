@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from control import quota, retries, runs
 from control import schemas as s
 from control.errors import ControlError
-from control.orchestrator import Orchestrator
+from control.orchestrator import Claimed, Orchestrator
 from control.pipeline import exam_runs
 from control.pipeline.scheduler import Scheduler
 from control.reconcile_services import ServiceWatch, log_tail
@@ -198,11 +198,14 @@ class Reconciler(ServiceWatch):
 
     async def _waiting(self) -> None:
         await self.orch.exams.advance()  # claims, skips and dispatches waiting exam runs
-        ready: list[tuple[int, str]] = []
-        now, runs_dir = self.clock(), self.orch.settings.runs_dir
-        due = await self.orch.db(lambda ses: retries.claim_due(session=ses, now=now, runs_dir=runs_dir))
-        ready += [(c.run_id, c.token) for c in due]
-        ready += await self.orch.db(lambda ses: claim_resource_waiters(session=ses))
+        now, runs_dir, prepare = self.clock(), self.orch.settings.runs_dir, self.orch.prepare_claimed
+
+        def due(ses: Session) -> list[Claimed]:
+            claimed = retries.claim_due(session=ses, now=now, runs_dir=runs_dir)
+            return prepare(ses, [(c.run_id, c.token) for c in claimed])
+
+        ready = await self.orch.db(due)
+        ready += await self.orch.db(lambda ses: prepare(ses, claim_resource_waiters(session=ses)))
         await self.orch.exams.dispatch(ready)
 
     # -- runs -------------------------------------------------------------------------------

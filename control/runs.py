@@ -6,6 +6,7 @@ by `control.launch` (startNodeTask); views of runs are in `control.store.run_vie
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from sqlalchemy import select
@@ -13,9 +14,9 @@ from sqlalchemy.orm import Session
 
 from control import attempts, quota
 from control import schemas as s
-from control.errors import InvalidSpec, NotFound
+from control.errors import InvalidSpec, NotFound, Unauthorized
 from control.pipeline import best_version
-from control.secrets import Vault
+from control.secrets import Vault, token_hash
 from control.states import check
 from control.store import models as m
 from control.store.models import utcnow
@@ -27,6 +28,15 @@ def get_run(*, session: Session, run_id: int) -> m.Runtime:
     run = session.get(m.Runtime, run_id)
     if run is None:
         raise NotFound(f"run {run_id} does not exist")
+    return run
+
+
+def agent_run(*, session: Session, run_id: int, token: str) -> m.Runtime:
+    """The run whose agent holds `token`: a run that does not exist or another token is refused
+    with 401 (an agent learns nothing about other runs)."""
+    run = session.get(m.Runtime, run_id)
+    if run is None or not hmac.compare_digest(run.token_hash, token_hash(token)):
+        raise Unauthorized(f"run {run_id}: the run token is not valid")
     return run
 
 

@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from control.api import errors, openapi
 from control.api.limits import BodyLimit
@@ -30,6 +30,13 @@ from control.settings import Settings
 from control.store.engine import Store
 
 logger = logging.getLogger(__name__)
+
+
+async def healthz(request: Request) -> dict[str, Any]:
+    """Control is up; which store dialect it uses, and its version. (A module-level function: a
+    route closing over its app would be kept alive by FastAPI's caches after the app is gone.)"""
+    orch: Orchestrator = request.app.state.orchestrator
+    return {"ok": True, "store": orch.store.engine.url.get_backend_name(), "version": request.app.version}
 
 
 def create_app(settings: Settings | None = None, *, reconcile: bool = True) -> FastAPI:
@@ -82,10 +89,7 @@ def create_app(settings: Settings | None = None, *, reconcile: bool = True) -> F
         code_max_bytes=settings.code_max_bytes,
     )
 
-    @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, Any]:
-        return {"ok": True, "store": store.engine.url.get_backend_name(), "version": app.version}
-
+    app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     for module in (resources, lamp, runs, services, agent, code, adapters, render, service_keys):
         app.include_router(module.router)
     app.include_router(user_routes.router)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from control import runs
 from control.access import Principal, Scope, authenticate
 from control.errors import Forbidden, Unauthorized
 from control.orchestrator import Orchestrator
@@ -19,7 +20,12 @@ def orchestrator(request: Request) -> Orchestrator:
     return orch
 
 
-Orch = Annotated[Orchestrator, Depends(orchestrator)]
+async def _orchestrator(request: Request) -> Orchestrator:
+    """The dependency form of `orchestrator` (async: FastAPI runs it without a worker thread)."""
+    return orchestrator(request)
+
+
+Orch = Annotated[Orchestrator, Depends(_orchestrator)]
 
 
 def bearer(request: Request) -> str | None:
@@ -53,14 +59,24 @@ Caller = Annotated[Principal, Depends(caller)]
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+async def agent_token(request: Request) -> str:
+    """The run token an agent's call carries (checked against the run in the route's own
+    transaction, `runs.agent_run`); none at all is refused here with 401."""
+    token = bearer(request)
+    if not token:
+        raise Unauthorized(f"run {request.path_params.get('run_id', '?')}: the agent must send its run token")
+    return token
+
+
+RunToken = Annotated[str, Depends(agent_token)]
+
+
 def require_run_token(request: Request, run_id: int) -> None:
     token = bearer(request)
     if not token:
         raise Unauthorized(f"run {run_id}: the agent must send its run token")
     with orchestrator(request).store.transaction() as ses:
-        run = ses.get(m.Runtime, run_id)
-        if run is None or not hmac.compare_digest(run.token_hash, token_hash(token)):
-            raise Unauthorized(f"run {run_id}: the run token is not valid")
+        runs.agent_run(session=ses, run_id=run_id, token=token)
 
 
 def require_service_token(request: Request, service_id: int) -> None:

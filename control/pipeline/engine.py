@@ -17,7 +17,7 @@ from control.errors import ControlError
 from control.pipeline import exam_runs
 
 if TYPE_CHECKING:
-    from control.orchestrator import Orchestrator
+    from control.orchestrator import Claimed, Orchestrator
 
 logger = logging.getLogger(__name__)
 
@@ -34,17 +34,26 @@ class ExamEngine:
         self._loop = asyncio.get_running_loop()
         async with self._lock:  # held through the dispatch: whoever waits sees the runs started
             self._pending = False
-            ready = await self.orch.db(lambda ses: exam_runs.advance(session=ses))
-            await self.dispatch(ready)
-        return [run_id for run_id, _ in ready]
+            claimed = await self.orch.db(
+                lambda ses: self.orch.prepare_claimed(ses, exam_runs.advance(session=ses))
+            )
+            await self.dispatch(claimed)
+        return [c.run_id for c in claimed]
 
-    async def dispatch(self, ready: list[tuple[int, str]]) -> None:
-        for run_id, token in ready:
-            logger.info("run %s: dispatching", run_id)
+    async def dispatch(self, claimed: list[Claimed]) -> None:
+        """Dispatch each claimed run (prepared in the claiming transaction, where it could be)."""
+        refused = False
+        for c in claimed:
+            if c.prepared is None:  # its spec could not be built: it failed, its downstream runs decide
+                refused = True
+                continue
+            logger.info("run %s: dispatching", c.run_id)
             try:
-                await self.orch.dispatch(run_id, token)
+                await self.orch.dispatch(c.run_id, c.token, c.prepared)
             except ControlError as exc:  # dispatch already failed the run with the reason
-                logger.warning("run %s could not be dispatched: %s", run_id, exc)
+                logger.warning("run %s could not be dispatched: %s", c.run_id, exc)
+        if refused:
+            self.kick()
 
     def kick(self) -> None:
         """Advance exam runs soon (a run just ended)."""

@@ -10,11 +10,12 @@ caller's transaction; none dispatches.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session, aliased
 
 from control import launch, runs
 from control import schemas as s
@@ -90,13 +91,16 @@ def launch_exam(
             field="taskId",
             field_msg=f"node(s) {names} not EDIT_FINISH",
         )
-    for node in nodes:
-        launch.refuse_busy(session=session, node=node)
+    launch.refuse_busy(session=session, nodes=nodes)
     edges = exam_edges(session=session, nodes=nodes)
     by_id = {n.id: n for n in nodes}
     ordered = check_dag(nodes=nodes, edges=edges)
     ups = graph.upstream_of(by_id, edges)
-    plan = [(by_id[i], launch.build_task_spec(session=session, node=by_id[i], event=event)) for i in ordered]
+    wiring = relations.wiring_of(session=session, node_ids=ordered)
+    plan = [
+        (by_id[i], launch.build_task_spec(session=session, node=by_id[i], event=event, wiring=wiring[i]))
+        for i in ordered
+    ]
     if queued is None:
         exam_run = m.ExamRun(space_id=exam.space_id, exam_id=exam.id, exam_name=exam.exam_name)
         session.add(exam_run)
@@ -108,28 +112,26 @@ def launch_exam(
     session.flush()
     run_of: dict[int, m.Runtime] = {}
     created: list[tuple[m.Runtime, str | None]] = []
-    for node, spec in plan:
-        up_runs = [run_of[u] for u in ups[node.id]]
+    for node, spec in plan:  # every run is inserted with one flush, then finished
         spec.exam_run_id = exam_run.id
         spec.logical_date = logical_date.isoformat() if logical_date else None
-        reason = (
-            f"waiting for {', '.join(r.node_name for r in up_runs)}"
-            if up_runs
-            else f"startNodeTask (exam {exam.exam_name})"
-        )
-        run, token = launch.new_runtime(
+        up_names = ", ".join(by_id[u].node_name for u in ups[node.id])
+        reason = f"waiting for {up_names}" if up_names else f"startNodeTask (exam {exam.exam_name})"
+        run, token = launch.queue_runtime(
             session=session,
             spec=spec,
             space_id=node.space_id,
             node_id=node.id,
             adapter=adapter,
             reason=reason,
-            exam_id=exam.id,
-            upstream_run_ids=[r.id for r in up_runs],
         )
-        run.exam_run_id = exam_run.id
+        run.exam_id, run.exam_run_id = exam.id, exam_run.id
         run_of[node.id] = run
-        created.append((run, None if up_runs else token))
+        created.append((run, None if ups[node.id] else token))
+    session.flush()
+    for node, spec in plan:
+        up_ids = [run_of[u].id for u in ups[node.id]]
+        launch.finish_runtime(session=session, run=run_of[node.id], spec=spec, upstream_run_ids=up_ids)
     session.flush()
     return exam_run, created
 
@@ -145,23 +147,24 @@ def claim(*, session: Session, run: m.Runtime, reason: str) -> str:
 def advance(*, session: Session, now: datetime | None = None) -> list[tuple[int, str]]:
     """Decide every queued exam run whose upstream runs all ended; settle finished exam runs.
 
-    Runs are judged in id order, which is launch order (upstream first), so a skip cascades down
-    a chain in one pass. Queued runs with `retry_at` wait for their next attempt (`retries`).
+    A skip ends a run, so its downstream runs may be decided too: passes repeat until one skips
+    nothing, and a skip cascades down a chain in one call. Queued runs with `retry_at` wait for
+    their next attempt (`retries`).
 
     Returns:
         `(run id, run token)` of each claimed run: dispatch them.
     """
-    waiting = session.execute(
-        select(m.Runtime.id, m.Runtime.upstream_run_ids, m.Runtime.node_id)
-        .where(
-            m.Runtime.state == s.RunState.QUEUED.value,
-            m.Runtime.exam_id.is_not(None),
-            m.Runtime.retry_at.is_(None),
-        )
-        .order_by(m.Runtime.id)
-    ).all()
-    waiting = [w for w in waiting if w.upstream_run_ids]
-    ids = sorted({u for w in waiting for u in w.upstream_run_ids})
+    ready: list[tuple[int, str]] = []
+    while _decide(session=session, ready=ready):
+        pass
+    settle(session=session, now=now)
+    return ready
+
+
+def _decide(*, session: Session, ready: list[tuple[int, str]]) -> int:
+    """One pass over the decidable runs: claim (into `ready`) or skip each; how many it skipped."""
+    waiting = session.execute(decidable()).all()
+    ids = sorted({u for w in waiting for u in w.upstream_run_ids or []})
     known: dict[int, graph.Upstream] = {}
     for at in range(0, len(ids), 500):
         for row in session.execute(
@@ -171,9 +174,9 @@ def advance(*, session: Session, now: datetime | None = None) -> list[tuple[int,
         ):
             known[row.id] = graph.Upstream(row.node_name, row.state, row.reason or "")
     rules = _rules(session=session, node_ids={w.node_id for w in waiting if w.node_id is not None})
-    ready: list[tuple[int, str]] = []
+    skipped = 0
     for w in waiting:
-        up_ids = list(dict.fromkeys(w.upstream_run_ids))
+        up_ids = list(dict.fromkeys(w.upstream_run_ids or []))
         ups = [known[u] for u in up_ids if u in known]
         decision = graph.decide(
             rules.get(w.node_id or 0, TriggerRule.ALL_SUCCESS.value), ups, missing=len(up_ids) - len(ups)
@@ -185,11 +188,37 @@ def advance(*, session: Session, now: datetime | None = None) -> list[tuple[int,
             continue
         if decision.action == "skip":
             runs.transition(session=session, run=run, to=s.RunState.SKIPPED, reason=decision.reason)
+            skipped += 1
         else:
             ready.append((run.id, claim(session=session, run=run, reason=decision.reason)))
-        known[run.id] = graph.Upstream(run.node_name, run.state, run.reason or "")  # its downstream runs
-    settle(session=session, now=now)
-    return ready
+    session.flush()
+    return skipped
+
+
+@functools.cache
+def decidable() -> Select[int, list[int] | None, int | None]:
+    """The queued runs of exam runs (not roots, not waiting for a retry) whose upstream runs have
+    all ended, in id order: every trigger rule waits until then. An upstream run that no longer
+    exists does not hold its downstream run back (`graph.decide` counts it as missing)."""
+    edge, up = m.RunUpstream, aliased(m.Runtime)
+    has_upstream = select(edge.upstream_id).where(edge.runtime_id == m.Runtime.id).exists()
+    held = (
+        select(edge.upstream_id)
+        .join(up, up.id == edge.upstream_id)
+        .where(edge.runtime_id == m.Runtime.id, up.state.not_in(list(ENDED)))
+        .exists()
+    )
+    return (
+        select(m.Runtime.id, m.Runtime.upstream_run_ids, m.Runtime.node_id)
+        .where(
+            m.Runtime.state == s.RunState.QUEUED.value,
+            m.Runtime.exam_id.is_not(None),
+            m.Runtime.retry_at.is_(None),
+            has_upstream,
+            ~held,
+        )
+        .order_by(m.Runtime.id)
+    )
 
 
 def _rules(*, session: Session, node_ids: set[int]) -> dict[int, str]:

@@ -80,6 +80,13 @@ def upgrade(engine: Engine) -> None:
         ) from exc
 
 
+def _hold(session: Session, instance: object) -> None:
+    """Keep each object a transaction loads until the session closes: the identity map holds
+    objects weakly, so without this a second `session.get` of a row nobody references any more
+    (the node, operator or connection of a run being bound) would read it again."""
+    session.info.setdefault("held", []).append(instance)
+
+
 class Store:
     """The engine and a session factory."""
 
@@ -89,6 +96,7 @@ class Store:
         if migrate:
             upgrade(self.engine)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        event.listen(self._factory, "loaded_as_persistent", _hold)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Session]:

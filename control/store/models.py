@@ -33,6 +33,7 @@ from control.store.pipeline_models import (
     RunArtifact,
     RunAttempt,
     RunTrial,
+    RunUpstream,
 )
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "RunArtifact",
     "RunAttempt",
     "RunTrial",
+    "RunUpstream",
     "SpaceMember",
     "Stamp",
     "Timestamps",

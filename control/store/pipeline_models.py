@@ -1,7 +1,8 @@
 """ORM models of pipelines: DAG edges, exam runs, attempts, artifacts, trials and cron schedules.
 
 An exam run (`ExamRun`) is one launch of an exam: one `Runtime` per node, tied by
-`Runtime.exam_run_id`. A run is tried up to `Runtime.max_attempts` times; every attempt keeps
+`Runtime.exam_run_id`, each waiting for its upstream runs (`RunUpstream`).
+A run is tried up to `Runtime.max_attempts` times; every attempt keeps
 its own row (`RunAttempt`) with its reason, failure class and log. Outputs a run leaves
 (model version, sink datasets, declared files, final metrics) are `RunArtifact` rows that
 downstream nodes refer to by node and output name. `RunTrial` rows are the trials of a
@@ -27,6 +28,18 @@ class NodeEdge(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     from_node_id: Mapped[int] = fk("nodes.id", ondelete="CASCADE")
     to_node_id: Mapped[int] = fk("nodes.id", ondelete="CASCADE")
+
+
+class RunUpstream(Base):
+    """`runtime_id` waits for `upstream_id`: `Runtime.upstream_run_ids` as rows, so the exam engine
+    finds the runs whose upstream runs have all ended with one indexed query. No foreign key on
+    `upstream_id`: a row naming a run that no longer exists counts as a missing upstream."""
+
+    __tablename__ = "run_upstreams"
+    runtime_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("runtimes.id", ondelete="CASCADE"), primary_key=True
+    )
+    upstream_id: Mapped[int] = mapped_column(Id, primary_key=True, index=True)
 
 
 class ExamRun(Base):

@@ -6,7 +6,8 @@ links the exam's DAG. Every refusal names the body field to blame (`InvalidSpec.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -29,6 +30,35 @@ def relation_source_ids(*, session: Session, relation_id: int) -> list[int]:
         .order_by(m.NodeRelationSource.position)
     )
     return list(rows)
+
+
+@dataclasses.dataclass(frozen=True)
+class Wiring:
+    """A node's relation (None: it has none) and its data source ids in order."""
+
+    relation: m.NodeRelation | None
+    source_ids: list[int]
+
+
+def wiring_of(*, session: Session, node_ids: Sequence[int]) -> dict[int, Wiring]:
+    """`Wiring` of each of `node_ids`, read with two queries per 500 nodes."""
+    out: dict[int, Wiring] = {}
+    ids = list(dict.fromkeys(node_ids))
+    for at in range(0, len(ids), 500):
+        part = ids[at : at + 500]
+        query = select(m.NodeRelation).where(m.NodeRelation.node_id.in_(part))
+        rels = {r.node_id: r for r in session.scalars(query)}
+        sources: dict[int, list[int]] = {r.id: [] for r in rels.values()}
+        for rel_id, src_id in session.execute(
+            select(m.NodeRelationSource.relation_id, m.NodeRelationSource.data_source_id)
+            .where(m.NodeRelationSource.relation_id.in_(list(sources)))
+            .order_by(m.NodeRelationSource.relation_id, m.NodeRelationSource.position)
+        ):
+            sources[rel_id].append(src_id)
+        for node_id in part:
+            rel = rels.get(node_id)
+            out[node_id] = Wiring(rel, sources[rel.id] if rel is not None else [])
+    return out
 
 
 def check_node_complete(*, session: Session, node_id: int | None, name: str) -> None:

@@ -10,11 +10,13 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import delete
 
 from control import runs, users
 from control.dispatch.base import Adapter, Admission, Observed, RunDescription
 from control.pipeline import graph
 from control.schemas import RunState
+from control.store import models as m
 from tests.control.factory import LAMP, SP, define_node, ok
 
 AG = "/api/v1/agent/runs"
@@ -219,6 +221,25 @@ async def test_skips_propagate_and_a_cache_hit_counts_as_success(
     await settle(app)
     _, by = await exam_run(api, again["id"])
     assert (by["b"]["state"], by["b"]["reason"]) == ("pending", "upstream a succeeded")
+
+
+async def test_a_busy_node_refuses_the_start_and_a_vanished_upstream_run_skips(
+    app: FastAPI, api: httpx.AsyncClient, adapter: Launches, tmp_path: Path
+) -> None:
+    await make_dag(api, tmp_path, {"a": ["b"], "b": []})
+    er = await start(api)
+    _, by = await exam_run(api, er["id"])
+    again = await api.post(f"{SP}/exams/nightly/runs", json={})
+    assert again.status_code == 409
+    assert again.json()["msg"] == f"node 'a' is already running as run {by['a']['id']}: stop it first"
+    gone = 987654  # b's upstream run as if it had been deleted from the store
+    with app.state.orchestrator.store.transaction() as ses:
+        ses.execute(delete(m.RunUpstream).where(m.RunUpstream.runtime_id == by["b"]["id"]))
+        ses.add(m.RunUpstream(runtime_id=by["b"]["id"], upstream_id=gone))
+        ses.get_one(m.Runtime, by["b"]["id"]).upstream_run_ids = [gone]
+    await settle(app)
+    _, by = await exam_run(api, er["id"])
+    assert (by["b"]["state"], by["b"]["reason"]) == ("skipped", "1 upstream run(s) no longer exist")
 
 
 async def test_cycles_and_missing_nodes_are_refused(api: httpx.AsyncClient, tmp_path: Path) -> None:

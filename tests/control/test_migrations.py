@@ -7,8 +7,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 
+from control.store import models as m
 from control.store.engine import MIGRATIONS, Store
 from control.store.models import Base
 
@@ -59,5 +60,31 @@ def test_a_store_started_from_the_tests_schema_template_is_the_migrated_one(db_u
                 MigrationContext.configure(conn).get_current_revision()
                 == ScriptDirectory.from_config(_config()).get_current_head()
             )
+    finally:
+        store.dispose()
+
+
+def test_0005_copies_each_runs_upstream_list_into_rows(db_url: str) -> None:
+    store = Store(db_url, migrate=False)
+    try:
+        _alembic(store, "0004")
+        with store.transaction() as ses:  # runtimes has the same columns at 0004 as now
+            made = []
+            for name in ("a", "b", "c"):
+                run = m.Runtime(
+                    node_name=name, operator_runtime_type="PYTHON_DATA", spec={}, exam_id=1, token_hash="x"
+                )
+                ses.add(run)
+                ses.flush()
+                made.append(run.id)
+            a, b, c = made
+            ses.get(m.Runtime, b).upstream_run_ids = [a]  # type: ignore[union-attr]
+            ses.get(m.Runtime, c).upstream_run_ids = [a, b, a]  # type: ignore[union-attr]
+        _alembic(store, "head")
+        with store.transaction() as ses:
+            rows = set(ses.execute(select(m.RunUpstream.runtime_id, m.RunUpstream.upstream_id)).tuples())
+        assert rows == {(b, a), (c, a), (c, b)}
+        _alembic(store, "0004", down=True)
+        assert "run_upstreams" not in inspect(store.engine).get_table_names()
     finally:
         store.dispose()

@@ -122,6 +122,16 @@ async def test_a_run_over_quota_gets_the_reason_and_no_reservation(app: FastAPI)
         assert state_of(store, late) is None
 
 
+async def test_tries_in_one_transaction_lock_the_space_once_and_still_count_each_other(app: FastAPI) -> None:
+    store = store_of(app)  # the exam engine prepares every run it claimed in one transaction
+    space = new_space(store, "team-batch", gpu=2)
+    runs = [new_run(store, space, gpu=1) for _ in range(3)]
+    with store.transaction() as ses:
+        got = [quota.try_reserve(ses, ses.get_one(m.Runtime, r)) for r in runs]
+    assert got == ["", "", "quota: space team-batch uses 2 of 2 GPUs"]
+    assert used(store, space) == quota.Amount(cpu=2, gpu=2)
+
+
 async def test_no_quota_means_no_limit_and_usage_is_still_counted(app: FastAPI) -> None:
     store = store_of(app)
     space = new_space(store, "open")

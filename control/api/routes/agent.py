@@ -1,6 +1,7 @@
 """The runtime agent's calls: fetch the task spec, report state, heartbeats, metrics, log, model versions.
 
-Each call carries the run's own token (or, for `serve`, the service's token).
+Each call carries the run's own token (or, for `serve`, the service's token); a run's token is
+checked in the same transaction as the call's work (`runs.agent_run`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from control import launch, retries, run_logs, runs
 from control import schemas as s
-from control.api.deps import Orch, require_run_token, require_service_token
+from control.api.deps import Orch, RunToken, require_service_token
 from control.api.params import RunId, ServiceId
 from control.errors import NotFound
 from control.pipeline import artifacts
@@ -24,24 +25,20 @@ from control.store import run_views
 router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
 
 
-def run_auth(request: Request, run_id: RunId) -> None:
-    require_run_token(request, run_id)
-
-
 def service_auth(request: Request, service_id: ServiceId) -> None:
     require_service_token(request, service_id)
 
 
-@router.get("/runs/{run_id}/spec", response_model=s.TaskSpec, dependencies=[Depends(run_auth)])
-def task_spec(run_id: RunId, orch: Orch) -> s.TaskSpec:
+@router.get("/runs/{run_id}/spec", response_model=s.TaskSpec)
+def task_spec(run_id: RunId, token: RunToken, orch: Orch) -> s.TaskSpec:
     with orch.store.transaction() as ses:
-        return runs.agent_spec(run=runs.get_run(session=ses, run_id=run_id), vault=orch.vault)
+        return runs.agent_spec(run=runs.agent_run(session=ses, run_id=run_id, token=token), vault=orch.vault)
 
 
-@router.post("/runs/{run_id}/state", response_model=s.RunOut, dependencies=[Depends(run_auth)])
-def report_state(run_id: RunId, report: s.StateReport, orch: Orch) -> s.RunOut:
+@router.post("/runs/{run_id}/state", response_model=s.RunOut)
+def report_state(run_id: RunId, report: s.StateReport, token: RunToken, orch: Orch) -> s.RunOut:
     with orch.store.transaction() as ses:
-        run = runs.get_run(session=ses, run_id=run_id)
+        run = runs.agent_run(session=ses, run_id=run_id, token=token)
         reason = report.reason or f"agent: {report.state.value}"
         if report.state == s.RunState.FAILED and run.state in runs.ACTIVE_STATES:
             retries.fail_run(
@@ -63,39 +60,41 @@ def report_state(run_id: RunId, report: s.StateReport, orch: Orch) -> s.RunOut:
     return out
 
 
-@router.post("/runs/{run_id}/heartbeat", dependencies=[Depends(run_auth)])
-def heartbeat(run_id: RunId, beat: s.Heartbeat, orch: Orch) -> dict[str, Any]:
+@router.post("/runs/{run_id}/heartbeat")
+def heartbeat(run_id: RunId, beat: s.Heartbeat, token: RunToken, orch: Orch) -> dict[str, Any]:
     with orch.store.transaction() as ses:
-        stop = runs.heartbeat(session=ses, run=runs.get_run(session=ses, run_id=run_id), beat=beat)
+        run = runs.agent_run(session=ses, run_id=run_id, token=token)
+        stop = runs.heartbeat(session=ses, run=run, beat=beat)
         return {"stop": stop}
 
 
-@router.post("/runs/{run_id}/metrics", status_code=204, dependencies=[Depends(run_auth)])
-def report_metrics(run_id: RunId, report: s.MetricReport, orch: Orch) -> None:
+@router.post("/runs/{run_id}/metrics", status_code=204)
+def report_metrics(run_id: RunId, report: s.MetricReport, token: RunToken, orch: Orch) -> None:
     with orch.store.transaction() as ses:
-        runs.add_metrics(session=ses, run=runs.get_run(session=ses, run_id=run_id), report=report)
+        runs.add_metrics(
+            session=ses, run=runs.agent_run(session=ses, run_id=run_id, token=token), report=report
+        )
 
 
-@router.post("/runs/{run_id}/logs", response_model=LogReceived, dependencies=[Depends(run_auth)])
-def ship_log(run_id: RunId, batch: LogBatch, orch: Orch) -> LogReceived:
+@router.post("/runs/{run_id}/logs", response_model=LogReceived)
+def ship_log(run_id: RunId, batch: LogBatch, token: RunToken, orch: Orch) -> LogReceived:
     """Keep a batch of the agent's output; a batch sent again adds nothing. `received`: where the
     next batch starts (an empty batch at offset 0 only asks)."""
     with orch.store.transaction() as ses:
-        runs.get_run(session=ses, run_id=run_id)
+        runs.agent_run(session=ses, run_id=run_id, token=token)
     got = run_logs.append(
         orch.settings.runs_dir, run_id, offset=batch.offset, text=batch.text, final=batch.final
     )
     return LogReceived(received=got)
 
 
-@router.post(
-    "/runs/{run_id}/model-version", response_model=s.ModelVersionAssigned, dependencies=[Depends(run_auth)]
-)
-def model_version(run_id: RunId, report: s.ModelVersionReport, orch: Orch) -> s.ModelVersionAssigned:
+@router.post("/runs/{run_id}/model-version", response_model=s.ModelVersionAssigned)
+def model_version(
+    run_id: RunId, report: s.ModelVersionReport, token: RunToken, orch: Orch
+) -> s.ModelVersionAssigned:
     with orch.store.transaction() as ses:
-        version = runs.register_model_version(
-            session=ses, run=runs.get_run(session=ses, run_id=run_id), report=report
-        )
+        run = runs.agent_run(session=ses, run_id=run_id, token=token)
+        version = runs.register_model_version(session=ses, run=run, report=report)
         return s.ModelVersionAssigned(model_version=version.model_version, model_version_id=version.id)
 
 

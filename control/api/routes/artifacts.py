@@ -7,13 +7,12 @@ control when the run succeeds. `GET` lists every artifact of the run (a run in a
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
 from control import runs
-from control.api.deps import Caller, Orch
+from control.api.deps import Caller, Orch, RunToken
 from control.api.params import RunId
-from control.api.routes.agent import run_auth
 from control.api.tenancy import run_of
 from control.pipeline import artifacts
 from control.schemas.artifacts import ArtifactBatch, ArtifactOut
@@ -21,12 +20,14 @@ from control.schemas.artifacts import ArtifactBatch, ArtifactOut
 router = APIRouter(prefix="/api/v1", tags=["artifacts"])
 
 
-@router.post("/runs/{run_id}/artifacts", dependencies=[Depends(run_auth)])
-async def report_artifacts(run_id: RunId, batch: ArtifactBatch, orch: Orch) -> dict[str, int]:
+@router.post("/runs/{run_id}/artifacts")
+async def report_artifacts(
+    run_id: RunId, batch: ArtifactBatch, token: RunToken, orch: Orch
+) -> dict[str, int]:
     """The outputs the agent committed (run token); each is stored by (run, name)."""
 
     def store(ses: Session) -> int:
-        run = runs.get_run(session=ses, run_id=run_id)
+        run = runs.agent_run(session=ses, run_id=run_id, token=token)
         return len(artifacts.report(ses, run, batch.artifacts))
 
     return {"stored": await orch.db(store)}

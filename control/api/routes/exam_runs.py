@@ -18,6 +18,7 @@ from control.access import Need, space_for
 from control.api.deps import Caller, Orch, require_user
 from control.api.params import MAX_ID, ObjectRef, SpaceName, SpaceQuery
 from control.api.tenancy import exam_run_of
+from control.orchestrator import Claimed
 from control.pipeline import exam_runs, resume
 from control.schemas.pipeline import ExamRunState
 from control.schemas.runs import StopBody
@@ -69,7 +70,7 @@ async def start_exam_run(
     """Start the exam (by name or id): roots are dispatched now, the others as their upstream runs end."""
     start = body or s.ExamRunStart()
 
-    def create(ses: Session) -> tuple[int, list[tuple[int, str]]]:
+    def create(ses: Session) -> tuple[int, list[Claimed]]:
         sp = space_for(ses, who, space, Need.WRITE)
         exam = repo.find(session=ses, k=repo.KINDS["exams"], space_id=sp.id, ref=name)
         event = s.TaskEvent(
@@ -77,7 +78,7 @@ async def start_exam_run(
         )
         er, made = exam_runs.launch_exam(session=ses, exam=exam, event=event, adapter=orch.place_run)
         audit.record(ses, who, "start", "exam-run", er.id, space_id=sp.id, exam=exam.exam_name)
-        return er.id, [(run.id, token) for run, token in made if token is not None]
+        return er.id, orch.prepare_claimed(ses, [(run.id, token) for run, token in made if token is not None])
 
     er_id, ready = await orch.db(create)
     await orch.exams.dispatch(ready)
@@ -122,11 +123,11 @@ async def resume_exam_run(exam_run_id: ExamRunId, orch: Orch, who: Caller) -> s.
     """Run a failed or stopped exam run again from its failed, stopped and skipped nodes (409 otherwise);
     succeeded nodes keep their artifacts, the others run the code as it is now."""
 
-    def requeue(ses: Session) -> list[tuple[int, str]]:
+    def requeue(ses: Session) -> list[Claimed]:
         er = exam_run_of(ses, who, exam_run_id, Need.WRITE)
         ready = resume.resume(session=ses, exam_run=er, runs_dir=orch.settings.runs_dir)
         audit.record(ses, who, "resume", "exam-run", er.id, space_id=er.space_id)
-        return ready
+        return orch.prepare_claimed(ses, ready)
 
     ready = await orch.db(requeue)
     await orch.exams.dispatch(ready)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from control import runs
-from control.api.deps import Caller, Orch
+from control.api.deps import Caller, Orch, RunToken
 from control.api.params import RunId
-from control.api.routes.agent import run_auth
 from control.api.tenancy import run_of
 from control.errors import InvalidSpec
 from control.schemas.trials import TrialList, TrialOut, TrialReport, TrialReports, TrialState
@@ -103,12 +102,12 @@ def list_trials(session: Session, run: m.Runtime) -> TrialList:
     )
 
 
-@router.post("/runs/{run_id}/trials", dependencies=[Depends(run_auth)])
-async def report_trials(run_id: RunId, reports: TrialReports, orch: Orch) -> dict[str, int]:
+@router.post("/runs/{run_id}/trials")
+async def report_trials(run_id: RunId, reports: TrialReports, token: RunToken, orch: Orch) -> dict[str, int]:
     """The agent's trials so far (run token); each is stored by (run, trialId)."""
 
     def store(ses: Session) -> int:
-        runs.get_run(session=ses, run_id=run_id)
+        runs.agent_run(session=ses, run_id=run_id, token=token)
         return upsert(ses, run_id, reports)
 
     return {"stored": await orch.db(store)}

@@ -78,11 +78,11 @@ def close(
         session.add(row)
     elif row.state != OPEN:
         return None
-    sched = session.scalar(
-        select(m.Schedule).where(m.Schedule.runtime_id == run.id).order_by(m.Schedule.id.desc())
-    )
-    if sched is not None and sched.external_id and not row.external_id:
-        row.external_id = sched.external_id
+    if not row.external_id:  # it ended before its start was recorded: where it was started
+        sched = session.scalar(
+            select(m.Schedule).where(m.Schedule.runtime_id == run.id).order_by(m.Schedule.id.desc())
+        )
+        row.external_id = sched.external_id if sched is not None else None
     row.state = state
     row.reason = reason
     row.failure_class = failure_class

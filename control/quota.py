@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from control import schemas as s
@@ -151,6 +151,12 @@ def reservation_of(session: Session, run_id: int) -> m.Reservation | None:
     return session.scalar(query.execution_options(populate_existing=True))
 
 
+def limited(space: m.Space) -> bool:
+    """The space has a quota on at least one resource (a limit set later counts the runs already
+    holding reservations, but does not stop a try that read the space before it was set)."""
+    return (space.quota_cpu, space.quota_gpu, space.quota_memory) != (None, None, None)
+
+
 def try_reserve(session: Session, run: m.Runtime) -> str:
     """Reserve `run`'s resources in its space (TRYING), if they fit beside what is held.
 
@@ -162,16 +168,18 @@ def try_reserve(session: Session, run: m.Runtime) -> str:
     """
     if run.space_id is None:
         return ""
-    space = lock_space(session, run.space_id)
-    session.refresh(run)
+    space = session.get(m.Space, run.space_id)
+    if space is not None and limited(space):  # else there is nothing to race for: no lock
+        space = lock_space(session, run.space_id)
+    session.flush()  # the run's changes in this transaction (its bound spec) are kept:
+    session.refresh(run, ["state"])  # only whether it ended meanwhile is read again
     if space is None or s.RunState(run.state).is_terminal():
         return ""
     held = reservation_of(session, run.id)
     if held is not None and held.state in HELD:
         return ""
     want = amount_of(run)
-    limited = (space.quota_cpu, space.quota_gpu, space.quota_memory) != (None, None, None)
-    why = blocked_by(space, usage(session, space.id, exclude=run.id), want) if limited else ""
+    why = blocked_by(space, usage(session, space.id, exclude=run.id), want) if limited(space) else ""
     if why:
         return why
     if held is None:
@@ -195,20 +203,21 @@ def try_reserve(session: Session, run: m.Runtime) -> str:
 
 def confirm(session: Session, run_id: int) -> None:
     """The run started: its TRYING reservation becomes CONFIRMED (a missing one is ok)."""
-    held = reservation_of(session, run_id)
-    if held is not None and held.state == TRYING:
-        held.state = CONFIRMED
-        held.updated_at = utcnow()
-        session.flush()
+    _move(session, run_id, m.Reservation.state == TRYING, CONFIRMED)
 
 
 def cancel(session: Session, run_id: int) -> None:
     """Release the run's reservation (it ended, was stopped, or waits again); a missing one is ok."""
-    held = reservation_of(session, run_id)
-    if held is not None and held.state != CANCELLED:
-        held.state = CANCELLED
-        held.updated_at = utcnow()
-        session.flush()
+    _move(session, run_id, m.Reservation.state != CANCELLED, CANCELLED)
+
+
+def _move(session: Session, run_id: int, when: ColumnElement[bool], state: str) -> None:
+    """One UPDATE of the run's reservation where `when` holds (no read first)."""
+    session.execute(
+        update(m.Reservation)
+        .where(m.Reservation.runtime_id == run_id, when)
+        .values(state=state, updated_at=utcnow())
+    )
 
 
 def ended_holders(session: Session) -> int:

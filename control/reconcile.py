@@ -214,11 +214,13 @@ class Reconciler(ServiceWatch):
         def load(ses: Session) -> list[Watched]:
             now = utcnow()
             out = []
-            for run in ses.scalars(select(m.Runtime).where(m.Runtime.state.in_(ACTIVE))):
-                if run.state == s.RunState.QUEUED.value and run.upstream_run_ids:
-                    continue  # waits for its upstream runs (`judge_waiting`)
-                if run.state == s.RunState.QUEUED.value and run.retry_at is not None:
-                    continue  # backs off before its next attempt (`retries.claim_due`)
+            # a queued run that waits for its upstream runs (the exam engine) or backs off before
+            # its next attempt (`retries.claim_due`) has nothing to watch yet
+            waits = select(m.RunUpstream.upstream_id).where(m.RunUpstream.runtime_id == m.Runtime.id).exists()
+            queued_on_purpose = (m.Runtime.state == s.RunState.QUEUED.value) & (
+                waits | m.Runtime.retry_at.is_not(None)
+            )
+            for run in ses.scalars(select(m.Runtime).where(m.Runtime.state.in_(ACTIVE), ~queued_on_purpose)):
                 sched = runs.schedule_of(session=ses, run_id=run.id)
                 if sched is not None and sched.external_id is None and (sched.info or {}).get("waiting"):
                     continue  # waits for resources (`claim_resource_waiters`)

@@ -9,10 +9,12 @@ model version reserved for it.
 
 from __future__ import annotations
 
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from control import launch, runs
 from control import schemas as s
+from control.errors import InvalidSpec
 from control.pipeline import artifacts
 from control.store import models as m
 
@@ -23,10 +25,15 @@ def bind(*, session: Session, run: m.Runtime) -> s.TaskSpec:
     A run without a node (create_operators) keeps the spec it was created with.
 
     Raises:
-        InvalidSpec: the node can no longer be built (its relation or a data source is gone), or
-            an input names nothing its upstream runs left.
+        InvalidSpec: the node can no longer be built (its relation or a data source is gone), an
+            input names nothing its upstream runs left, or the run's stored spec is not valid.
     """
-    old = s.TaskSpec.model_validate(run.spec)
+    try:
+        old = s.TaskSpec.model_validate(run.spec)
+    except ValidationError as exc:  # written by something other than control: the run cannot start
+        raise InvalidSpec(
+            f"run {run.id}: its stored spec is not valid ({exc.error_count()} error(s)): start its node again"
+        ) from exc
     node = session.get(m.Node, run.node_id) if run.node_id is not None else None
     if node is None:
         return old

@@ -242,6 +242,26 @@ async def test_a_busy_node_refuses_the_start_and_a_vanished_upstream_run_skips(
     assert (by["b"]["state"], by["b"]["reason"]) == ("skipped", "1 upstream run(s) no longer exist")
 
 
+async def test_a_run_whose_stored_spec_is_broken_fails_with_the_reason_and_the_others_go_on(
+    app: FastAPI, api: httpx.AsyncClient, adapter: Launches, tmp_path: Path
+) -> None:
+    await make_dag(api, tmp_path, {"a": ["b", "c"], "b": ["d"], "c": ["d"], "d": []}, rules={"d": "all_done"})
+    er = await start(api)
+    _, by = await exam_run(api, er["id"])
+    with app.state.orchestrator.store.transaction() as ses:  # written by another tool, not control
+        ses.get_one(m.Runtime, by["b"]["id"]).spec = {"runId": "x"}
+    await agent_says(api, adapter, by["a"]["id"], "running", "succeeded")
+    await settle(app)
+    _, by = await exam_run(api, er["id"])
+    assert by["b"]["state"] == "failed"
+    assert by["b"]["reason"].startswith(f"run {by['b']['id']}: its stored spec is not valid (")
+    assert by["c"]["state"] == "pending" and by["c"]["id"] in adapter.launches  # claimed with b, started
+    await agent_says(api, adapter, by["c"]["id"], "running", "succeeded")
+    await settle(app)
+    _, by = await exam_run(api, er["id"])
+    assert by["d"]["state"] == "pending"  # all_done: b failed, c succeeded
+
+
 async def test_cycles_and_missing_nodes_are_refused(api: httpx.AsyncClient, tmp_path: Path) -> None:
     ids = await make_dag(api, tmp_path, {"a": ["b"], "b": ["c"], "c": []})
     op = (await ok(await api.get(f"{SP}/operators/tabular")))["id"]

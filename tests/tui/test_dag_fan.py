@@ -9,8 +9,9 @@ from typing import Any
 
 from textual.app import App, ComposeResult
 
+from control import launch
 from control.client import AsyncControlClient
-from control.schemas import NodeRelationIn
+from control.schemas import NodeRelationIn, TaskEvent
 from control.store import models as m
 from control.store.engine import Store
 from tests.e2e.conftest import LiveControl
@@ -92,10 +93,11 @@ def _exam_run(live: LiveControl, demo: Demo, state: str) -> int:
                     spec={},
                     exam_id=exam_id,
                     exam_run_id=er.id,
-                    upstream_run_ids=ups,
                 )
                 ses.add(run)
                 ses.flush()
+                spec = launch.build_task_spec(session=ses, node=node, event=TaskEvent(task_id=node.id))
+                launch.finish_runtime(session=ses, run=run, spec=spec, upstream_run_ids=ups)
                 made[name] = run
             return er.id
     finally:

@@ -16,17 +16,18 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from control import attempts, audit, launch, quota, retries, runs
+from control import attempts, audit, launch, prepare, quota, retries, runs
 from control import schemas as s
 from control.access import Principal
 from control.deploy import Deployments
 from control.dispatch import Adapter, planner
 from control.dispatch.base import Admission
-from control.dispatch.describe import RunNames, describe_run, needs_ray, run_dirs
+from control.dispatch.describe import describe_run, needs_ray
 from control.dispatch.ray import RayAdapter
 from control.errors import Conflict, ControlError, InvalidSpec
 from control.pipeline import artifacts, binding, cache
 from control.pipeline.engine import ExamEngine
+from control.prepare import Prepared, ReadyRun
 from control.schemas.pipeline import FailureClass
 from control.secrets import Vault
 from control.settings import Settings
@@ -177,29 +178,22 @@ class Orchestrator(Deployments):
         await self.dispatch(run.id, token)
         return [run.id]
 
-    async def _prepare(self, run_id: int, *, check_cache: bool) -> _Prepared:
+    async def _prepare(self, run_id: int, *, check_cache: bool) -> Prepared:
         try:
-            return await self.db(lambda ses: _prepare(ses, run_id, self.settings, check_cache=check_cache))
+            return await self.db(
+                lambda ses: prepare.prepare(ses, run_id, self.settings, check_cache=check_cache)
+            )
         except InvalidSpec as exc:  # the node can no longer be built: the run never starts
             why = str(exc)
             await self.db(lambda ses: binding.refuse(ses, run_id, why))
             self.exams.kick()
             raise
 
-    def prepare_claimed(self, ses: Session, claimed: list[tuple[int, str]]) -> list[Claimed]:
-        """`_prepare` each run just claimed, in the claiming transaction; a run whose spec can no
-        longer be built is failed here (`prepared` None: nothing to dispatch)."""
-        out: list[Claimed] = []
-        for run_id, token in claimed:
-            try:
-                prep: _Prepared | None = _prepare(ses, run_id, self.settings, check_cache=True)
-            except InvalidSpec as exc:
-                binding.refuse(ses, run_id, str(exc))
-                prep = None
-            out.append(Claimed(run_id, token, prep))
-        return out
+    def prepare_claimed(self, ses: Session, claimed: list[tuple[int, str]]) -> list[ReadyRun]:
+        """`prepare.prepare_claimed` with this control's settings."""
+        return prepare.prepare_claimed(ses, claimed, self.settings)
 
-    async def dispatch(self, run_id: int, token: str, prepared: _Prepared | None = None) -> None:
+    async def dispatch(self, run_id: int, token: str, prepared: Prepared | None = None) -> None:
         """Describe the run, let its adapter admit it, then start it (or leave it waiting for resources).
 
         A run the adapter can never place, or that fails to start, is failed with the reason.
@@ -211,7 +205,7 @@ class Orchestrator(Deployments):
         finally:
             self.dispatching.discard(run_id)
 
-    async def _dispatch(self, run_id: int, token: str, prepared: _Prepared | None) -> None:
+    async def _dispatch(self, run_id: int, token: str, prepared: Prepared | None) -> None:
         prep = prepared or await self._prepare(run_id, check_cache=True)
         if prep.cacheable:  # the cache decides before any quota is taken
             if await cache.serve_from_cache(self, run_id):
@@ -232,7 +226,7 @@ class Orchestrator(Deployments):
                 await adapter.cancel(desc)
                 admission = Admission(wait=ray_wait)
             if admission.wait:
-                await self.db(lambda ses: _wait(ses, run_id, admission.wait))
+                await self.db(lambda ses: prepare.wait(ses, run_id, admission.wait))
                 logger.info("run %s waits: %s", run_id, admission.wait)
                 return
             try:
@@ -344,66 +338,3 @@ class Orchestrator(Deployments):
         if to_start is not None:
             await self.start_service(to_start)
         return result
-
-
-@dataclasses.dataclass(frozen=True)
-class _Prepared:
-    """A run ready for its adapter, as one transaction left it.
-
-    Attributes:
-        over_quota: why it waits for its space's quota (recorded; nothing is held).
-        cacheable: its node is cacheable: nothing was reserved, the cache decides first.
-    """
-
-    run: m.Runtime
-    spec: s.TaskSpec
-    names: RunNames
-    over_quota: str = ""
-    cacheable: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class Claimed:
-    """A run the exam engine claimed: its token, and `prepared` unless its spec was refused."""
-
-    run_id: int
-    token: str
-    prepared: _Prepared | None
-
-
-def _prepare(ses: Session, run_id: int, settings: Settings, *, check_cache: bool) -> _Prepared:
-    """One transaction: bind the run's spec (the node as it is now, inputs resolved), then take
-    its quota (TRYING) and record its log file, or record why it waits."""
-    run = runs.get_run(session=ses, run_id=run_id)
-    spec = binding.bind(session=ses, run=run)
-    space = ses.get(m.Space, run.space_id) if run.space_id is not None else None
-    exam = ses.get(m.Exam, run.exam_id) if run.exam_id is not None else None
-    node = ses.get(m.Node, run.node_id) if run.node_id is not None else None
-    names = RunNames(
-        space=space.space_name if space else "default",
-        exam=exam.exam_name if exam else "",
-        model_version=runs.next_model_version(session=ses, spec=spec),
-        retries=node.max_retries if node else 0,
-    )
-    if check_cache and node is not None and node.cacheable:
-        return _Prepared(run, spec, names, cacheable=True)
-    over_quota = quota.try_reserve(ses, run)
-    if over_quota:
-        _wait(ses, run_id, over_quota)
-    else:
-        run.log_path = str(run_dirs(settings, run_id, create=False)["ATOM_LOG_DIR"] / "agent.log")
-    return _Prepared(run, spec, names, over_quota=over_quota)
-
-
-def _wait(ses: Session, run_id: int, reason: str) -> None:
-    """Leave a run pending (not dispatched) until its adapter has the resources; reconcile retries."""
-    run = runs.get_run(session=ses, run_id=run_id)
-    sched = runs.schedule_of(session=ses, run_id=run_id)
-    if sched is not None:
-        sched.info = {"waiting": reason}
-        sched.last_sync_at = m.utcnow()
-    if run.state == s.RunState.QUEUED.value:
-        runs.transition(session=ses, run=run, to=s.RunState.PENDING, reason=reason)
-    else:
-        run.reason = reason
-    quota.cancel(ses, run_id)  # a waiting run holds no quota

@@ -26,9 +26,10 @@ from sqlalchemy.orm import Session
 from control import quota, retries, runs
 from control import schemas as s
 from control.errors import ControlError
-from control.orchestrator import Claimed, Orchestrator
+from control.orchestrator import Orchestrator
 from control.pipeline import exam_runs
 from control.pipeline.scheduler import Scheduler
+from control.prepare import ReadyRun
 from control.reconcile_services import ServiceWatch, log_tail
 from control.run_logs import Retention
 from control.secrets import new_token, token_hash
@@ -200,7 +201,7 @@ class Reconciler(ServiceWatch):
         await self.orch.exams.advance()  # claims, skips and dispatches waiting exam runs
         now, runs_dir, prepare = self.clock(), self.orch.settings.runs_dir, self.orch.prepare_claimed
 
-        def due(ses: Session) -> list[Claimed]:
+        def due(ses: Session) -> list[ReadyRun]:
             claimed = retries.claim_due(session=ses, now=now, runs_dir=runs_dir)
             return prepare(ses, [(c.run_id, c.token) for c in claimed])
 

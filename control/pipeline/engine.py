@@ -17,7 +17,8 @@ from control.errors import ControlError
 from control.pipeline import exam_runs
 
 if TYPE_CHECKING:
-    from control.orchestrator import Claimed, Orchestrator
+    from control.orchestrator import Orchestrator
+    from control.prepare import ReadyRun
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class ExamEngine:
             await self.dispatch(claimed)
         return [c.run_id for c in claimed]
 
-    async def dispatch(self, claimed: list[Claimed]) -> None:
+    async def dispatch(self, claimed: list[ReadyRun]) -> None:
         """Dispatch each claimed run (prepared in the claiming transaction, where it could be)."""
         refused = False
         for c in claimed:

@@ -18,8 +18,8 @@ from control.access import Need, space_for
 from control.api.deps import Caller, Orch, require_user
 from control.api.params import MAX_ID, ObjectRef, SpaceName, SpaceQuery
 from control.api.tenancy import exam_run_of
-from control.orchestrator import Claimed
 from control.pipeline import exam_runs, resume
+from control.prepare import ReadyRun
 from control.schemas.pipeline import ExamRunState
 from control.schemas.runs import StopBody
 from control.store import models as m
@@ -70,7 +70,7 @@ async def start_exam_run(
     """Start the exam (by name or id): roots are dispatched now, the others as their upstream runs end."""
     start = body or s.ExamRunStart()
 
-    def create(ses: Session) -> tuple[int, list[Claimed]]:
+    def create(ses: Session) -> tuple[int, list[ReadyRun]]:
         sp = space_for(ses, who, space, Need.WRITE)
         exam = repo.find(session=ses, k=repo.KINDS["exams"], space_id=sp.id, ref=name)
         event = s.TaskEvent(
@@ -123,7 +123,7 @@ async def resume_exam_run(exam_run_id: ExamRunId, orch: Orch, who: Caller) -> s.
     """Run a failed or stopped exam run again from its failed, stopped and skipped nodes (409 otherwise);
     succeeded nodes keep their artifacts, the others run the code as it is now."""
 
-    def requeue(ses: Session) -> list[Claimed]:
+    def requeue(ses: Session) -> list[ReadyRun]:
         er = exam_run_of(ses, who, exam_run_id, Need.WRITE)
         ready = resume.resume(session=ses, exam_run=er, runs_dir=orch.settings.runs_dir)
         audit.record(ses, who, "resume", "exam-run", er.id, space_id=er.space_id)

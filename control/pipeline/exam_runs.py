@@ -228,23 +228,25 @@ def _rules(*, session: Session, node_ids: set[int]) -> dict[int, str]:
     return {i: rule or TriggerRule.ALL_SUCCESS.value for i, rule in rows}
 
 
+@functools.cache
+def _settleable() -> Select[m.ExamRun]:
+    under_way = (
+        select(m.Runtime.id)
+        .where(m.Runtime.exam_run_id == m.ExamRun.id, m.Runtime.state.not_in(list(ENDED)))
+        .exists()
+    )
+    return select(m.ExamRun).where(m.ExamRun.state == ExamRunState.RUNNING.value, ~under_way)
+
+
 def settle(
     *, session: Session, now: datetime | None = None, exam_run_ids: Sequence[int] | None = None
 ) -> None:
     """Give every running exam run whose runs all ended its end state: failed when a run failed,
     else stopped when one was stopped, else succeeded (skips do not fail an exam run)."""
-    q = select(m.ExamRun).where(m.ExamRun.state == ExamRunState.RUNNING.value)
+    q = _settleable()  # running exam runs with no run still under way
     if exam_run_ids is not None:
         q = q.where(m.ExamRun.id.in_(list(exam_run_ids)))
     open_runs = {er.id: er for er in session.scalars(q)}
-    if open_runs:  # those with a run still under way stay open: one small query rules them out
-        busy = session.scalars(
-            select(m.Runtime.exam_run_id)
-            .where(m.Runtime.exam_run_id.in_(list(open_runs)), m.Runtime.state.not_in(list(ENDED)))
-            .distinct()
-        )
-        for er_id in busy:
-            open_runs.pop(er_id or 0, None)
     if not open_runs:
         return
     states: dict[int, list[tuple[str, str]]] = {i: [] for i in open_runs}

@@ -41,11 +41,8 @@ def build_task_spec(
 ) -> s.TaskSpec:
     """The node's spec as its definition is now. `wiring`: its relation and data source ids when
     the caller loaded them for many nodes at once (`relations.wiring_of`)."""
-    if wiring is None:
-        rel = relations.relation_of(session=session, node_id=node.id)
-        source_ids = relations.relation_source_ids(session=session, relation_id=rel.id) if rel else []
-    else:
-        rel, source_ids = wiring.relation, wiring.source_ids
+    wiring = wiring or relations.wiring_of(session=session, node_ids=[node.id])[node.id]
+    rel, source_ids = wiring.relation, wiring.source_ids
     if rel is None:
         raise InvalidSpec(f"node {node.node_name!r} has no relation: create it with createNodeRelation")
     op = session.get(m.Operator, rel.operator_id)

@@ -217,9 +217,8 @@ class Reconciler(ServiceWatch):
             out = []
             # a queued run that waits for its upstream runs (the exam engine) or backs off before
             # its next attempt (`retries.claim_due`) has nothing to watch yet
-            waits = select(m.RunUpstream.upstream_id).where(m.RunUpstream.runtime_id == m.Runtime.id).exists()
             queued_on_purpose = (m.Runtime.state == s.RunState.QUEUED.value) & (
-                waits | m.Runtime.retry_at.is_not(None)
+                exam_runs.has_upstream() | m.Runtime.retry_at.is_not(None)
             )
             for run in ses.scalars(select(m.Runtime).where(m.Runtime.state.in_(ACTIVE), ~queued_on_purpose)):
                 sched = runs.schedule_of(session=ses, run_id=run.id)

@@ -14,7 +14,7 @@ import functools
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, select
+from sqlalchemy import Exists, Select, select
 from sqlalchemy.orm import Session, aliased
 
 from control import launch, runs
@@ -195,13 +195,17 @@ def _decide(*, session: Session, ready: list[tuple[int, str]]) -> int:
     return skipped
 
 
+def has_upstream() -> Exists:
+    """True for a run that waits for upstream runs (an exam's non-root run), in a query on runtimes."""
+    return select(m.RunUpstream.upstream_id).where(m.RunUpstream.runtime_id == m.Runtime.id).exists()
+
+
 @functools.cache
 def decidable() -> Select[int, list[int] | None, int | None]:
     """The queued runs of exam runs (not roots, not waiting for a retry) whose upstream runs have
     all ended, in id order: every trigger rule waits until then. An upstream run that no longer
     exists does not hold its downstream run back (`graph.decide` counts it as missing)."""
     edge, up = m.RunUpstream, aliased(m.Runtime)
-    has_upstream = select(edge.upstream_id).where(edge.runtime_id == m.Runtime.id).exists()
     held = (
         select(edge.upstream_id)
         .join(up, up.id == edge.upstream_id)
@@ -214,7 +218,7 @@ def decidable() -> Select[int, list[int] | None, int | None]:
             m.Runtime.state == s.RunState.QUEUED.value,
             m.Runtime.exam_id.is_not(None),
             m.Runtime.retry_at.is_(None),
-            has_upstream,
+            has_upstream(),
             ~held,
         )
         .order_by(m.Runtime.id)

@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from connectors._atomic import fsync_dir, publish, temp_beside
+from connectors._blocking_pages import END, BlockingPages
 from connectors._file_sink import FileSink, dir_lock
 from connectors._format_pages import iter_file_pages
 from connectors._formats import EXTENSIONS, FrameWriter, translate_errors
@@ -122,13 +123,13 @@ async def dataset_pages(
     empty: Any = None
     last: tuple[str, int] | None = None  # the part the buffer's last row comes from
     for part in parts:
-        pages = iter_file_pages(part, fmt, page_rows, None, arrow)
+        pages = BlockingPages(iter_file_pages(part, fmt, page_rows, None, arrow))
         rows_in_part = 0
         try:
             while True:
                 with translate_errors(part, "reading"):
-                    page = await asyncio.to_thread(next, pages, None)
-                if page is None:
+                    page = await pages.next()
+                if page is END:
                     break
                 rows_in_part += len(page)
                 if skip:
@@ -146,7 +147,7 @@ async def dataset_pages(
                     buffer, have = ([rest] if len(rest) else []), len(rest)
                     yield _mark(slice_frame(merged, 0, page_rows), part.name, start)
         finally:
-            await asyncio.to_thread(pages.close)
+            await pages.close()
         start += rows_in_part
     if buffer and last is not None:
         yield _mark(concat_frames(buffer), *last)

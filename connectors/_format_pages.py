@@ -4,12 +4,11 @@ csv and JSON lines are split into whole records on raw bytes (numpy finds the ne
 double quotes), and each page's bytes are parsed on their own (pandas, or pyarrow for Arrow
 pages), so every page knows the byte offset where it ends: that offset is the resume cursor.
 Parquet pages come from record batches across row groups; pickle and JSON arrays load whole.
-All blocking work runs in `asyncio.to_thread`.
+All blocking work runs in worker threads (`connectors._blocking_pages.BlockingPages`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 from collections.abc import AsyncIterator, Generator
@@ -19,6 +18,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import pandas as pd
 
+from connectors._blocking_pages import END, BlockingPages
 from connectors._paging import Advance, rows_advance
 from connectors.errors import BatchDecodeError
 
@@ -375,19 +375,16 @@ def iter_file_pages(
     return _whole_pages(path, fmt, page_rows, cursor, arrow)
 
 
-_END = object()
-
-
 async def raw_file_pages(
     path: Path, fmt: str, page_rows: int, cursor: Any, arrow: bool, name: str | Path | None = None
 ) -> AsyncIterator[Any]:
     """`iter_file_pages` with each step in a worker thread."""
-    pages = iter_file_pages(path, fmt, page_rows, cursor, arrow, name)
+    pages = BlockingPages(iter_file_pages(path, fmt, page_rows, cursor, arrow, name))
     try:
         while True:
-            page = await asyncio.to_thread(next, pages, _END)
-            if page is _END:
+            page = await pages.next()
+            if page is END:
                 return
             yield page
     finally:
-        await asyncio.to_thread(pages.close)
+        await pages.close()

@@ -108,6 +108,21 @@ async def _aclose(it: AsyncIterator[Any]) -> None:
         await close()
 
 
+async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
+    """Cancel `task` and wait for it to end; a cancellation of the caller itself still propagates.
+
+    `contextlib.suppress(CancelledError)` around `await task` would also swallow the cancellation
+    of the task doing the waiting (a timeout around a close, a shutdown).
+    """
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+
+
 async def _produce(pages: AsyncIterator[pd.DataFrame], queue: asyncio.Queue[Any], stats: ReadStats) -> None:
     """Producer task body; holds no reference to the reader so a dropped reader can be collected."""
     try:
@@ -118,6 +133,12 @@ async def _produce(pages: AsyncIterator[pd.DataFrame], queue: asyncio.Queue[Any]
     except asyncio.CancelledError:
         raise
     except Exception as exc:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # the reader is closing and nobody reads the queue (it may be full): an error raised
+            # while the pages were being torn down goes to the log, the cancellation stands
+            logger.debug("read closed while its pages failed: %s", exc)
+            raise asyncio.CancelledError from exc
         await queue.put(_Failed(exc))
     finally:
         await _aclose(pages)
@@ -192,9 +213,7 @@ class PagedReader:
         self._closed = True
         task, self._task = self._task, None
         if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         if self._batches is not None:
             await _aclose(self._batches)
         await _aclose(self._pages)

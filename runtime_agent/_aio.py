@@ -84,6 +84,21 @@ class DedicatedThread:
         return await future
 
 
+async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
+    """Cancel `task` and wait for it to end; a cancellation of the caller itself still propagates.
+
+    `contextlib.suppress(CancelledError)` around `await task` would also swallow the cancellation
+    of the task doing the waiting (a timeout around a close, a shutdown).
+    """
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+
+
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
     if future.done():
         return

@@ -35,6 +35,7 @@ from pydantic import ValidationError
 
 from control.schemas.pipeline import SearchConf
 from control.schemas.trials import TrialState
+from runtime_agent._aio import cancel_and_wait
 from runtime_agent.api import TrainOperator, TrainResult
 from runtime_agent.errors import SpecError, TrainingFailed
 from runtime_agent.train_worker import TrainWorker, WorkerHandle, installed
@@ -237,9 +238,7 @@ async def search_and_train(run: Run) -> TrainResult:
         except Exception as exc:
             raise TrainingFailed("search", exc) from exc
         finally:
-            pusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pusher
+            await cancel_and_wait(pusher)
     checkpoints: dict[str, Any] = {}
     for result in grid:
         trial_id = str((result.metrics or {}).get("trial_id") or "")

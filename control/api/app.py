@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 
+from control.aio_tasks import cancel_and_wait
 from control.api import errors, openapi
 from control.api.limits import BodyLimit
 from control.api.routes import adapters, agent, code, lamp, render, resources, runs, service_keys, services
@@ -64,9 +65,7 @@ def create_app(settings: Settings | None = None, *, reconcile: bool = True) -> F
             yield
         finally:
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await cancel_and_wait(task)
             await reconciler.aclose()
             await orch.aclose()
             store.dispose()

@@ -33,6 +33,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from control.aio_tasks import cancel_and_wait
 from control.dispatch.base import Adapter, Admission, Infeasible, Observed, RunDescription, shortfall
 from control.dispatch.docker_spec import (
     L_KIND,
@@ -396,11 +397,11 @@ class DockerAdapter(Adapter):
         return [f"{k}={v}" for k, v in self.options.labels.items()]
 
     async def aclose(self) -> None:
-        for task in list(self._removing.values()):
-            task.cancel()
-        for task in list(self._removing.values()):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        removing = list(self._removing.values())
+        for task in removing:
+            task.cancel()  # all at once; then each is waited for
+        for task in removing:
+            await cancel_and_wait(task)
         if self._client is not None:
             with contextlib.suppress(Exception):
                 await self._call(self._client.close)

@@ -1,15 +1,18 @@
-"""PagedReader on a synthetic page producer: re-chunking, prefetch bounds, errors, early stop."""
+"""PagedReader on a synthetic page producer: re-chunking, prefetch bounds, errors, early stop, close races."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Generator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from connectors import PagedReader, ReadOptions
+from connectors import PagedReader, ReadOptions, open_connector
+from connectors._blocking_pages import END, BlockingPages
 from connectors._paging import key_advance
 from tests.connectors.conformance import collect, joined, wait_until
 
@@ -134,3 +137,100 @@ async def test_key_cursor_tracks_the_last_key_handed_on() -> None:
         cursors.append(r.cursor)
     assert cursors == [2, 5, 7]
     assert isinstance(r.cursor, int)
+
+
+async def test_close_while_the_queue_is_full_and_teardown_fails() -> None:
+    """The producer's source fails while being torn down, with nobody left to read the full queue."""
+    stepping = asyncio.Event()
+    torn_down: list[bool] = []
+
+    async def pages() -> AsyncIterator[pd.DataFrame]:
+        try:
+            yield pd.DataFrame({"id": [0]})
+            yield pd.DataFrame({"id": [1]})
+            stepping.set()
+            await asyncio.Event().wait()  # a fetch under way when the reader closes
+            yield pd.DataFrame({"id": [2]})
+        finally:
+            torn_down.append(True)
+            raise ValueError("the store's cursor broke while being closed")
+
+    r = PagedReader(pages(), ReadOptions(prefetch_pages=1), name="synthetic")
+    assert len(await r.__anext__()) == 1
+    await asyncio.wait_for(stepping.wait(), 10)  # page 2 fills the queue, the producer fetches page 3
+    producer = r._task
+    closing = asyncio.create_task(r.aclose())
+    done, _ = await asyncio.wait({closing}, timeout=30)  # asyncio.wait cancels nothing: a hang shows
+    assert closing in done, "aclose hung on the producer's full queue"
+    await closing
+    assert torn_down == [True] and producer is not None and producer.done()
+    assert [b async for b in r] == []
+
+
+async def test_aclose_under_a_timeout_still_times_out() -> None:
+    """Closing cancels the producer; a cancellation of the closing task itself is not swallowed."""
+
+    release = asyncio.Event()
+
+    async def pages() -> AsyncIterator[pd.DataFrame]:
+        try:
+            yield pd.DataFrame({"id": [0]})
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.shield(release.wait())  # a teardown that outlasts the caller's patience
+
+    r = PagedReader(pages(), ReadOptions(prefetch_pages=1), name="synthetic")
+    await r.__anext__()
+    assert await wait_until(lambda: r.stats.pages_fetched == 1 and r._task is not None)
+    producer = r._task
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(r.aclose(), 0.2)
+    release.set()
+    assert producer is not None
+    with pytest.raises(asyncio.CancelledError):
+        await producer
+
+
+async def test_blocking_pages_close_waits_for_the_step_under_way() -> None:
+    entered, release = threading.Event(), threading.Event()
+    finished: list[str] = []
+
+    def gen() -> Generator[int, None, None]:
+        try:
+            yield 1
+            entered.set()
+            release.wait(10)
+            yield 2
+        finally:
+            finished.append("closed")
+
+    pages = BlockingPages(gen())
+    assert await pages.next() == 1
+    step = asyncio.create_task(pages.next())
+    assert await asyncio.to_thread(entered.wait, 10)
+    step.cancel()  # the worker thread goes on with its step
+    with pytest.raises(asyncio.CancelledError):
+        await step
+    closing = asyncio.create_task(pages.close())
+    release.set()
+    await asyncio.wait_for(closing, 10)  # no "generator already executing"
+    assert finished == ["closed"]
+    assert await pages.next() is END
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+async def test_file_reads_closed_after_two_pages_always_end(tmp_path: Path, fmt: str) -> None:
+    conn = open_connector(f"file://{tmp_path}")
+    try:
+        await conn.write(pd.DataFrame({"id": range(200)}), f"r.{fmt}")
+        for _ in range(40):
+            r = conn.read(f"r.{fmt}", ReadOptions(paginate_read_num=10))
+            assert isinstance(r, PagedReader)
+            first, second = await r.__anext__(), await r.__anext__()
+            await asyncio.wait_for(r.aclose(), 10)
+            assert list(first["id"]) + list(second["id"]) == list(range(20))
+            again = ReadOptions(paginate_read_num=10, resume_from=r.cursor)
+            rest = await collect(conn.read(f"r.{fmt}", again))
+            assert len(joined(rest)) == 180
+    finally:
+        await conn.aclose()

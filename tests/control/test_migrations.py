@@ -82,7 +82,7 @@ def test_0005_copies_each_runs_upstream_list_into_rows(db_url: str) -> None:
             ses.get(m.Runtime, c).upstream_run_ids = [a, b, a]  # type: ignore[union-attr]
         _alembic(store, "head")
         with store.transaction() as ses:
-            rows = set(ses.execute(select(m.RunUpstream.runtime_id, m.RunUpstream.upstream_id)).tuples())
+            rows = set(ses.execute(select(m.RunUpstream.runtime_id, m.RunUpstream.upstream_id)).all())
         assert rows == {(b, a), (c, a), (c, b)}
         _alembic(store, "0004", down=True)
         assert "run_upstreams" not in inspect(store.engine).get_table_names()

@@ -89,7 +89,8 @@ def create_app(settings: Settings | None = None, *, reconcile: bool = True) -> F
     )
 
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
-    for module in (resources, lamp, runs, services, agent, code, adapters, render, service_keys):
+    # routes are matched in order: the agents' calls, the most frequent by far, are looked at first
+    for module in (agent, resources, lamp, runs, services, code, adapters, render, service_keys):
         app.include_router(module.router)
     app.include_router(user_routes.router)
     app.include_router(audit_routes.router)

@@ -61,9 +61,10 @@ def _out(run: m.Runtime, external_id: str | None) -> s.RunOut:
     )
 
 
-def views(*, session: Session, runs: Sequence[m.Runtime]) -> list[s.RunOut]:
-    """`RunOut` of each run (no history), with one query for all their schedules."""
-    external = _external_ids(session=session, run_ids=[r.id for r in runs])
+def views(*, session: Session, runs: Sequence[m.Runtime], dispatch: bool = True) -> list[s.RunOut]:
+    """`RunOut` of each run (no history), with one query for all their schedules; `dispatch=False`
+    leaves out where each was started (`externalId`) and that query."""
+    external = _external_ids(session=session, run_ids=[r.id for r in runs]) if dispatch else {}
     return [_out(r, external.get(r.id)) for r in runs]
 
 

@@ -37,6 +37,7 @@ def task_spec(run_id: RunId, token: RunToken, orch: Orch) -> s.TaskSpec:
 
 @router.post("/runs/{run_id}/state", response_model=s.RunOut)
 def report_state(run_id: RunId, report: s.StateReport, token: RunToken, orch: Orch) -> s.RunOut:
+    """Move the run to the reported state; answers the run as it is now (without `externalId`)."""
     with orch.store.transaction() as ses:
         run = runs.agent_run(session=ses, run_id=run_id, token=token)
         reason = report.reason or f"agent: {report.state.value}"
@@ -54,7 +55,7 @@ def report_state(run_id: RunId, report: s.StateReport, token: RunToken, orch: Or
             runs.transition(session=ses, run=run, to=report.state, reason=reason)
             if report.state == s.RunState.SUCCEEDED and was != run.state:
                 artifacts.record_outputs(session=ses, run=run)
-        (out,) = run_views.views(session=ses, runs=[run])  # the agent needs no dispatch details
+        (out,) = run_views.views(session=ses, runs=[run], dispatch=False)  # the agent needs no externalId
     if report.state.is_terminal():
         orch.exams.kick()  # downstream runs of its exam run start now
     return out

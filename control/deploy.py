@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from control import audit, runs
 from control import schemas as s
 from control.dispatch.describe import describe_service
+from control.dispatch.k8s_names import service_name
 from control.errors import Conflict, ControlError, InvalidSpec, NotFound
 from control.pipeline import best_version
 from control.secrets import new_token, token_hash
@@ -84,7 +85,8 @@ class Deployments:
             )
         model = ses.get(m.Model, version.model_id)
         assert model is not None
-        name = f"{model.model_name}-{version.model_version}".lower().replace("_", "-")[:63]
+        service_type = spec.service_info.si_type if spec.service_info else ""
+        name = service_name(service_type, model.model_name, version.model_version)  # seed 001's names
         others = ses.scalars(
             select(m.Service).where(
                 m.Service.model_id == model.id, m.Service.state == s.ServiceState.READY.value
@@ -96,9 +98,7 @@ class Deployments:
         replicas = spec.service_info.si_node_num if spec.service_info else 1
         service = m.Service(
             space_id=run.space_id,
-            service_name=s.check_dns1123(
-                "".join(c if c.isalnum() or c == "-" else "-" for c in name).strip("-")
-            ),
+            service_name=s.check_dns1123(name),
             model_id=model.id,
             model_version_id=version.id,
             runtime_id=run.id,
@@ -123,7 +123,9 @@ class Deployments:
 
     # -- services ---------------------------------------------------------------------------
 
-    async def start_service(self, service_id: int) -> None:
+    async def start_service(self, service_id: int, *, keep_reason: bool = False) -> None:
+        """Start (or start again) the service's process on a new port with a new token;
+        `keep_reason` keeps the reason already recorded (a restart says why it happened)."""
         token = new_token()
         port = free_port()
 
@@ -135,7 +137,8 @@ class Deployments:
             svc.port = port
             svc.endpoint = f"http://127.0.0.1:{port}"
             svc.state = s.ServiceState.STARTING.value
-            svc.reason = ""
+            if not keep_reason:
+                svc.reason = ""
             return svc
 
         svc = await self.db(prepare)

@@ -1,4 +1,5 @@
-"""The reconcile loop's watch over services: start the never-started, mark the ready, fail the dead."""
+"""The reconcile loop's watch over services: start the never-started, mark the ready, restart the
+ready ones whose process ended (up to `ATOM_SERVICE_RESTARTS` times), fail the dead."""
 
 from __future__ import annotations
 
@@ -69,9 +70,10 @@ class ServiceWatch:
                 continue
             observed = await self.orch.adapter(adapter).describe(external_id)
             if not observed.alive:
-                await self._set_service(
-                    sid, s.ServiceState.FAILED, observed.detail.replace("agent", "service") + log_tail(log)
-                )
+                why = observed.detail.replace("agent", "service") + log_tail(log)
+                if state == s.ServiceState.READY.value and await self._restart(sid, external_id, why):
+                    continue
+                await self._set_service(sid, s.ServiceState.FAILED, why)
                 continue
             if state == s.ServiceState.STARTING.value:
                 ready, load_error = await self._ready(endpoint)
@@ -89,6 +91,38 @@ class ServiceWatch:
                         s.ServiceState.FAILED,
                         f"not ready after {int(age)} s" + log_tail(log),
                     )
+
+    async def _restart(self, service_id: int, external_id: str, why: str) -> bool:
+        """Start a ready service whose process ended again, if its restarts are not used up.
+
+        Returns False (the caller fails it) when it has been restarted `service_restarts` times
+        already; the reason then says so. A service stopped meanwhile is left alone (True).
+        """
+        limit = self.orch.settings.service_restarts
+
+        def count(ses: Session) -> int | None:
+            svc = ses.get(m.Service, service_id)
+            if svc is None or svc.state != s.ServiceState.READY.value or svc.external_id != external_id:
+                return None  # stopped, failed or restarted by someone else meanwhile
+            if svc.restarts >= limit:
+                svc.reason = f"gave up after {svc.restarts} restarts: {why}"
+                return -1
+            svc.restarts += 1
+            svc.state = s.ServiceState.STARTING.value
+            svc.reason = f"restarted ({svc.restarts} of {limit}) after its process ended: {why}"[:1000]
+            return svc.restarts
+
+        done = await self.orch.db(count)
+        if done is None:
+            return True
+        if done < 0:
+            return False
+        logger.warning("service %s: process ended (%s); restart %d of %d", service_id, why, done, limit)
+        try:
+            await self.orch.start_service(service_id, keep_reason=True)
+        except ControlError as exc:
+            logger.warning("service %s could not be restarted: %s", service_id, exc)
+        return True
 
     async def _ready(self, endpoint: str | None) -> tuple[bool, str]:
         """(ready, why its model cannot load) from the service's `/v2/health/ready`."""

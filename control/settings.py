@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     service_ready_timeout: float = 120.0
     """An inference service not ready within this many seconds is failed."""
 
+    service_restarts: int = Field(default=3, ge=0)
+    """How often a ready inference service whose process ended is started again before it is failed."""
+
     service_port_range: tuple[int, int] = (18500, 18999)
     """Local ports handed to inference services started as processes."""
 

@@ -11,8 +11,8 @@ import pytest
 
 from tests import schema_templates
 
-#: the Kubernetes API stand-in (kube_api, kubeconfig, kube_client)
-pytest_plugins = ["tests.k8s_sim.fixtures"]
+#: the Kubernetes API stand-in (kube_api, kubeconfig, kube_client); the check for leaked servers
+pytest_plugins = ["tests.k8s_sim.fixtures", "tests.leftover_servers"]
 
 MYSQL_HOST = os.environ.get("ATOM_TEST_MYSQL_HOST", "127.0.0.1")
 MYSQL_PORT = int(os.environ.get("ATOM_TEST_MYSQL_PORT", "3306"))

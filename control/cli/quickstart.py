@@ -164,4 +164,10 @@ async def cmd_quickstart(ctx: Context, args: argparse.Namespace) -> int:
     ctx.out.print(render.kv_table(timings, title="timings"))
     spec_file = directory / "quickstart.yaml"
     ctx.out.print(f"\nnext: atom runs · atom logs {run.id} · atom services · atom apply -f {spec_file}")
+    space = "" if ctx.space == "default" else f" --space {ctx.space}"
+    ctx.out.print(
+        f"the service {service.service_name} keeps running (it answers at {service.endpoint}); "
+        f"stop it with: atom services stop {service.service_name}{space} "
+        f"(every one: atom services stop --all{space})"
+    )
     return 0

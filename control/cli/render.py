@@ -223,11 +223,12 @@ def metrics_table(points: Iterable[MetricPoint]) -> Table:
 
 def services_table(services: Sequence[ServiceOut]) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for header in ("ID", "NAME", "MODEL", "ENDPOINT", "STATE", "WEIGHT", "ACCESS"):
-        table.add_column(header, no_wrap=True, justify="right" if header in ("ID", "WEIGHT") else "left")
+    for header in ("ID", "NAME", "MODEL", "ENDPOINT", "STATE", "WEIGHT", "RESTARTS", "ACCESS"):
+        right = header in ("ID", "WEIGHT", "RESTARTS")
+        table.add_column(header, no_wrap=True, justify="right" if right else "left")
     for s in services:
         state = state_text(s.state)
-        if s.reason and str(s.state) == "failed":
+        if s.reason and str(s.state) in ("failed", "starting"):  # why it failed, or why it restarts
             state.append(f" ({s.reason})", style="dim")
         table.add_row(
             str(s.id),
@@ -236,6 +237,7 @@ def services_table(services: Sequence[ServiceOut]) -> Table:
             s.endpoint or "-",
             state,
             f"{s.traffic_weight}%",
+            str(s.restarts),
             "public" if s.public else "key set" if s.has_key else "token",
         )
     return table

@@ -7,6 +7,8 @@ A service that is not public needs a token: `atom predict` sends the token it us
 (a user token reaching the service's space), or the service's own key given with `--key`.
 `atom services key NAME` makes a new key (shown once; the former stops working within seconds);
 `atom services public NAME on|off` opens or closes the service to callers without a token.
+`atom services stop NAME` stops a service (by id, or every running one of that name or model);
+`atom services stop --all` stops every running service of the space.
 """
 
 from __future__ import annotations
@@ -37,15 +39,25 @@ _DATATYPES = {"f": "FP64", "i": "INT64", "u": "UINT64", "b": "BOOL"}
 
 
 def register(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """`atom services [key NAME | public NAME on|off]` on the `services` parser."""
-    p.add_argument("action", nargs="?", choices=("key", "public"), help="key: a new key; public: on or off")
+    """`atom services [key NAME | public NAME on|off | stop NAME | stop --all]` on the `services` parser."""
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=("key", "public", "stop"),
+        help="key: a new key; public: on or off; stop: stop a service (or --all)",
+    )
     p.add_argument("name", nargs="?", metavar="SERVICE", help="service id or name")
     p.add_argument("value", nargs="?", choices=("on", "off"), help="with public")
+    p.add_argument(
+        "--all", dest="all_services", action="store_true", help="with stop: every live service of the space"
+    )
     return p
 
 
 async def cmd_services(ctx: Context, args: argparse.Namespace) -> int:
     action = getattr(args, "action", None)
+    if action == "stop":
+        return await cmd_stop_services(ctx, args.name, everything=bool(getattr(args, "all_services", False)))
     if action is not None:
         return await cmd_service_access(ctx, action, args.name, getattr(args, "value", None))
     async with ctx.client() as client:
@@ -89,6 +101,34 @@ async def cmd_service_access(ctx: Context, action: str, ref: str | None, value: 
         style="dim",
     )
     ctx.out.file.write(str(body["key"]) + "\n")
+    return 0
+
+
+LIVE_STATES = frozenset({"starting", "ready", "waiting_approval"})
+"""Service states `atom services stop --all` stops (a stopped or failed one has no process)."""
+
+
+async def cmd_stop_services(ctx: Context, ref: str | None, *, everything: bool) -> int:
+    """`atom services stop NAME` (every live service of that name) or `atom services stop --all`."""
+    if everything == bool(ref):
+        raise UsageError("atom services stop: name one service (id or name), or give --all")
+    async with ctx.client() as client:
+        if ref:
+            targets = [await find_service(client, ctx.space, ref)]
+            if not ref.isdigit():  # every live service of the name: a model's versions too
+                targets = [
+                    s
+                    for s in await list_services(client, ctx.space)
+                    if (s.service_name == ref or s.model_name == ref) and s.state.value in LIVE_STATES
+                ] or targets
+        else:
+            targets = [s for s in await list_services(client, ctx.space) if s.state.value in LIVE_STATES]
+        if not targets:
+            ctx.err.print(f"no running services in space {ctx.space!r}", style="dim")
+            return 0
+        for service in targets:
+            await client.request("POST", f"/api/v1/services/{service.id}/stop")
+            ctx.out.print(f"service {service.service_name} (id {service.id}) stopped")
     return 0
 
 

@@ -383,6 +383,8 @@ class ServiceOut(Wire):
     """True: the service answers inference calls without a token."""
     has_key: bool = False
     """The service has an inference key (rotate it with POST /api/v1/services/{id}/key to see one)."""
+    restarts: int = 0
+    """How often control started the service again after its process ended (ATOM_SERVICE_RESTARTS)."""
     api_key: str | None = None
     """Only in the answer of the call that made the key (approving a TOUCH_DEPLOY service)."""
 

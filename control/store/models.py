@@ -384,5 +384,7 @@ class Service(Base):
     """sha256 of the service's own inference key (shown once at deploy, rotatable)."""
     public: Mapped[bool] = mapped_column(Boolean, default=False)
     """True: the inference endpoint answers without a token."""
+    restarts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """How often control started the service again after its process ended."""
     created_at: Mapped[datetime] = mapped_column(Stamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Stamp, default=utcnow, onupdate=utcnow)

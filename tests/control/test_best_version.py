@@ -150,3 +150,22 @@ async def test_gate_compares_with_the_served_version(app: FastAPI) -> None:
         assert solo_run is not None
         assert best_version.gate(ses, solo_run, solo, {}) is None
         assert best_version.gate(ses, solo_run, solo, {"scoreGate": "true"}) is not None
+
+
+async def test_services_are_named_as_seed_001_says(app: FastAPI) -> None:
+    """`{service type}-{model}-{the version's digits}`, `serving` when the service info names no type."""
+    orch = app.state.orchestrator
+    with orch.store.transaction() as ses:
+        model = new_model(ses, name="Churn_Torch")
+        version = register(ses, model, 0.9, model_conf={"servingObject": "op:Serve"})
+        run = ses.get(m.Runtime, version.runtime_id)
+        assert run is not None
+        service = orch._plan_service(ses, run)
+        assert service is not None and service.service_name == "serving-churn-torch-1"
+        run.spec = {**run.spec, "serviceInfo": {"siType": "Triton", "siNodeNum": 2}}
+        later = register(ses, model, 0.95, model_conf={"servingObject": "op:Serve"})
+        later_run = ses.get(m.Runtime, later.runtime_id)
+        assert later_run is not None
+        later_run.spec = {**later_run.spec, "serviceInfo": {"siType": "Triton", "siNodeNum": 2}}
+        second = orch._plan_service(ses, later_run)
+        assert second is not None and (second.service_name, second.replicas) == ("triton-churn-torch-2", 2)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,6 +107,18 @@ async def test_a_run_survives_control_restarting_around_its_end(
         async with httpx.AsyncClient(timeout=5) as http:
             assert (await http.get(f"{services[0].endpoint}/v2/health/ready")).status_code == 200
 
+        # its process killed, the ready service is started again by control (ATOM_SERVICE_RESTARTS)
+        first = services[0]
+        os.killpg(_service_pid(control.home, first.id), signal.SIGKILL)
+
+        async def restarted() -> s.ServiceOut | None:
+            svc = await client.get_service(first.id)
+            return svc if svc.state.value == "ready" and svc.restarts == 1 else None
+
+        again = await wait_for(restarted, timeout=120, what="the killed service to be restarted")
+        async with httpx.AsyncClient(timeout=5) as http:
+            assert (await http.get(f"{again.endpoint}/v2/health/ready")).status_code == 200
+
         points = await client.run_metrics(run_id)
         loss = [p.step for p in points if p.name == "loss"]
         assert loss == list(range(1, EPOCHS + 1))  # the outage's metrics arrived, in order, once
@@ -114,6 +127,14 @@ async def test_a_run_survives_control_restarting_around_its_end(
     assert len(rows) == 40 and list(rows["row"]) == list(range(40))  # the test split, written once
     assert "answers again" in agent_log.read_text()
     print(f"control was down {down_s:.1f} s around the run's end")  # noqa: T201 - the measured outage
+
+
+def _service_pid(home: Path, service_id: int) -> int:
+    with contextlib.closing(sqlite3.connect(home / "atom.db")) as conn:
+        query = "SELECT external_id FROM services WHERE id = ?"
+        (external_id,) = conn.execute(query, (service_id,)).fetchone()
+    assert str(external_id).startswith("pid:"), external_id
+    return int(str(external_id).split(":")[1])
 
 
 async def _ready_services(client: AsyncControlClient) -> list[s.ServiceOut] | None:

@@ -35,7 +35,7 @@ async def test_lists_both_demo_services(make_tui: TuiFactory, demo: Demo) -> Non
         cells = [[str(c) for c in screen.table.get_row_at(i)] for i in range(2)]
         assert cells[0][1:5] == ["reasoning-ctr-1", "ctr:v1", "✔ ready", "█████ 100%"]
         assert cells[1][1:4] == ["reasoning-ctr-2", "ctr:v2", "? waiting_approval"]
-        assert cells[0][5] == ENDPOINT and cells[0][6] == "1" and "TOUCH_DEPLOY" in cells[1][7]
+        assert cells[0][5] == ENDPOINT and cells[0][6:8] == ["1", "0"] and "TOUCH_DEPLOY" in cells[1][8]
 
 
 async def test_approve_the_waiting_service_in_one_key(make_tui: TuiFactory, demo: Demo) -> None:

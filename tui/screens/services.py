@@ -82,6 +82,7 @@ class ServicesScreen(TableScreen):
             Column("traffic", traffic),
             Column("endpoint", endpoint),
             Column("replicas", lambda r: r.get("replicas", 0)),
+            Column("restarts", lambda r: r.get("restarts", 0)),
             Column("reason", lambda r: dash(clip(r.get("reason"), 40))),
         ]
 
@@ -99,7 +100,8 @@ class ServicesScreen(TableScreen):
             row, state=state_text(row.get("state")), trafficWeight=f"{row.get('trafficWeight', 0)}%"
         )
         fields.pop("apiKey", None)
-        first = ["serviceName", "state", "reason", "modelName", "modelVersion", "endpoint", "replicas"]
+        first = ["serviceName", "state", "reason", "modelName", "modelVersion", "endpoint"]
+        first += ["replicas", "restarts"]
         sections: list[Section] = [("", row_items(fields, first=first))]
         urls = oip_urls(row)
         if urls:

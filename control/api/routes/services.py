@@ -35,6 +35,7 @@ def service_view(ses: Session, svc: m.Service) -> s.ServiceOut:
         created_at=svc.created_at,
         public=svc.public,
         has_key=svc.api_key_hash is not None,
+        restarts=svc.restarts,
     )
 
 

@@ -234,9 +234,39 @@ def test_services_table(fake: FakeControl, capsys: pytest.CaptureFixture[str]) -
     fake.on("GET", f"{API}/services", [SERVICE])
     code, out, _ = atom(fake, capsys, "services")
     assert code == 0
-    assert out.splitlines()[0].split() == ["ID", "NAME", "MODEL", "ENDPOINT", "STATE", "WEIGHT", "ACCESS"]
+    assert out.splitlines()[0].split() == ["ID", "NAME", "MODEL", "ENDPOINT", "STATE", "WEIGHT", "RESTARTS",
+                                          "ACCESS"]  # fmt: skip
     assert out.splitlines()[1].split() == ["2", "reasoning-tabular-1", "tabular@1", "http://127.0.0.1:18500",
-                                          "ready", "100%", "token"]  # fmt: skip
+                                          "ready", "100%", "0", "token"]  # fmt: skip
+
+
+def test_services_stop_by_name_stops_every_live_one_of_it(
+    fake: FakeControl, capsys: pytest.CaptureFixture[str]
+) -> None:
+    older = {**SERVICE, "id": 1, "state": "stopped"}
+    grey = {**SERVICE, "id": 3, "serviceName": "reasoning-tabular-2", "modelVersion": "2"}
+    grey["state"] = "starting"
+    other = {**SERVICE, "id": 4, "serviceName": "reasoning-iris-1", "modelName": "iris"}
+    fake.on("GET", f"{API}/services", [older, SERVICE, grey, other])
+    for sid in (2, 3, 4):
+        fake.on("POST", f"{API}/services/{sid}/stop", {**SERVICE, "id": sid, "state": "stopped"})
+    code, out, _ = atom(fake, capsys, "services", "stop", "tabular")
+    assert code == 0
+    assert out.splitlines() == [
+        "service reasoning-tabular-1 (id 2) stopped",
+        "service reasoning-tabular-2 (id 3) stopped",
+    ]
+    code, out, _ = atom(fake, capsys, "services", "stop", "--all")
+    assert code == 0 and len(out.splitlines()) == 3  # the stopped one is left alone
+    stops = [r.url.path for r in fake.requests if r.method == "POST"]
+    assert stops == [f"{API}/services/{i}/stop" for i in (2, 3, 2, 3, 4)]
+
+
+def test_services_stop_needs_a_name_or_all(fake: FakeControl, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = atom(fake, capsys, "services", "stop")
+    assert code == 2 and "name one service (id or name), or give --all" in err
+    code, _, err = atom(fake, capsys, "services", "stop", "x", "--all")
+    assert code == 2
 
 
 def test_predict_sends_a_v2_request_and_shows_outputs(

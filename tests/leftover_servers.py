@@ -1,0 +1,75 @@
+"""The test run fails when it leaves a serving process behind.
+
+A serving process (`atom-runtime serve`, `python -m runtime_agent serve`, or the routing front)
+started while the run went on and still alive at its end was leaked by some test: it is named,
+killed, and the run's exit status becomes "tests failed". Only the pytest process that runs the
+session (the xdist controller, or pytest itself without xdist) checks, after every worker ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+SERVING_COMMANDS = frozenset({"serve", "front"})
+_started_after: int | None = None
+
+
+def _start_ticks(pid: int | str) -> int:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def _is_serving(argv: list[str]) -> bool:
+    """`... runtime_agent serve ...`, `.../atom-runtime front ...` and the like."""
+    runtime = ("runtime_agent", "/atom-runtime", "runtime_agent/__main__.py")
+    return any(
+        (a == runtime[0] or a.endswith(runtime[1:])) and nxt in SERVING_COMMANDS
+        for a, nxt in zip(argv, argv[1:], strict=False)
+    )
+
+
+def serving_processes(started_after: int) -> list[tuple[int, str]]:
+    """(pid, command line) of serving processes started after `started_after` (clock ticks)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            if not _is_serving([a for a in argv if a]) or _start_ticks(entry.name) < started_after:
+                continue
+        except (OSError, ValueError, IndexError):
+            continue  # ended meanwhile, or not ours to read
+        found.append((int(entry.name), " ".join(a for a in argv if a)))
+    return found
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _started_after
+    if not hasattr(config, "workerinput") and Path("/proc/self/stat").exists():
+        _started_after = _start_ticks("self")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _started_after is None or hasattr(session.config, "workerinput"):
+        return
+    left = serving_processes(_started_after)
+    if not left:
+        return
+    for pid, _ in left:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = [f"serving processes left behind by the tests (killed now): {len(left)}"]
+    lines += [f"  pid {pid}: {cmd[:200]}" for pid, cmd in left]
+    if reporter is not None:
+        reporter.write("\n")
+        for line in lines:
+            reporter.write_line(line, red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -173,7 +173,41 @@ class Deployments:
 
         await self.db(started)
 
-    async def stop_service(self, service_id: int, *, who: Principal | None = None) -> None:
+    async def retire_replaced(self, service_id: int) -> list[int]:
+        """A service just became ready: the older live services of its model in its space are
+        stopped (their in-flight requests finish: the stop is graceful), unless it was deployed
+        GREY_DEPLOY, which keeps the old version beside the new one. Returns the ids stopped."""
+
+        def older(ses: Session) -> tuple[list[int], str]:
+            svc = ses.get(m.Service, service_id)
+            run = ses.get(m.Runtime, svc.runtime_id) if svc is not None and svc.runtime_id else None
+            if svc is None or run is None:
+                return [], ""
+            deploy = (run.spec.get("operator") or {}).get("deployType")
+            if deploy == s.DeployType.GREY_DEPLOY.value:
+                return [], ""
+            live = (s.ServiceState.READY.value, s.ServiceState.STARTING.value)
+            ids = ses.scalars(
+                select(m.Service.id).where(
+                    m.Service.model_id == svc.model_id,
+                    m.Service.space_id == svc.space_id,
+                    m.Service.id < svc.id,
+                    m.Service.state.in_(live),
+                )
+            ).all()
+            version = ses.get(m.ModelVersion, svc.model_version_id)
+            shown = version.model_version if version is not None else "?"
+            return list(ids), f"replaced by {svc.service_name} (version {shown})"
+
+        ids, why = await self.db(older)
+        for old in ids:
+            logger.info("service %s %s", old, why)
+            await self.stop_service(old, reason=why)
+        return ids
+
+    async def stop_service(
+        self, service_id: int, *, who: Principal | None = None, reason: str = "stopped by user"
+    ) -> None:
         """Stop the service; `who` (a user) is recorded in the audit trail with the stop."""
 
         def stop(ses: Session) -> tuple[str | None, str]:
@@ -181,7 +215,7 @@ class Deployments:
             if svc is None:
                 raise NotFound(f"service {service_id} does not exist")
             svc.state = s.ServiceState.STOPPED.value
-            svc.reason = "stopped by user"
+            svc.reason = reason
             if who is not None:
                 audit.record(ses, who, "stop", "service", svc.service_name, space_id=svc.space_id, id=svc.id)
             return svc.external_id, svc.adapter

@@ -169,3 +169,45 @@ async def test_services_are_named_as_seed_001_says(app: FastAPI) -> None:
         later_run.spec = {**later_run.spec, "serviceInfo": {"siType": "Triton", "siNodeNum": 2}}
         second = orch._plan_service(ses, later_run)
         assert second is not None and (second.service_name, second.replicas) == ("triton-churn-torch-2", 2)
+
+
+def add_service(ses: Session, version: m.ModelVersion, state: str = "ready") -> m.Service:
+    model = ses.get(m.Model, version.model_id)
+    assert model is not None
+    svc = m.Service(
+        space_id=model.space_id,
+        service_name=f"serving-{model.model_name}-{version.model_version}",
+        model_id=model.id,
+        model_version_id=version.id,
+        runtime_id=version.runtime_id,
+        serving_object="op:Serve",
+        state=state,
+        token_hash="-",
+    )
+    ses.add(svc)
+    ses.flush()
+    return svc
+
+
+async def test_a_ready_version_replaces_the_older_services_of_its_model(app: FastAPI) -> None:
+    """AUTO_DEPLOY: the older live services of the model are stopped with the reason; GREY_DEPLOY
+    keeps them beside the new one; another model's services and ended ones are left alone."""
+    orch = app.state.orchestrator
+    with orch.store.transaction() as ses:
+        churn, iris = new_model(ses), new_model(ses, name="iris")
+        one = add_service(ses, register(ses, churn, 0.8))
+        failed = add_service(ses, register(ses, churn, 0.5), "failed")
+        two = add_service(ses, register(ses, churn, 0.85))
+        other = add_service(ses, register(ses, iris, 0.7))
+        grey_run = register(ses, churn, 0.9)
+        run = ses.get(m.Runtime, grey_run.runtime_id)
+        assert run is not None
+        run.spec = {**run.spec, "operator": {**run.spec["operator"], "deployType": "GREY_DEPLOY"}}
+        three = add_service(ses, grey_run, "ready")
+        ids = one.id, failed.id, two.id, other.id, three.id
+    assert await orch.retire_replaced(ids[4]) == []  # grey: the older ones stay
+    assert await orch.retire_replaced(ids[2]) == [ids[0]]
+    with orch.store.transaction() as ses:
+        states = {i: (ses.get(m.Service, i).state, ses.get(m.Service, i).reason) for i in ids}  # type: ignore[union-attr]
+    assert states[ids[0]] == ("stopped", "replaced by serving-churn-3 (version 3)")
+    assert [states[i][0] for i in ids[1:]] == ["failed", "ready", "ready", "ready"]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from control import audit, runs
+from control import audit, runs, traffic
 from control import schemas as s
 from control.dispatch.describe import describe_service
 from control.dispatch.k8s_names import service_name
@@ -94,7 +94,7 @@ class Deployments:
         ).all()
         weight = 100
         if deploy == s.DeployType.GREY_DEPLOY.value and others:
-            weight = int(spec.operator.model_conf.get("greyWeight", 10))
+            weight = _grey_weight(spec.operator.model_conf.get("greyWeight", 10))
         replicas = spec.service_info.si_node_num if spec.service_info else 1
         service = m.Service(
             space_id=run.space_id,
@@ -173,18 +173,21 @@ class Deployments:
 
         await self.db(started)
 
-    async def retire_replaced(self, service_id: int) -> list[int]:
-        """A service just became ready: the older live services of its model in its space are
-        stopped (their in-flight requests finish: the stop is graceful), unless it was deployed
-        GREY_DEPLOY, which keeps the old version beside the new one. Returns the ids stopped."""
+    async def settle_ready(self, service_id: int) -> list[int]:
+        """A service just became ready. GREY_DEPLOY: it gets its planned weight (greyWeight) and
+        the model's other ready versions the rest. Otherwise it takes every request and the older
+        live services of its model are stopped (gracefully: in-flight requests finish), with
+        "replaced by ..." as their reason. Returns the ids stopped."""
 
-        def older(ses: Session) -> tuple[list[int], str]:
+        def settle(ses: Session) -> tuple[list[int], str]:
             svc = ses.get(m.Service, service_id)
-            run = ses.get(m.Runtime, svc.runtime_id) if svc is not None and svc.runtime_id else None
-            if svc is None or run is None:
+            if svc is None or svc.state != s.ServiceState.READY.value:
                 return [], ""
-            deploy = (run.spec.get("operator") or {}).get("deployType")
+            run = ses.get(m.Runtime, svc.runtime_id) if svc.runtime_id else None
+            deploy = (run.spec.get("operator") or {}).get("deployType") if run is not None else None
             if deploy == s.DeployType.GREY_DEPLOY.value:
+                alone = len(traffic.versions(ses, svc)) == 1
+                traffic.split(ses, svc, 100 if alone else svc.traffic_weight)
                 return [], ""
             live = (s.ServiceState.READY.value, s.ServiceState.STARTING.value)
             ids = ses.scalars(
@@ -195,15 +198,50 @@ class Deployments:
                     m.Service.state.in_(live),
                 )
             ).all()
+            svc.traffic_weight = 100
             version = ses.get(m.ModelVersion, svc.model_version_id)
             shown = version.model_version if version is not None else "?"
             return list(ids), f"replaced by {svc.service_name} (version {shown})"
 
-        ids, why = await self.db(older)
+        ids, why = await self.db(settle)
         for old in ids:
             logger.info("service %s %s", old, why)
             await self.stop_service(old, reason=why)
         return ids
+
+    async def promote_service(self, service_id: int, *, who: Principal | None = None) -> list[int]:
+        """The version takes every request; the model's other versions are stopped. Returns their ids."""
+
+        def move(ses: Session) -> tuple[list[int], str]:
+            svc = ses.get(m.Service, service_id)
+            if svc is None:
+                raise NotFound(f"service {service_id} does not exist")
+            others = traffic.promote(ses, svc)
+            if who is not None:
+                audit.record(ses, who, "promote", "service", svc.service_name, space_id=svc.space_id)
+            return [o.id for o in others], f"replaced by {svc.service_name} (promoted)"
+
+        ids, why = await self.db(move)
+        for old in ids:
+            await self.stop_service(old, reason=why)
+        return ids
+
+    async def rollback_service(self, service_id: int, *, who: Principal | None = None) -> int:
+        """The version goes to 0% and is stopped; the newest other ready version takes its share.
+        Returns that version's id."""
+
+        def move(ses: Session) -> tuple[int, str]:
+            svc = ses.get(m.Service, service_id)
+            if svc is None:
+                raise NotFound(f"service {service_id} does not exist")
+            back = traffic.rollback(ses, svc)
+            if who is not None:
+                audit.record(ses, who, "rollback", "service", svc.service_name, space_id=svc.space_id)
+            return back.id, f"rolled back to {back.service_name}"
+
+        back, why = await self.db(move)
+        await self.stop_service(service_id, reason=why)
+        return back
 
     async def stop_service(
         self, service_id: int, *, who: Principal | None = None, reason: str = "stopped by user"
@@ -295,6 +333,17 @@ def _public(model_conf: dict[str, Any], *, default: bool) -> bool:
     if isinstance(value, bool):
         return value
     raise InvalidSpec(f"modelConf.servicePublic is {value!r}: use true or false")
+
+
+def _grey_weight(value: Any) -> int:
+    """modelConf.greyWeight: the share (1-100) a GREY_DEPLOY version starts with beside the serving one."""
+    try:
+        weight = int(value)
+    except (TypeError, ValueError):
+        weight = -1
+    if not 0 < weight <= 100 or isinstance(value, bool):
+        raise InvalidSpec(f"modelConf.greyWeight is {value!r}: give the new version's share, 1 to 100")
+    return weight
 
 
 def _set_service(ses: Session, service_id: int, *, state: s.ServiceState, reason: str) -> None:

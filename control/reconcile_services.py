@@ -79,7 +79,7 @@ class ServiceWatch:
                 ready, load_error = await self._ready(endpoint)
                 if ready:
                     await self._set_service(sid, s.ServiceState.READY, "")
-                    await self.orch.retire_replaced(sid)
+                    await self.orch.settle_ready(sid)
                 elif load_error:  # it answers, and says the model will never load
                     await self.orch.adapter(adapter).stop(external_id, grace=5)
                     await self._set_service(

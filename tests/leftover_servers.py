@@ -1,9 +1,11 @@
 """The test run fails when it leaves a serving process behind.
 
 A serving process (`atom-runtime serve`, `python -m runtime_agent serve`, or the routing front)
-started while the run went on and still alive at its end was leaked by some test: it is named,
-killed, and the run's exit status becomes "tests failed". Only the pytest process that runs the
-session (the xdist controller, or pytest itself without xdist) checks, after every worker ended.
+started while the run went on and still alive at its end, orphaned (its parent, a test worker or
+a control started by a test, is gone), was leaked by some test: it is named, killed, and the
+run's exit status becomes "tests failed". Only the pytest process that runs the session (the
+xdist controller, or pytest itself without xdist) checks, after every worker ended. A process
+with a live parent belongs to someone still running (another pytest session on the machine).
 """
 
 from __future__ import annotations
@@ -19,10 +21,20 @@ SERVING_COMMANDS = frozenset({"serve", "front"})
 _started_after: int | None = None
 
 
+def _stat(pid: int | str) -> list[str]:
+    """/proc/PID/stat's fields after the command name (field 3, the state, comes first)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def _start_ticks(pid: int | str) -> int:
     """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    return int(_stat(pid)[19])
+
+
+def _left_to_us(pid: int | str) -> bool:
+    """Its parent is gone (it was handed to init, pid 1), or is this pytest process itself."""
+    parent = int(_stat(pid)[1])
+    return parent in (1, os.getpid()) or not Path(f"/proc/{parent}").exists()
 
 
 def _is_serving(argv: list[str]) -> bool:
@@ -44,6 +56,8 @@ def serving_processes(started_after: int) -> list[tuple[int, str]]:
             argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
             if not _is_serving([a for a in argv if a]) or _start_ticks(entry.name) < started_after:
                 continue
+            if not _left_to_us(entry.name):
+                continue
         except (OSError, ValueError, IndexError):
             continue  # ended meanwhile, or not ours to read
         found.append((int(entry.name), " ".join(a for a in argv if a)))
@@ -56,6 +70,7 @@ def pytest_configure(config: pytest.Config) -> None:
         _started_after = _start_ticks("self")
 
 
+@pytest.hookimpl(trylast=True)  # after xdist has shut its workers down
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _started_after is None or hasattr(session.config, "workerinput"):
         return

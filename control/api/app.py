@@ -20,6 +20,7 @@ from control.api.routes import audit as audit_routes
 from control.api.routes import exam_runs as exam_run_routes
 from control.api.routes import quotas as quota_routes
 from control.api.routes import schedules as schedule_routes
+from control.api.routes import traffic as traffic_routes
 from control.api.routes import trials as trials_routes
 from control.api.routes import users as user_routes
 from control.dispatch.registry import build_adapters
@@ -100,4 +101,5 @@ def create_app(settings: Settings | None = None, *, reconcile: bool = True) -> F
     app.include_router(attempt_routes.router)
     app.include_router(trials_routes.router)
     app.include_router(artifact_routes.router)
+    app.include_router(traffic_routes.router)
     return app

@@ -385,6 +385,8 @@ class ServiceOut(Wire):
     """The service has an inference key (rotate it with POST /api/v1/services/{id}/key to see one)."""
     restarts: int = 0
     """How often control started the service again after its process ended (ATOM_SERVICE_RESTARTS)."""
+    mirror_percent: int = 0
+    """This share of the model's requests is copied to this version; only the primary's answer is returned."""
     api_key: str | None = None
     """Only in the answer of the call that made the key (approving a TOUCH_DEPLOY service)."""
 

@@ -386,5 +386,7 @@ class Service(Base):
     """True: the inference endpoint answers without a token."""
     restarts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """How often control started the service again after its process ended."""
+    mirror_percent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """This share (0-100) of its model's requests is copied to this version (a mirror candidate)."""
     created_at: Mapped[datetime] = mapped_column(Stamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Stamp, default=utcnow, onupdate=utcnow)

@@ -205,8 +205,8 @@ async def test_a_ready_version_replaces_the_older_services_of_its_model(app: Fas
         run.spec = {**run.spec, "operator": {**run.spec["operator"], "deployType": "GREY_DEPLOY"}}
         three = add_service(ses, grey_run, "ready")
         ids = one.id, failed.id, two.id, other.id, three.id
-    assert await orch.retire_replaced(ids[4]) == []  # grey: the older ones stay
-    assert await orch.retire_replaced(ids[2]) == [ids[0]]
+    assert await orch.settle_ready(ids[4]) == []  # grey: the older ones stay
+    assert await orch.settle_ready(ids[2]) == [ids[0]]
     with orch.store.transaction() as ses:
         states = {i: (ses.get(m.Service, i).state, ses.get(m.Service, i).reason) for i in ids}  # type: ignore[union-attr]
     assert states[ids[0]] == ("stopped", "replaced by serving-churn-3 (version 3)")

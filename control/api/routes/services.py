@@ -36,6 +36,7 @@ def service_view(ses: Session, svc: m.Service) -> s.ServiceOut:
         public=svc.public,
         has_key=svc.api_key_hash is not None,
         restarts=svc.restarts,
+        mirror_percent=svc.mirror_percent,
     )
 
 

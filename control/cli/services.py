@@ -9,6 +9,10 @@ A service that is not public needs a token: `atom predict` sends the token it us
 `atom services public NAME on|off` opens or closes the service to callers without a token.
 `atom services stop NAME` stops a service (by id, or every running one of that name or model);
 `atom services stop --all` stops every running service of the space.
+A model's versions share its requests: `atom services weight NAME 30` gives a version 30% (the
+others keep their proportions), `atom services mirror NAME 10` copies 10% of the requests to it,
+`atom services promote NAME` gives it every request and stops the others, `atom services rollback
+NAME` stops it and hands its share back to the previous version.
 """
 
 from __future__ import annotations
@@ -43,11 +47,13 @@ def register(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument(
         "action",
         nargs="?",
-        choices=("key", "public", "stop"),
-        help="key: a new key; public: on or off; stop: stop a service (or --all)",
+        choices=("key", "public", "stop", "promote", "rollback", "weight", "mirror"),
+        help="key: a new key; public: on or off; stop: stop a service (or --all); promote: the "
+        "version takes every request; rollback: back to the previous version; weight PERCENT: the "
+        "version's share; mirror PERCENT: the share copied to it",
     )
     p.add_argument("name", nargs="?", metavar="SERVICE", help="service id or name")
-    p.add_argument("value", nargs="?", choices=("on", "off"), help="with public")
+    p.add_argument("value", nargs="?", help="with public: on or off; with weight and mirror: 0-100")
     p.add_argument(
         "--all", dest="all_services", action="store_true", help="with stop: every live service of the space"
     )
@@ -58,6 +64,8 @@ async def cmd_services(ctx: Context, args: argparse.Namespace) -> int:
     action = getattr(args, "action", None)
     if action == "stop":
         return await cmd_stop_services(ctx, args.name, everything=bool(getattr(args, "all_services", False)))
+    if action in TRAFFIC_ACTIONS:
+        return await cmd_traffic(ctx, action, args.name, getattr(args, "value", None))
     if action is not None:
         return await cmd_service_access(ctx, action, args.name, getattr(args, "value", None))
     async with ctx.client() as client:
@@ -83,7 +91,7 @@ async def cmd_service_access(ctx: Context, action: str, ref: str | None, value: 
     """`atom services key NAME` (a new key, printed once) or `atom services public NAME on|off`."""
     if not ref:
         raise UsageError(f"atom services {action}: name the service (id or name)")
-    if action == "public" and value is None:
+    if action == "public" and value not in ("on", "off"):
         raise UsageError("atom services public: say on or off")
     async with ctx.client() as client:
         service = await find_service(client, ctx.space, ref)
@@ -101,6 +109,37 @@ async def cmd_service_access(ctx: Context, action: str, ref: str | None, value: 
         style="dim",
     )
     ctx.out.file.write(str(body["key"]) + "\n")
+    return 0
+
+
+TRAFFIC_ACTIONS = ("promote", "rollback", "weight", "mirror")
+
+
+async def cmd_traffic(ctx: Context, action: str, ref: str | None, value: str | None) -> int:
+    """`atom services promote|rollback NAME`, `atom services weight|mirror NAME PERCENT`."""
+    if not ref:
+        raise UsageError(f"atom services {action}: name the service (id or name)")
+    percent = None
+    if action in ("weight", "mirror"):
+        if value is None or not value.rstrip("%").isdigit() or not 0 <= int(value.rstrip("%")) <= 100:
+            raise UsageError(f"atom services {action} {ref}: give a percentage from 0 to 100, not {value!r}")
+        percent = int(value.rstrip("%"))
+    async with ctx.client() as client:
+        service = await find_service(client, ctx.space, ref)
+        base = f"/api/v1/services/{service.id}"
+        if action in ("promote", "rollback"):
+            body = await client.request("POST", f"{base}/{action}")
+            shown = body.get("serviceName", service.service_name)
+            if action == "promote":
+                ctx.out.print(f"service {shown} takes every request; the model's other versions are stopped")
+            else:
+                ctx.out.print(f"service {service.service_name} stopped; {shown} takes its requests")
+            return 0
+        field = "trafficWeight" if action == "weight" else "mirrorPercent"
+        rows = await client.request("PUT", f"{base}/traffic", json={field: percent})
+    for row in rows:
+        mirror = f", {row['mirrorPercent']}% mirrored to it" if row.get("mirrorPercent") else ""
+        ctx.out.print(f"{row['serviceName']}: {row['trafficWeight']}%{mirror}")
     return 0
 
 

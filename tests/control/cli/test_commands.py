@@ -262,6 +262,34 @@ def test_services_stop_by_name_stops_every_live_one_of_it(
     assert stops == [f"{API}/services/{i}/stop" for i in (2, 3, 2, 3, 4)]
 
 
+def test_services_traffic_commands(fake: FakeControl, capsys: pytest.CaptureFixture[str]) -> None:
+    grey = {
+        **SERVICE,
+        "id": 3,
+        "serviceName": "reasoning-tabular-2",
+        "modelVersion": "2",
+        "trafficWeight": 10,
+    }
+    fake.on("GET", f"{API}/services", [SERVICE, grey])
+    split = [{**SERVICE, "trafficWeight": 70}, {**grey, "trafficWeight": 30, "mirrorPercent": 0}]
+    fake.on("PUT", f"{API}/services/3/traffic", split)
+    code, out, _ = atom(fake, capsys, "services", "weight", "reasoning-tabular-2", "30%")
+    assert code == 0 and out.splitlines() == ["reasoning-tabular-1: 70%", "reasoning-tabular-2: 30%"]
+    assert fake.bodies("PUT", f"{API}/services/3/traffic") == [{"trafficWeight": 30}]
+    fake.on("POST", f"{API}/services/3/promote", {**grey, "trafficWeight": 100})
+    code, out, _ = atom(fake, capsys, "services", "promote", "reasoning-tabular-2")
+    assert (code, out) == (
+        0,
+        "service reasoning-tabular-2 takes every request; the model's other versions are stopped\n",
+    )
+    fake.on("POST", f"{API}/services/3/rollback", {**SERVICE, "trafficWeight": 100})
+    code, out, _ = atom(fake, capsys, "services", "rollback", "reasoning-tabular-2")
+    assert (code, out) == (0, "service reasoning-tabular-2 stopped; reasoning-tabular-1 takes its requests\n")
+    for bad in ("150", "x"):
+        code, _, err = atom(fake, capsys, "services", "mirror", "reasoning-tabular-2", bad)
+        assert code == 2 and "give a percentage from 0 to 100" in err
+
+
 def test_services_stop_needs_a_name_or_all(fake: FakeControl, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = atom(fake, capsys, "services", "stop")
     assert code == 2 and "name one service (id or name), or give --all" in err

@@ -126,20 +126,22 @@ async def cmd_traffic(ctx: Context, action: str, ref: str | None, value: str | N
         percent = int(value.rstrip("%"))
     async with ctx.client() as client:
         service = await find_service(client, ctx.space, ref)
-        base = f"/api/v1/services/{service.id}"
-        if action in ("promote", "rollback"):
-            body = await client.request("POST", f"{base}/{action}")
-            shown = body.get("serviceName", service.service_name)
-            if action == "promote":
-                ctx.out.print(f"service {shown} takes every request; the model's other versions are stopped")
-            else:
-                ctx.out.print(f"service {service.service_name} stopped; {shown} takes its requests")
+        if action == "promote":
+            done = await client.promote_service(service.id)
+            others = "the model's other versions are stopped"
+            ctx.out.print(f"service {done.service_name} takes every request; {others}")
             return 0
-        field = "trafficWeight" if action == "weight" else "mirrorPercent"
-        rows = await client.request("PUT", f"{base}/traffic", json={field: percent})
+        if action == "rollback":
+            back = await client.rollback_service(service.id)
+            ctx.out.print(f"service {service.service_name} stopped; {back.service_name} takes its requests")
+            return 0
+        if action == "weight":
+            rows = await client.set_service_traffic(service.id, weight=percent)
+        else:
+            rows = await client.set_service_traffic(service.id, mirror_percent=percent)
     for row in rows:
-        mirror = f", {row['mirrorPercent']}% mirrored to it" if row.get("mirrorPercent") else ""
-        ctx.out.print(f"{row['serviceName']}: {row['trafficWeight']}%{mirror}")
+        mirror = f", {row.mirror_percent}% mirrored to it" if row.mirror_percent else ""
+        ctx.out.print(f"{row.service_name}: {row.traffic_weight}%{mirror}")
     return 0
 
 

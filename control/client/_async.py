@@ -20,6 +20,7 @@ from control.client._attempts import AttemptsCalls
 from control.client._exam_runs import ExamRunsCalls
 from control.client._governance import GovernanceCalls
 from control.client._schedules import ScheduleCalls
+from control.client._traffic import TrafficCalls
 from control.client._trials import TrialsCalls
 from control.client._users import UsersCalls
 from control.errors import ControlAPIError, ControlUnreachable
@@ -64,7 +65,14 @@ KINDS: dict[str, str] = {
 
 
 class AsyncControlClient(
-    UsersCalls, GovernanceCalls, TrialsCalls, ArtifactsCalls, ExamRunsCalls, ScheduleCalls, AttemptsCalls
+    UsersCalls,
+    GovernanceCalls,
+    TrialsCalls,
+    ArtifactsCalls,
+    ExamRunsCalls,
+    ScheduleCalls,
+    AttemptsCalls,
+    TrafficCalls,
 ):
     """Talks to one control server.
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from textual.widgets import Input, Static
 
 from tests.tui.conftest import SMALL, WIDE, TuiFactory, settle, until
 from tests.tui.seed import Demo
@@ -13,6 +14,7 @@ from tests.tui.test_resources import keys, notices, open_screen
 from tui.screens.services import ServicesScreen
 from tui.widgets.confirm import ConfirmScreen
 from tui.widgets.describe import DescribePane
+from tui.widgets.form import FormScreen
 
 ENDPOINT = "http://127.0.0.1:18501"
 
@@ -85,6 +87,38 @@ async def test_stop_asks_then_stops(make_tui: TuiFactory, demo: Demo) -> None:
         assert "stopped" in str(screen.table.get_row_at(0)[3])
         service = await app.api.client.get_service(int(screen.rows[0]["id"]))
         assert service.state.value == "stopped"
+
+
+async def test_promote_rollback_and_weight_keys_ask_then_say_what_control_answered(
+    make_tui: TuiFactory, demo: Demo
+) -> None:
+    app = make_tui()
+    async with app.run_test(size=SMALL) as pilot:
+        seen = notices(app)
+        screen = await open_services(pilot)
+        await pilot.press("b")  # roll back the only ready version of ctr
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirm")
+        await pilot.press("y")
+        await until(pilot, lambda: any("no other ready version" in n for n in seen), what="the refusal")
+        await pilot.press("down", "p")  # promote the one waiting for approval
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the confirm")
+        await pilot.press("y")
+        await until(pilot, lambda: any("only a ready version can be promoted" in n for n in seen), what="why")
+        await pilot.press("up", "w")
+        await until(pilot, lambda: isinstance(app.screen, FormScreen), what="the traffic form")
+        form = app.screen
+        weight = form.query_one("#f-trafficWeight", Input)
+        weight.value = "50"
+        await pilot.press("ctrl+s")
+        status = form.query_one("#form-status", Static)
+        await until(pilot, lambda: "takes 100%" in str(status.render()), what="control's answer in the form")
+        await pilot.press("escape")
+        await settle(pilot)
+        assert [state_of(screen, n) for n in ("reasoning-ctr-1", "reasoning-ctr-2")] == [
+            "ready",
+            "waiting_approval",
+        ]
+        assert screen.rows[0]["trafficWeight"] == 100
 
 
 async def test_describe_shows_the_infer_url_and_c_copies_the_endpoint(

@@ -17,6 +17,7 @@ from tui.format import progress_bar, state_text
 from tui.screens.table import Column, TableScreen, clip, dash
 from tui.widgets.confirm import ConfirmScreen
 from tui.widgets.describe import Section, row_items
+from tui.widgets.form import FieldSpec, FormScreen
 
 WAITING = "waiting_approval"
 
@@ -65,6 +66,9 @@ class ServicesScreen(TableScreen):
         Binding("c", "copy", "Copy endpoint"),
         Binding("C", "copy_curl", "Copy curl example", show=False, key_display="C"),
         Binding("l", "open_run", "Open the run that made the model", show=False),
+        Binding("p", "promote", "Promote"),
+        Binding("b", "rollback", "Roll back"),
+        Binding("w", "traffic", "Weight / mirror"),
     ]
 
     def columns(self) -> Sequence[Column]:
@@ -164,6 +168,58 @@ class ServicesScreen(TableScreen):
         if svc is not None:
             self.notify(f"{name}: {svc.state.value}", title="stopped")
             self._replace(svc.wire())
+        self.refresh_data()
+
+    def action_promote(self) -> None:
+        row = self._selected_or_say()
+        if row is not None:
+            self._move(row, "promote")
+
+    def action_rollback(self) -> None:
+        row = self._selected_or_say()
+        if row is not None:
+            self._move(row, "rollback")
+
+    @work(group="service-action", exit_on_error=False)
+    async def _move(self, row: dict[str, Any], how: str) -> None:
+        name, sid = row["serviceName"], int(row["id"])
+        if how == "promote":
+            question = f"Promote {name}? It takes every request; the model's other versions are stopped."
+            done = "takes every request"
+        else:
+            question = f"Roll back {name}? It is stopped and the previous version takes its requests."
+            done = "rolled back"
+        if not await self.app.push_screen_wait(ConfirmScreen(question, yes=how.capitalize())):
+            return
+        call = (lambda c: c.promote_service(sid)) if how == "promote" else (lambda c: c.rollback_service(sid))
+        svc = await self.attempt(call, what=f"{how} {name}")
+        if svc is not None:
+            self.notify(f"{name}: {done}" + ("" if how == "promote" else f" ({svc.service_name} serves)"))
+        self.refresh_data()
+
+    def action_traffic(self) -> None:
+        row = self._selected_or_say()
+        if row is not None:
+            self._traffic(row)
+
+    @work(group="service-action", exit_on_error=False)
+    async def _traffic(self, row: dict[str, Any]) -> None:
+        sid, name = int(row["id"]), row["serviceName"]
+        client = self.api.client  # direct: a 4xx here is an answer for the form
+        fields = [
+            FieldSpec("trafficWeight", "Weight (%)", "int", help="its share; the rest keep proportions"),
+            FieldSpec("mirrorPercent", "Mirrored (%)", "int", help="share copied to this version (0: off)"),
+        ]
+
+        async def submit(values: dict[str, Any]) -> Any:
+            return await client.set_service_traffic(
+                sid, weight=values.get("trafficWeight"), mirror_percent=values.get("mirrorPercent")
+            )
+
+        start = {"trafficWeight": row.get("trafficWeight", 0), "mirrorPercent": row.get("mirrorPercent", 0)}
+        form = FormScreen(f"Traffic of {name}", fields, submit, values=start, submit_label="Apply")
+        if await self.app.push_screen_wait(form) is not None:
+            self.notify(f"{name}: traffic changed", title="traffic")
         self.refresh_data()
 
     def _replace(self, fresh: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from control import schemas as s
 from control.dispatch.describe import describe_service
 from control.dispatch.k8s_names import service_name
 from control.errors import Conflict, ControlError, InvalidSpec, NotFound
+from control.fronts import FRONTED, FrontOps
 from control.pipeline import best_version
 from control.secrets import new_token, token_hash
 from control.service_keys import new_key, set_new_key
@@ -51,7 +52,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-class Deployments:
+class Deployments(FrontOps):
     """Service operations of the orchestrator."""
 
     settings: Settings
@@ -176,77 +177,107 @@ class Deployments:
     async def settle_ready(self, service_id: int) -> list[int]:
         """A service just became ready. GREY_DEPLOY: it gets its planned weight (greyWeight) and
         the model's other ready versions the rest. Otherwise it takes every request and the older
-        live services of its model are stopped (gracefully: in-flight requests finish), with
-        "replaced by ..." as their reason. Returns the ids stopped."""
+        live services of its model are drained and stopped, with "replaced by ..." as their
+        reason. A version with a newer live one beside it (restarted after its process ended)
+        keeps its weight. The model's front gets the new table. Returns the ids stopped."""
 
-        def settle(ses: Session) -> tuple[list[int], str]:
+        def settle(ses: Session) -> tuple[list[int], str, tuple[int | None, int] | None]:
             svc = ses.get(m.Service, service_id)
             if svc is None or svc.state != s.ServiceState.READY.value:
-                return [], ""
+                return [], "", None
+            key = (svc.space_id, svc.model_id)
+            live = (s.ServiceState.READY.value, s.ServiceState.STARTING.value)
+            siblings = ses.scalars(
+                select(m.Service).where(
+                    m.Service.model_id == svc.model_id,
+                    m.Service.space_id == svc.space_id,
+                    m.Service.id != svc.id,
+                    m.Service.state.in_(live),
+                )
+            ).all()
+            if any(o.id > svc.id for o in siblings):
+                return [], "", key  # an older version back after a restart: the split stands
             run = ses.get(m.Runtime, svc.runtime_id) if svc.runtime_id else None
             deploy = (run.spec.get("operator") or {}).get("deployType") if run is not None else None
             if deploy == s.DeployType.GREY_DEPLOY.value:
                 alone = len(traffic.versions(ses, svc)) == 1
                 traffic.split(ses, svc, 100 if alone else svc.traffic_weight)
-                return [], ""
-            live = (s.ServiceState.READY.value, s.ServiceState.STARTING.value)
-            ids = ses.scalars(
-                select(m.Service.id).where(
-                    m.Service.model_id == svc.model_id,
-                    m.Service.space_id == svc.space_id,
-                    m.Service.id < svc.id,
-                    m.Service.state.in_(live),
-                )
-            ).all()
+                return [], "", key
             svc.traffic_weight = 100
+            for old in siblings:
+                old.traffic_weight, old.mirror_percent = 0, 0
             version = ses.get(m.ModelVersion, svc.model_version_id)
             shown = version.model_version if version is not None else "?"
-            return list(ids), f"replaced by {svc.service_name} (version {shown})"
+            return [o.id for o in siblings], f"replaced by {svc.service_name} (version {shown})", key
 
-        ids, why = await self.db(settle)
+        ids, why, key = await self.db(settle)
+        if key is not None:
+            await self.sync_front(*key)
         for old in ids:
             logger.info("service %s %s", old, why)
             await self.stop_service(old, reason=why)
         return ids
 
     async def promote_service(self, service_id: int, *, who: Principal | None = None) -> list[int]:
-        """The version takes every request; the model's other versions are stopped. Returns their ids."""
+        """The version takes every request; the model's other versions are drained and stopped.
+        Returns their ids."""
 
-        def move(ses: Session) -> tuple[list[int], str]:
+        def move(ses: Session) -> tuple[list[int], str, tuple[int | None, int]]:
             svc = ses.get(m.Service, service_id)
             if svc is None:
                 raise NotFound(f"service {service_id} does not exist")
             others = traffic.promote(ses, svc)
             if who is not None:
                 audit.record(ses, who, "promote", "service", svc.service_name, space_id=svc.space_id)
-            return [o.id for o in others], f"replaced by {svc.service_name} (promoted)"
+            why = f"replaced by {svc.service_name} (promoted)"
+            return [o.id for o in others], why, (svc.space_id, svc.model_id)
 
-        ids, why = await self.db(move)
+        ids, why, key = await self.db(move)
+        await self.sync_front(*key)
         for old in ids:
             await self.stop_service(old, reason=why)
         return ids
 
     async def rollback_service(self, service_id: int, *, who: Principal | None = None) -> int:
-        """The version goes to 0% and is stopped; the newest other ready version takes its share.
-        Returns that version's id."""
+        """The version goes to 0%, is drained and stopped; the newest other ready version takes
+        its share. Returns that version's id."""
 
-        def move(ses: Session) -> tuple[int, str]:
+        def move(ses: Session) -> tuple[int, str, tuple[int | None, int]]:
             svc = ses.get(m.Service, service_id)
             if svc is None:
                 raise NotFound(f"service {service_id} does not exist")
             back = traffic.rollback(ses, svc)
             if who is not None:
                 audit.record(ses, who, "rollback", "service", svc.service_name, space_id=svc.space_id)
-            return back.id, f"rolled back to {back.service_name}"
+            return back.id, f"rolled back to {back.service_name}", (svc.space_id, svc.model_id)
 
-        back, why = await self.db(move)
+        back, why, key = await self.db(move)
+        await self.sync_front(*key)
         await self.stop_service(service_id, reason=why)
         return back
 
     async def stop_service(
         self, service_id: int, *, who: Principal | None = None, reason: str = "stopped by user"
     ) -> None:
-        """Stop the service; `who` (a user) is recorded in the audit trail with the stop."""
+        """Stop the service; `who` (a user) is recorded in the audit trail with the stop.
+
+        A ready version behind its model's front is first given weight 0 (the other versions
+        take its share) and stopped only when the front has no request to it in flight."""
+
+        def unweight(ses: Session) -> tuple[int | None, int, str] | None:
+            svc = ses.get(m.Service, service_id)
+            if svc is None:
+                raise NotFound(f"service {service_id} does not exist")
+            if svc.state != s.ServiceState.READY.value or svc.adapter not in FRONTED:
+                return None
+            if svc.traffic_weight and len(traffic.versions(ses, svc)) > 1:
+                traffic.split(ses, svc, 0)
+            return svc.space_id, svc.model_id, svc.service_name
+
+        fronted = await self.db(unweight)
+        if fronted is not None:
+            await self.sync_front(fronted[0], fronted[1])
+            await self.drain(*fronted)
 
         def stop(ses: Session) -> tuple[str | None, str]:
             svc = ses.get(m.Service, service_id)
@@ -261,6 +292,14 @@ class Deployments:
         external_id, adapter = await self.db(stop)
         if external_id:
             await self.adapter(adapter).stop(external_id, grace=5)
+        if fronted is not None:
+            await self.sync_front(fronted[0], fronted[1])
+
+    async def sync_front_of(self, service_id: int) -> None:
+        """`sync_front` for the model of service `service_id` (its state or weight changed)."""
+        key = await self.db(lambda ses: _model_key(ses, service_id))
+        if key is not None:
+            await self.sync_front(*key)
 
     async def approve_service(self, service_id: int, *, who: Principal | None = None) -> str | None:
         """Start a waiting (or stopped) service; returns its new key when approval made one.
@@ -333,6 +372,11 @@ def _public(model_conf: dict[str, Any], *, default: bool) -> bool:
     if isinstance(value, bool):
         return value
     raise InvalidSpec(f"modelConf.servicePublic is {value!r}: use true or false")
+
+
+def _model_key(ses: Session, service_id: int) -> tuple[int | None, int] | None:
+    svc = ses.get(m.Service, service_id)
+    return (svc.space_id, svc.model_id) if svc is not None else None
 
 
 def _grey_weight(value: Any) -> int:

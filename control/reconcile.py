@@ -117,6 +117,7 @@ class Reconciler(ServiceWatch):
         await self._quotas()  # a run it releases is dispatched again on the next pass
         await self._final_logs()
         await self._services()
+        await self._fronts()
         await self.retention.tick(self.orch.db)
 
     async def _schedules(self) -> None:

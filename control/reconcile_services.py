@@ -74,6 +74,7 @@ class ServiceWatch:
                 if state == s.ServiceState.READY.value and await self._restart(sid, external_id, why):
                     continue
                 await self._set_service(sid, s.ServiceState.FAILED, why)
+                await self.orch.sync_front_of(sid)  # out of its model's split
                 continue
             if state == s.ServiceState.STARTING.value:
                 ready, load_error = await self._ready(endpoint)
@@ -119,11 +120,25 @@ class ServiceWatch:
         if done < 0:
             return False
         logger.warning("service %s: process ended (%s); restart %d of %d", service_id, why, done, limit)
+        await self.orch.sync_front_of(service_id)  # out of its model's split until ready again
         try:
             await self.orch.start_service(service_id, keep_reason=True)
         except ControlError as exc:
             logger.warning("service %s could not be restarted: %s", service_id, exc)
         return True
+
+    async def _fronts(self) -> None:
+        """Fronts whose process ended are started again on their port (with their table)."""
+
+        def load(ses: Session) -> list[tuple[int | None, int, str | None, str]]:
+            rows = ses.scalars(select(m.ServiceFront).where(m.ServiceFront.state.in_(("ready", "failed"))))
+            return [(r.space_id, r.model_id, r.external_id, r.adapter) for r in rows]
+
+        for space_id, model_id, external_id, adapter in await self.orch.db(load):
+            if external_id and (await self.orch.adapter(adapter).describe(external_id)).alive:
+                continue
+            logger.warning("the front of model %s is not running: starting it again", model_id)
+            await self.orch.sync_front(space_id, model_id)
 
     async def _ready(self, endpoint: str | None) -> tuple[bool, str]:
         """(ready, why its model cannot load) from the service's `/v2/health/ready`."""

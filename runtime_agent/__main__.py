@@ -18,6 +18,8 @@ callbacks become log lines) and `atom-runtime dev --spec task.yaml` (the same, D
 
 Inference: `atom-runtime serve --service-id N --port P` (env ATOM_CONTROL_URL, ATOM_SERVICE_TOKEN)
 or `atom-runtime serve --model PATH --operator module:Class --name NAME --port P`.
+Routing front of one service: `atom-runtime front --port P --state PATH` (env ATOM_FRONT_TOKEN;
+see runtime_agent.front.cli).
 """
 
 from __future__ import annotations
@@ -73,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--model-conf", default="{}", help="modelConf JSON for the operator (with --model)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
+
+    from runtime_agent.front import cli as front_cli  # light: argparse only
+
+    front_cli.add_arguments(sub.add_parser("front", help="route one service's traffic to its versions"))
     return parser
 
 
@@ -184,6 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return cmd_serve(args)
+    if args.command == "front":
+        from runtime_agent.front import cli as front_cli
+
+        return front_cli.run(args)
     return cmd_run(args, verbose=args.command == "dev")
 
 

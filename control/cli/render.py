@@ -234,7 +234,7 @@ def services_table(services: Sequence[ServiceOut]) -> Table:
             str(s.id),
             s.service_name,
             f"{s.model_name}@{s.model_version}",
-            s.endpoint or "-",
+            s.front_endpoint or s.endpoint or "-",  # the model's stable endpoint first
             state,
             f"{s.traffic_weight}%",
             str(s.restarts),

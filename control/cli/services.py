@@ -207,9 +207,10 @@ def v2_request(frame: pd.DataFrame) -> dict[str, Any]:
 
 def infer_urls(service: ServiceOut) -> list[str]:
     """Where to POST: `{endpoint}/v2/models/{name}/infer`, by model name first, then service name."""
-    if not service.endpoint:
+    endpoint = service.front_endpoint or service.endpoint  # the model's stable endpoint first
+    if not endpoint:
         raise ControlAPIError(f"service {service.service_name!r} has no endpoint yet ({service.state})")
-    base = service.endpoint.rstrip("/")
+    base = endpoint.rstrip("/")
     if "://" not in base:
         base = f"http://{base}"
     if base.endswith("/infer"):

@@ -387,6 +387,8 @@ class ServiceOut(Wire):
     """How often control started the service again after its process ended (ATOM_SERVICE_RESTARTS)."""
     mirror_percent: int = 0
     """This share of the model's requests is copied to this version; only the primary's answer is returned."""
+    front_endpoint: str | None = None
+    """The model's stable endpoint (its routing front): requests there are split between its versions."""
     api_key: str | None = None
     """Only in the answer of the call that made the key (approving a TOUCH_DEPLOY service)."""
 

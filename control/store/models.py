@@ -26,6 +26,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from control.store.access_models import AuditEvent, Reservation, SpaceMember, Token, User
 from control.store.base import NAMING, Base, Id, Stamp, Timestamps, fk, utcnow
+from control.store.front_models import ServiceFront
 from control.store.pipeline_models import (
     ExamRun,
     ExamSchedule,
@@ -49,6 +50,7 @@ __all__ = [
     "RunAttempt",
     "RunTrial",
     "RunUpstream",
+    "ServiceFront",
     "SpaceMember",
     "Stamp",
     "Timestamps",

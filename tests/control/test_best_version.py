@@ -199,15 +199,20 @@ async def test_a_ready_version_replaces_the_older_services_of_its_model(app: Fas
         failed = add_service(ses, register(ses, churn, 0.5), "failed")
         two = add_service(ses, register(ses, churn, 0.85))
         other = add_service(ses, register(ses, iris, 0.7))
-        grey_run = register(ses, churn, 0.9)
-        run = ses.get(m.Runtime, grey_run.runtime_id)
-        assert run is not None
-        run.spec = {**run.spec, "operator": {**run.spec["operator"], "deployType": "GREY_DEPLOY"}}
-        three = add_service(ses, grey_run, "ready")
-        ids = one.id, failed.id, two.id, other.id, three.id
-    assert await orch.settle_ready(ids[4]) == []  # grey: the older ones stay
+        ids = [one.id, failed.id, two.id, other.id]
     assert await orch.settle_ready(ids[2]) == [ids[0]]
     with orch.store.transaction() as ses:
-        states = {i: (ses.get(m.Service, i).state, ses.get(m.Service, i).reason) for i in ids}  # type: ignore[union-attr]
-    assert states[ids[0]] == ("stopped", "replaced by serving-churn-3 (version 3)")
+        grey_version = register(ses, ses.get(m.Model, churn.id), 0.9)  # type: ignore[arg-type]
+        run = ses.get(m.Runtime, grey_version.runtime_id)
+        assert run is not None
+        run.spec = {**run.spec, "operator": {**run.spec["operator"], "deployType": "GREY_DEPLOY"}}
+        three = add_service(ses, grey_version)
+        three.traffic_weight = 10
+        ids.append(three.id)
+    assert await orch.settle_ready(ids[4]) == []  # grey: the older one stays, at 90%
+    with orch.store.transaction() as ses:
+        rows = {i: ses.get(m.Service, i) for i in ids}
+        states = {i: (r.state, r.reason, r.traffic_weight) for i, r in rows.items() if r is not None}
+    assert states[ids[0]] == ("stopped", "replaced by serving-churn-3 (version 3)", 0)
     assert [states[i][0] for i in ids[1:]] == ["failed", "ready", "ready", "ready"]
+    assert (states[ids[2]][2], states[ids[4]][2]) == (90, 10)

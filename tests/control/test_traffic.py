@@ -117,4 +117,4 @@ async def test_a_version_that_is_not_ready_is_not_promoted(app: FastAPI, api: ht
 async def test_auto_deploy_replaces(app: FastAPI) -> None:
     old, new = versions_of(app, grey=False)
     assert await app.state.orchestrator.settle_ready(new) == [old]
-    assert split(app, [old, new]) == [("stopped", 100, 0), ("ready", 100, 0)]
+    assert split(app, [old, new]) == [("stopped", 0, 0), ("ready", 100, 0)]

@@ -79,6 +79,7 @@ class ControlProcess:
         with contextlib.closing(sqlite3.connect(db)) as conn:
             ids = [row[0] for row in conn.execute("SELECT external_id FROM schedules")]
             ids += [row[0] for row in conn.execute("SELECT external_id FROM services")]
+            ids += [row[0] for row in conn.execute("SELECT external_id FROM service_fronts")]
         for external_id in ids:
             if external_id and external_id.startswith("pid:"):
                 with contextlib.suppress(ProcessLookupError, PermissionError):

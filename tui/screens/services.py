@@ -31,11 +31,17 @@ def base_url(endpoint: str) -> str:
     return base if "://" in base else f"http://{base}"
 
 
+def endpoint_of(row: dict[str, Any]) -> str | None:
+    """Where to call the service: its model's stable endpoint (the front), else its own."""
+    return row.get("frontEndpoint") or row.get("endpoint") or None
+
+
 def oip_urls(row: dict[str, Any]) -> dict[str, str]:
     """The Open Inference Protocol URLs of a service (empty while it has no endpoint)."""
-    if not row.get("endpoint"):
+    endpoint = endpoint_of(row)
+    if not endpoint:
         return {}
-    base = base_url(row["endpoint"])
+    base = base_url(endpoint)
     model = row["modelName"]
     return {
         "ready": f"{base}/v2/health/ready",
@@ -76,7 +82,7 @@ class ServicesScreen(TableScreen):
             return progress_bar((r.get("trafficWeight") or 0) / 100, width=10 if self.wide else 5)
 
         def endpoint(r: dict[str, Any]) -> Any:
-            return dash(clip(r.get("endpoint"), 60 if self.wide else 24))
+            return dash(clip(endpoint_of(r), 60 if self.wide else 24))
 
         return [
             Column("id", lambda r: r["id"]),
@@ -230,11 +236,12 @@ class ServicesScreen(TableScreen):
         row = self._selected_or_say()
         if row is None:
             return
-        if not row.get("endpoint"):
+        endpoint = endpoint_of(row)
+        if not endpoint:
             self.notify(f"{row['serviceName']} has no endpoint yet ({row['state']})", severity="warning")
             return
-        self.app.copy_to_clipboard(base_url(row["endpoint"]))
-        self.notify(f"copied {base_url(row['endpoint'])}", title="clipboard")
+        self.app.copy_to_clipboard(base_url(endpoint))
+        self.notify(f"copied {base_url(endpoint)}", title="clipboard")
 
     def action_copy_curl(self) -> None:
         row = self._selected_or_say()

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from control import fronts
 from control import schemas as s
 from control.access import Need, Principal, space_for
 from control.api.deps import Caller, Orch, require_user
@@ -37,6 +38,7 @@ def service_view(ses: Session, svc: m.Service) -> s.ServiceOut:
         has_key=svc.api_key_hash is not None,
         restarts=svc.restarts,
         mirror_percent=svc.mirror_percent,
+        front_endpoint=fronts.front_endpoint(ses, svc),
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 from pydantic import Field
+from sqlalchemy.orm import Session
 
 from control import audit, traffic
 from control import schemas as s
@@ -51,11 +52,15 @@ async def rollback(service_id: ServiceId, orch: Orch, who: Caller) -> ServiceOut
 
 
 @router.put("/services/{service_id}/traffic", response_model=list[ServiceOut])
-def set_traffic(service_id: ServiceId, patch: TrafficPatch, orch: Orch, who: Caller) -> list[ServiceOut]:
-    """Set the version's share and/or mirrored share; answers every ready version of the model."""
+async def set_traffic(
+    service_id: ServiceId, patch: TrafficPatch, orch: Orch, who: Caller
+) -> list[ServiceOut]:
+    """Set the version's share and/or mirrored share; answers every ready version of the model
+    (the model's front routes by the new split when this answers)."""
     if patch.traffic_weight is None and patch.mirror_percent is None:
         raise InvalidSpec("give trafficWeight (0-100), mirrorPercent (0-100), or both")
-    with orch.store.transaction() as ses:
+
+    def change(ses: Session) -> tuple[int | None, int]:
         svc = service_of(ses, who, service_id, Need.WRITE)
         if patch.traffic_weight is not None:
             traffic.split(ses, svc, patch.traffic_weight)
@@ -63,4 +68,13 @@ def set_traffic(service_id: ServiceId, patch: TrafficPatch, orch: Orch, who: Cal
             traffic.mirror(ses, svc, patch.mirror_percent)
         changes = patch.model_dump(exclude_none=True, by_alias=True)
         audit.record(ses, who, "change", "service", svc.service_name, space_id=svc.space_id, **changes)
+        return svc.space_id, svc.model_id
+
+    key = await orch.db(change)
+    await orch.sync_front(*key)
+
+    def views(ses: Session) -> list[ServiceOut]:
+        svc = service_of(ses, who, service_id)
         return [view_of(ses, who, v.id) for v in traffic.versions(ses, svc)]
+
+    return await orch.db(views)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from control import audit, runs, traffic
+from control import audit, grey_steps, runs, traffic
 from control import schemas as s
 from control.dispatch.describe import describe_service
 from control.dispatch.k8s_names import service_name
@@ -95,7 +95,9 @@ class Deployments(FrontOps):
         ).all()
         weight = 100
         if deploy == s.DeployType.GREY_DEPLOY.value and others:
-            weight = _grey_weight(spec.operator.model_conf.get("greyWeight", 10))
+            steps = grey_steps.plan_of(spec.operator.model_conf)  # refused here when malformed
+            first = steps.steps[0] if steps is not None else 10
+            weight = _grey_weight(spec.operator.model_conf.get("greyWeight", first))
         replicas = spec.service_info.si_node_num if spec.service_info else 1
         service = m.Service(
             space_id=run.space_id,
@@ -203,9 +205,10 @@ class Deployments(FrontOps):
                 alone = len(traffic.versions(ses, svc)) == 1
                 traffic.split(ses, svc, 100 if alone else svc.traffic_weight)
                 return [], "", key
-            svc.traffic_weight = 100
+            traffic.set_weight(svc, 100)
             for old in siblings:
-                old.traffic_weight, old.mirror_percent = 0, 0
+                traffic.set_weight(old, 0)
+                old.mirror_percent = 0
             version = ses.get(m.ModelVersion, svc.model_version_id)
             shown = version.model_version if version is not None else "?"
             return [o.id for o in siblings], f"replaced by {svc.service_name} (version {shown})", key

@@ -25,10 +25,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from control import schemas as s
+from control import traffic
 from control.dispatch.base import ResourceRequest, RunDescription
 from control.dispatch.describe import base_env
 from control.dispatch.k8s_names import dns_label
-from control.errors import ControlError
+from control.errors import ControlError, NotFound
 from control.secrets import new_token
 from control.store import models as m
 
@@ -207,6 +208,18 @@ class FrontOps:
         row.port, row.endpoint, row.external_id = port, endpoint, external_id
         await _wait_healthy(endpoint, self.adapter(row.adapter), external_id)
         return token
+
+    async def set_weight(self, service_id: int, weight: int) -> None:
+        """Give the version `weight`% (the others share the rest) and push the new split."""
+
+        def change(ses: Session) -> tuple[int | None, int]:
+            svc = ses.get(m.Service, service_id)
+            if svc is None:
+                raise NotFound(f"service {service_id} does not exist")
+            traffic.split(ses, svc, weight)
+            return svc.space_id, svc.model_id
+
+        await self.sync_front(*await self.db(change))
 
     async def drain(self, space_id: int | None, model_id: int, version: str) -> bool:
         """Wait (up to DRAIN_WAIT_S) until the front has no request to `version` in flight; True

@@ -118,6 +118,7 @@ class Reconciler(ServiceWatch):
         await self._final_logs()
         await self._services()
         await self._fronts()
+        await self._grey_steps()
         await self.retention.tick(self.orch.db)
 
     async def _schedules(self) -> None:

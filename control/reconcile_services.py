@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from control import schemas as s
 from control.errors import ControlError
+from control.grey_steps import step_grey_releases
 from control.orchestrator import Orchestrator
 from control.store import models as m
 from control.store.models import utcnow
@@ -126,6 +127,13 @@ class ServiceWatch:
         except ControlError as exc:
             logger.warning("service %s could not be restarted: %s", service_id, exc)
         return True
+
+    async def _grey_steps(self) -> None:
+        """Grey releases with greySteps step on (or roll back) by their front's figures."""
+        try:
+            await step_grey_releases(self.orch)
+        except ControlError as exc:
+            logger.warning("grey releases: %s", exc)
 
     async def _fronts(self) -> None:
         """Fronts whose process ended are started again on their port (with their table)."""

@@ -21,8 +21,16 @@ from sqlalchemy.orm import Session
 from control import schemas as s
 from control.errors import Conflict, InvalidSpec
 from control.store import models as m
+from control.store.models import utcnow
 
 READY = s.ServiceState.READY.value
+
+
+def set_weight(svc: m.Service, weight: int) -> None:
+    """Give `svc` `weight`%, noting when its weight changed (`weight_since`)."""
+    if svc.traffic_weight != weight or svc.weight_since is None:
+        svc.weight_since = utcnow()
+    svc.traffic_weight = weight
 
 
 def versions(session: Session, svc: m.Service) -> list[m.Service]:
@@ -63,7 +71,7 @@ def split(session: Session, svc: m.Service, weight: int) -> list[m.Service]:
                 f"service {svc.service_name} is the only ready version of its model: "
                 f"it takes 100%, not {weight}%"
             )
-        svc.traffic_weight = 100
+        set_weight(svc, 100)
         return group
     rest = 100 - weight
     total = sum(v.traffic_weight for v in others)
@@ -72,8 +80,8 @@ def split(session: Session, svc: m.Service, weight: int) -> list[m.Service]:
     for i in sorted(range(len(others)), key=lambda i: -(rest * shares[i] - given[i]))[: rest - sum(given)]:
         given[i] += 1  # largest remainders: the weights add up to exactly 100
     for version, share in zip(others, given, strict=True):
-        version.traffic_weight = share
-    svc.traffic_weight = weight
+        set_weight(version, share)
+    set_weight(svc, weight)
     if svc.mirror_percent and weight == 100:
         svc.mirror_percent = 0  # a version that takes every request mirrors to nobody
     session.flush()
@@ -100,8 +108,8 @@ def rollback(session: Session, svc: m.Service) -> m.Service:
     if not previous:
         raise Conflict(f"service {svc.service_name} has no other ready version of its model to roll back to")
     back = max(previous, key=lambda v: v.id)
-    back.traffic_weight += svc.traffic_weight
-    svc.traffic_weight = 0
+    set_weight(back, back.traffic_weight + svc.traffic_weight)
+    set_weight(svc, 0)
     svc.mirror_percent = 0
     session.flush()
     return back

@@ -389,6 +389,8 @@ class Service(Base):
     restarts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """How often control started the service again after its process ended."""
     mirror_percent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    weight_since: Mapped[datetime | None] = mapped_column(Stamp, nullable=True)
+    """When `traffic_weight` last changed (a grey release steps on from there)."""
     """This share (0-100) of its model's requests is copied to this version (a mirror candidate)."""
     created_at: Mapped[datetime] = mapped_column(Stamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Stamp, default=utcnow, onupdate=utcnow)

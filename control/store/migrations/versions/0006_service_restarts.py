@@ -31,6 +31,7 @@ def upgrade() -> None:
     with op.batch_alter_table("services", schema=None) as batch_op:
         batch_op.add_column(sa.Column("restarts", sa.Integer(), nullable=False, server_default="0"))
         batch_op.add_column(sa.Column("mirror_percent", sa.Integer(), nullable=False, server_default="0"))
+        batch_op.add_column(sa.Column("weight_since", STAMP, nullable=True))
     op.create_table(
         "service_fronts",
         sa.Column("id", ID, autoincrement=True, nullable=False),
@@ -59,5 +60,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("service_fronts")  # its indexes go with it
     with op.batch_alter_table("services", schema=None) as batch_op:
+        batch_op.drop_column("weight_since")
         batch_op.drop_column("mirror_percent")
         batch_op.drop_column("restarts")

@@ -1,15 +1,17 @@
 """Inference server (`atom-runtime serve`): one model behind the Open Inference Protocol (V2) over HTTP.
 
-Routes: `GET /v2`, `/v2/health/live`, `/v2/health/ready`, `/v2/models/{name}` (metadata),
-`/v2/models/{name}/ready`, `POST /v2/models/{name}/infer`, and the same under
-`/v2/models/{name}/versions/{version}/...`. Readiness turns true only once the model is loaded.
-Errors are `{"error": "..."}`: 400 for a bad request (including inputs the model refuses),
-404 for an unknown model or version, 503 while the model is loading, 500 for a model failure.
+The routes, errors and metadata are in `runtime_agent.serve_app`; the infer path (decoding,
+adaptive batching, the binary tensor extension) in `runtime_agent.serve_infer`. Readiness turns
+true only once the model is loaded (and pandas, which every predict needs, is imported).
 A service started by control admits callers by its key or a user token (`runtime_agent.serve_auth`:
 401 / 403 otherwise); the health routes stay open.
 
-Tensor mapping: see `runtime_agent.v2` (one [N] tensor per column, or one [N, K] tensor with
-`parameters.columns`; one output tensor per output column).
+Tensor mapping: see `runtime_agent.v2` (one [N, K] tensor, or one [N] tensor per column; one
+output tensor per output column).
+
+Batching (modelConf, per service): `maxBatchSize` (default 32) is the most requests one predict
+call takes (their rows concatenated), `maxBatchWaitMs` (default 2) the longest a request waits
+for others to share it; 1 / 0 turns batching off (`runtime_agent.serve_batching`).
 
 Modes: `--service-id N` fetches the ServeSpec from control (ATOM_CONTROL_URL +
 ATOM_SERVICE_TOKEN), fetches the code of the operator that trained the model (its codeMode, into
@@ -21,34 +23,30 @@ Both accept new-API `ReasoningOperator`s and original-runtime `ReasoningOperator
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import shutil
 import tempfile
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from runtime_agent._aio import call
-from runtime_agent.compat import LegacyReasoningOperator, adapt, as_frame
+from runtime_agent._aio import call, in_daemon_thread
+from runtime_agent.compat import LegacyReasoningOperator, adapt
 from runtime_agent.errors import ModelError, OperatorLoadError, describe_exception
 from runtime_agent.loader import instantiate, load_ref
-from runtime_agent.v2 import BadRequest, InferenceRequest, request_frame, response_outputs
+from runtime_agent.serve_app import create_app
+from runtime_agent.serve_batching import BatchConfig
+from runtime_agent.serve_infer import Engine
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     import httpx
+    from fastapi import FastAPI
 
-    from runtime_agent.serve_auth import Gate
     from runtime_agent.settings import AgentSettings
+
+__all__ = ["LoadedModel", "ModelServer", "control_loader", "create_app", "local_loader", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +61,8 @@ class LoadedModel:
     aliases: tuple[str, ...] = ()
     workdir: Path | None = None
     """A temp dir the loader unpacked the model into; removed by `ModelServer.aclose`."""
+    model_conf: Mapping[str, Any] = field(default_factory=dict)
+    """The model's modelConf: the batching knobs `maxBatchSize` and `maxBatchWaitMs` are read here."""
 
 
 Loader = Callable[[], Awaitable[LoadedModel]]
@@ -80,21 +80,29 @@ class ModelServer:
         self._loader = loader
         self.name = name
         self.model: LoadedModel | None = None
+        self.engine: Engine | None = None
+        """Answers infer requests once the model has loaded (decoding, batching, encoding)."""
         self.error: str | None = None
         self._lock = asyncio.Lock()
 
     @property
     def ready(self) -> bool:
         """True once the model has loaded."""
-        return self.model is not None
+        return self.engine is not None
 
     async def load(self) -> LoadedModel:
         """Load the model (once); a failure is kept in `error` and raised."""
         async with self._lock:
             if self.model is None:
+                loaded: list[LoadedModel] = []
                 try:
-                    self.model = await self._loader()
+                    model, _ = await asyncio.gather(self._load_into(loaded), in_daemon_thread(_warm_up))
+                    config = BatchConfig.from_model_conf(model.model_conf)
+                    engine = Engine(model.operator, config)
                 except Exception as exc:
+                    for partial in loaded:  # loaded, but not servable: its files go
+                        if partial.workdir is not None:
+                            await asyncio.to_thread(shutil.rmtree, partial.workdir, True)
                     self.error = (
                         str(exc)
                         if isinstance(exc, ModelError | OperatorLoadError)
@@ -102,12 +110,26 @@ class ModelServer:
                     )
                     logger.error("model failed to load: %s", self.error, exc_info=exc)
                     raise
-                self.name = self.name or self.model.name
-                logger.info("model %s version %s ready", self.model.name, self.model.version)
+                self.model, self.engine = model, engine
+                self.name = self.name or model.name
+                logger.info(
+                    "model %s version %s ready (batches of up to %d requests, %g ms wait)",
+                    model.name,
+                    model.version,
+                    config.max_size if config.enabled else 1,
+                    config.max_wait_s * 1000 if config.enabled else 0,
+                )
             return self.model
 
+    async def _load_into(self, loaded: list[LoadedModel]) -> LoadedModel:
+        model = await self._loader()
+        loaded.append(model)
+        return model
+
     async def aclose(self) -> None:
-        """Remove the model's temp files (the server is shutting down)."""
+        """Stop batching and remove the model's temp files (the server is shutting down)."""
+        if self.engine is not None:
+            await self.engine.aclose()
         if self.model is not None and self.model.workdir is not None:
             await asyncio.to_thread(shutil.rmtree, self.model.workdir, True)
 
@@ -117,162 +139,9 @@ class ModelServer:
         return name == self.name or (model is not None and (name == model.name or name in model.aliases))
 
 
-def _metadata_tensors(model: LoadedModel) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    sig_fn = getattr(model.operator, "signature", None)
-    sig = sig_fn() if callable(sig_fn) else None
-    sig = sig or {}
-    return list(sig.get("inputs", [])), list(sig.get("outputs", []))
-
-
-# -- the app ----------------------------------------------------------------------------------
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-def create_app(server: ModelServer, *, load_on_startup: bool = True, gate: Gate | None = None) -> FastAPI:
-    """The V2 FastAPI app for one `ModelServer`.
-
-    Args:
-        server: the model holder.
-        gate: who may call (`runtime_agent.serve_auth`); None answers everyone (a local `--model`).
-        load_on_startup: start loading in the background when the app starts (lifespan); tests
-            driving the app through `httpx.ASGITransport` call `await server.load()` themselves.
-    """
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = None
-        if load_on_startup and not server.ready:
-            task = asyncio.create_task(server.load())
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # error kept on server
-        yield
-        if task is not None and not task.done():
-            task.cancel()
-        await server.aclose()
-
-    app = FastAPI(title="Atom inference (Open Inference Protocol V2)", lifespan=lifespan)
-
-    if gate is not None:
-
-        @app.middleware("http")
-        async def admit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-            refused = await gate.admit(request)
-            return refused if refused is not None else await call_next(request)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        return _error(400, f"invalid inference request: {where}: {first.get('msg', 'invalid')}")
-
-    def find(name: str, version: str | None = None) -> LoadedModel | JSONResponse:
-        if not server.ready:
-            if server.name is not None and name != server.name:
-                return _error(404, f"unknown model {name!r}: this server serves {server.name!r}")
-            why = f"failed to load: {server.error}" if server.error else "is loading"
-            return _error(503, f"model {name!r} {why}")
-        model = server.model
-        assert model is not None
-        if not server.knows(name):
-            return _error(404, f"unknown model {name!r}: this server serves {model.name!r}")
-        if version is not None and version != model.version:
-            return _error(
-                404, f"model {name!r} has no version {version!r}: it serves version {model.version!r}"
-            )
-        return model
-
-    @app.get("/v2")
-    async def server_metadata() -> dict[str, Any]:
-        return {"name": "atom-runtime", "version": "2", "extensions": []}
-
-    @app.get("/v2/health/live")
-    async def live() -> dict[str, bool]:
-        return {"live": True}
-
-    @app.get("/v2/health/ready", response_model=None)
-    async def ready() -> dict[str, bool] | JSONResponse:
-        if server.ready:
-            return {"ready": True}
-        return JSONResponse({"ready": False, "error": server.error or "model is loading"}, status_code=503)
-
-    async def metadata(name: str, version: str | None) -> dict[str, Any] | JSONResponse:
-        found = find(name, version)
-        if isinstance(found, JSONResponse):
-            return found
-        inputs, outputs = _metadata_tensors(found)
-        return {
-            "name": found.name,
-            "versions": [found.version],
-            "platform": f"atom-runtime/{type(found.operator).__name__}",
-            "inputs": inputs,
-            "outputs": outputs,
-        }
-
-    async def model_ready(name: str, version: str | None) -> dict[str, Any] | JSONResponse:
-        found = find(name, version)
-        if isinstance(found, JSONResponse):
-            return found
-        return {"name": found.name, "ready": True}
-
-    async def infer(name: str, version: str | None, body: InferenceRequest) -> dict[str, Any] | JSONResponse:
-        found = find(name, version)
-        if isinstance(found, JSONResponse):
-            return found
-        inputs, _ = _metadata_tensors(found)
-        try:
-            df = request_frame(body, [str(t.get("name")) for t in inputs])
-            out = await call(found.operator.predict, df)
-            frame = as_frame(out)
-            wanted = [o.name for o in body.outputs] if body.outputs else None
-            outputs = response_outputs(frame, wanted)
-        except BadRequest as exc:
-            return _error(400, str(exc))
-        except (ValueError, KeyError, TypeError) as exc:
-            return _error(400, f"the model refused the inputs: {describe_exception(exc)}")
-        except Exception as exc:
-            logger.exception("predict failed")
-            return _error(500, f"the model failed: {describe_exception(exc)}")
-        return {
-            "model_name": found.name,
-            "model_version": found.version,
-            "id": body.id or str(uuid.uuid4()),
-            "outputs": outputs,
-        }
-
-    @app.get("/v2/models/{name}", response_model=None)
-    async def get_metadata(name: str) -> dict[str, Any] | JSONResponse:
-        return await metadata(name, None)
-
-    @app.get("/v2/models/{name}/versions/{version}", response_model=None)
-    async def get_version_metadata(name: str, version: str) -> dict[str, Any] | JSONResponse:
-        return await metadata(name, version)
-
-    @app.get("/v2/models/{name}/ready", response_model=None)
-    async def get_model_ready(name: str) -> dict[str, Any] | JSONResponse:
-        return await model_ready(name, None)
-
-    @app.get("/v2/models/{name}/versions/{version}/ready", response_model=None)
-    async def get_version_ready(name: str, version: str) -> dict[str, Any] | JSONResponse:
-        return await model_ready(name, version)
-
-    @app.post("/v2/models/{name}/infer", response_model=None)
-    async def post_infer(name: str, body: InferenceRequest) -> dict[str, Any] | JSONResponse:
-        return await infer(name, None, body)
-
-    @app.post("/v2/models/{name}/versions/{version}/infer", response_model=None)
-    async def post_version_infer(
-        name: str, version: str, body: InferenceRequest
-    ) -> dict[str, Any] | JSONResponse:
-        return await infer(name, version, body)
-
-    app.state.server = server
-    return app
+def _warm_up() -> None:
+    """Import what every predict needs (pandas) while the model loads, so no request waits for it."""
+    importlib.import_module("pandas")
 
 
 # -- loaders ----------------------------------------------------------------------------------
@@ -319,7 +188,9 @@ def local_loader(
         workdir = Path(tempfile.mkdtemp(prefix="atom-serve-"))
         model_dir = await asyncio.to_thread(models.open_local, model, workdir / "model")
         op = await build_operator(operator, model_dir, operator_conf=operator_conf, model_conf=model_conf)
-        return LoadedModel(name=name, version=version, operator=op, workdir=workdir)
+        return LoadedModel(
+            name=name, version=version, operator=op, workdir=workdir, model_conf=dict(model_conf or {})
+        )
 
     return load
 
@@ -377,6 +248,7 @@ def control_loader(
             operator=op,
             aliases=(spec.service_name,),
             workdir=workdir,
+            model_conf=dict(spec.model_conf or {}),
         )
 
     return load
@@ -386,5 +258,7 @@ async def serve(app: FastAPI, *, host: str = "127.0.0.1", port: int = 8080) -> N
     """Run the app under uvicorn until SIGTERM / SIGINT."""
     import uvicorn  # deferred: only the serve command needs it
 
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="on")
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=False, lifespan="on", server_header=False
+    )
     await uvicorn.Server(config).serve()

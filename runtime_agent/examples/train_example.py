@@ -93,10 +93,14 @@ class TabularSpec:
         """
         import numpy as np
 
-        missing = [f for f in self.features if f not in df.columns]
-        if missing:
-            raise ValueError(f"missing feature column(s) {missing}")
-        x = (df[self.features].to_numpy(dtype="float64") - np.asarray(self.mean)) / np.asarray(self.std)
+        if list(df.columns) == self.features:  # just the features, in order: no copy of the frame
+            x = df.to_numpy(dtype="float64")
+        else:
+            missing = [f for f in self.features if f not in df.columns]
+            if missing:
+                raise ValueError(f"missing feature column(s) {missing}")
+            x = df[self.features].to_numpy(dtype="float64")
+        x = (x - np.asarray(self.mean)) / np.asarray(self.std)
         return np.nan_to_num(x, nan=0.0).astype("float32")
 
     def targets(self, df: pd.DataFrame) -> np.ndarray:
@@ -224,6 +228,7 @@ class TabularReasoning(ReasoningOperator):
 
     def __init__(self) -> None:
         self._spec: TabularSpec | None = None
+        self._layers: list[tuple[np.ndarray, np.ndarray]] | None = None
         self._model: Any = None
         self._device: Any = None
 
@@ -235,17 +240,41 @@ class TabularReasoning(ReasoningOperator):
         return self._spec
 
     def load(self, model_dir: Path) -> None:
-        """Load `meta.json` and `model.pt` from `model_dir`."""
-        import torch
+        """Load `meta.json` and `model.pt` from `model_dir`.
+
+        The weights are read with numpy when the file is a plain state_dict of this MLP, so that
+        serving needs no torch (`_numpy_mlp`); otherwise torch loads them as before.
+        """
+        from runtime_agent.examples._numpy_mlp import read_state_dict, sequential_layers
 
         model_dir = Path(model_dir)
         meta = json.loads((model_dir / META_FILE).read_text())
         self._spec = TabularSpec.from_json(meta)
+        state = read_state_dict(model_dir / WEIGHTS_FILE)
+        layers = sequential_layers(state) if state is not None else None
+        sizes = [len(self._spec.features), int(meta["hidden"]), int(meta["hidden"]), len(self._spec.classes)]
+        if layers is not None and [w.shape[0] for w, _ in layers] + [layers[-1][0].shape[1]] == sizes:
+            self._layers = layers
+            return
+        import torch  # deferred: only a checkpoint numpy cannot read needs it
+
         self._device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         model = build_mlp(len(self._spec.features), int(meta["hidden"]), len(self._spec.classes))
         state = torch.load(model_dir / WEIGHTS_FILE, map_location=self._device, weights_only=True)
         model.load_state_dict(state)
         self._model = model.to(self._device).eval()
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities for the normalised feature rows `x` (float32)."""
+        if self._layers is not None:
+            from runtime_agent.examples._numpy_mlp import mlp_probabilities
+
+            return mlp_probabilities(self._layers, x)
+        import torch
+
+        with torch.no_grad():
+            logits = self._model(torch.from_numpy(x).to(self._device))
+            return torch.softmax(logits, dim=1).cpu().numpy()
 
     def predict(self, df: pd.DataFrame) -> pd.DataFrame:
         """The predicted class and per-class probabilities for each row.
@@ -254,16 +283,13 @@ class TabularReasoning(ReasoningOperator):
             ValueError: a feature column is missing.
         """
         import pandas as pd
-        import torch
 
         spec = self.spec
-        x = torch.from_numpy(spec.matrix(df)).to(self._device)
-        with torch.no_grad():
-            probs = torch.softmax(self._model(x), dim=1).cpu().numpy()
-        out = pd.DataFrame({"prediction": [spec.classes[i] for i in probs.argmax(axis=1)]})
+        probs = self.probabilities(spec.matrix(df))
+        columns: dict[str, Any] = {"prediction": [spec.classes[i] for i in probs.argmax(axis=1).tolist()]}
         for i, cls in enumerate(spec.classes):
-            out[f"probability_{cls}"] = probs[:, i].astype("float32")
-        return out
+            columns[f"probability_{cls}"] = probs[:, i].astype("float32")
+        return pd.DataFrame(columns)  # one constructor call: a column at a time costs 3x
 
     def signature(self) -> dict[str, list[dict[str, Any]]]:
         """V2 metadata: one FP32 `[-1]` input per feature; prediction + probabilities out."""

@@ -47,7 +47,7 @@ def test_agent_image_runs_the_agent_as_a_non_root_user(docker_engine: Any, agent
     assert config["Entrypoint"] == ["atom-runtime"]
     assert config["User"] == "atom"
 
-    assert "{run,dev,serve}" in _run(docker_engine, agent_image, "--help")  # the entrypoint itself
+    assert "{run,dev,serve,front}" in _run(docker_engine, agent_image, "--help")  # the entrypoint itself
     assert "server" in _run(docker_engine, agent_image, "--help", entrypoint=["atom"])  # control's
     who = _run(
         docker_engine,

@@ -205,7 +205,8 @@ async def test_a_run_and_its_service_in_containers_then_a_stopped_run(
             )
             assert resp.status_code == 200, resp.text
             outputs = {o["name"]: o["data"] for o in resp.json()["outputs"]}
-            assert len(outputs["prediction"]) == 3 and resp.json()["model_name"] == "tabular"
+            # the answer names the model as the request did (here by the service's name)
+            assert len(outputs["prediction"]) == 3 and resp.json()["model_name"] == service.service_name
 
             # a second run, stopped while it runs: SIGTERM reaches the agent in its container
             waits = await client.get("default", "nodes", "wait-in-docker")

@@ -310,7 +310,8 @@ async def test_a_run_and_its_service_as_a_job_and_a_deployment_then_a_stopped_ru
             )
             assert resp.status_code == 200, resp.text
             outputs = {o["name"]: o["data"] for o in resp.json()["outputs"]}
-            assert len(outputs["prediction"]) == 3 and resp.json()["model_name"] == "tabular"
+            # the answer names the model as the request did (here by the service's name)
+            assert len(outputs["prediction"]) == 3 and resp.json()["model_name"] == service.service_name
 
             # a second run, stopped while it runs: its Job goes and SIGTERM reaches the agent
             second = await _start(client, "wait-in-k8s", ATOM_HEARTBEAT_INTERVAL="30")

@@ -134,11 +134,7 @@ class FrontOps:
     async def _sync_front(self, space_id: int | None, model_id: int) -> None:
         def load(ses: Session) -> tuple[dict[str, Any] | None, m.ServiceFront | None]:
             table = routing_table(ses, space_id, model_id)
-            row = ses.scalar(
-                select(m.ServiceFront).where(
-                    m.ServiceFront.space_id == space_id, m.ServiceFront.model_id == model_id
-                )
-            )
+            row = front_of(ses, space_id, model_id)
             if row is None and table is not None:
                 row = m.ServiceFront(
                     space_id=space_id, model_id=model_id, front_name=table["service"], state="starting"
@@ -269,17 +265,20 @@ async def _wait_healthy(endpoint: str, adapter: Adapter, external_id: str) -> No
             await asyncio.sleep(0.05)
 
 
-def _endpoint(ses: Session, space_id: int | None, model_id: int) -> str | None:
-    row = ses.scalar(
+def front_of(ses: Session, space_id: int | None, model_id: int) -> m.ServiceFront | None:
+    """The front of the model in the space, if it has one."""
+    return ses.scalar(
         select(m.ServiceFront).where(m.ServiceFront.space_id == space_id, m.ServiceFront.model_id == model_id)
     )
+
+
+def _endpoint(ses: Session, space_id: int | None, model_id: int) -> str | None:
+    row = front_of(ses, space_id, model_id)
     return row.endpoint if row is not None and row.state == "ready" else None
 
 
 def _mark(ses: Session, space_id: int | None, model_id: int, state: str, reason: str) -> None:
-    row = ses.scalar(
-        select(m.ServiceFront).where(m.ServiceFront.space_id == space_id, m.ServiceFront.model_id == model_id)
-    )
+    row = front_of(ses, space_id, model_id)
     if row is not None:
         row.state, row.reason = state, reason[:1000]
         if state == "stopped":

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from control import audit
 from control import schemas as s
 from control.errors import InvalidSpec
-from control.fronts import ADMIN
+from control.fronts import ADMIN, front_endpoint
 from control.store import models as m
 from control.store.models import utcnow
 
@@ -98,6 +98,8 @@ def _candidates(ses: Session) -> list[Candidate]:
             m.Service.traffic_weight < 100,
         )
     ).all()
+    if not rows:
+        return []  # nothing between 0 and 100%: no grey release under way
     newest: dict[tuple[int | None, int], int] = {}
     for svc in ses.scalars(select(m.Service).where(m.Service.state == s.ServiceState.READY.value)):
         key = (svc.space_id, svc.model_id)
@@ -117,12 +119,7 @@ def _candidates(ses: Session) -> list[Candidate]:
             continue
         if plan is None:
             continue
-        front = ses.scalar(
-            select(m.ServiceFront).where(
-                m.ServiceFront.space_id == svc.space_id, m.ServiceFront.model_id == svc.model_id
-            )
-        )
-        endpoint = front.endpoint if front is not None and front.state == "ready" else None
+        endpoint = front_endpoint(ses, svc)
         out.append(
             Candidate(
                 svc.id, svc.service_name, svc.space_id, svc.traffic_weight, svc.weight_since, endpoint, plan

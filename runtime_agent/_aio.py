@@ -64,13 +64,7 @@ class DedicatedThread:
 
     def _loop(self) -> None:
         while (item := self._queue.get()) is not None:
-            fn, args, loop, future = item
-            try:
-                outcome: tuple[bool, Any] = (True, fn(*args))
-            except BaseException as exc:  # handed to the awaiting task
-                outcome = (False, exc)
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
-                loop.call_soon_threadsafe(_settle, future, *outcome)
+            call_and_settle(*item)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` on this thread (after earlier calls) and await its result."""
@@ -97,6 +91,21 @@ async def cancel_and_wait(task: asyncio.Task[Any]) -> None:
         current = asyncio.current_task()
         if current is not None and current.cancelling():
             raise
+
+
+def call_and_settle(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    loop: asyncio.AbstractEventLoop,
+    future: asyncio.Future[Any],
+) -> None:
+    """In a worker thread: run `fn(*args)` and hand its result or exception to `future` on `loop`."""
+    try:
+        outcome: tuple[bool, Any] = (True, fn(*args))
+    except BaseException as exc:  # handed to the awaiting task
+        outcome = (False, exc)
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+        loop.call_soon_threadsafe(_settle, future, *outcome)
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:

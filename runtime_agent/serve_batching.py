@@ -26,7 +26,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from runtime_agent._aio import in_daemon_thread
+from runtime_agent._aio import call_and_settle, in_daemon_thread
 from runtime_agent.errors import ModelError
 
 if TYPE_CHECKING:
@@ -301,13 +301,7 @@ class WorkerThread:
                 continue
             if item is None:  # aclose
                 return
-            fn, args, loop, future = item
-            try:
-                outcome: tuple[bool, Any] = (True, fn(*args))
-            except BaseException as exc:  # handed to the awaiting task
-                outcome = (False, exc)
-            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
-                loop.call_soon_threadsafe(_settle, future, *outcome)
+            call_and_settle(*item)
 
     async def aclose(self) -> None:
         """End the thread once the calls given to it have run, and wait for that."""
@@ -317,12 +311,3 @@ class WorkerThread:
                 self._queue.put(None)
         if thread is not None:
             await in_daemon_thread(thread.join)
-
-
-def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.done():
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
